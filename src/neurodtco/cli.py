@@ -1,0 +1,207 @@
+"""Command-line interface: a thin layer over the Python API.
+
+Every command that takes ``--json`` prints one JSON object on the last line of standard output;
+progress and tables go to standard error so that line stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Design-technology co-optimization of fully analog ReRAM inference circuits.")
+err = Console(stderr=True)
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """Print the machine-readable result as one JSON object on the last line of stdout."""
+    sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def fail(message: str) -> None:
+    """Stop with a clear message and exit code 2."""
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the API's validation errors into one-line CLI errors."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def progress_bar(description: str, total: int, quiet: bool = False) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields ``advance(n_done)``."""
+    if quiet:
+        yield lambda done, total_=None: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done, total_=None: bar.update(task, completed=done)
+
+
+def load_or_train(model: Optional[Path], seed: int, quiet: bool) -> tuple[Any, Any, float]:
+    """The dataset and the network (a model file, or the cached default); returns the time spent."""
+    from .data import load_digits
+    from .network import NetworkConfig, default_network, load_network
+
+    start = time.perf_counter()
+    dataset = load_digits(seed=seed)
+    if model is not None:
+        net = load_network(model)
+        if net.config.widths[0] != dataset.n_features:
+            raise ValueError(f"model {str(model)!r} expects {net.config.widths[0]} inputs; the digits have {dataset.n_features}")
+    else:
+        config = NetworkConfig()
+        with progress_bar("training the default network", config.epochs, quiet) as advance:
+            net = default_network(dataset, config, data_seed=seed, progress=lambda done, total: advance(done))
+    return dataset, net, time.perf_counter() - start
+
+
+def circuit_options(cell: str, r_on_ohm: float, r_off_ohm: float, v_read_v: float, wire_ohm: float,
+                    gain: float, layout: str) -> Any:
+    """The mapping settings the CLI options describe."""
+    from .mapping import MappingConfig
+
+    return MappingConfig(cell=cell, r_on_ohm=r_on_ohm, r_off_ohm=r_off_ohm, v_read_v=v_read_v,
+                         r_word_ohm=wire_ohm, r_bit_ohm=wire_ohm, layout=layout, open_loop_gain=gain)
+
+
+ModelOpt = typer.Option(None, "--model", help="Model file from `neurodtco train`; default: the cached default network.")
+SeedOpt = typer.Option(0, "--seed", help="Seed of the data split (and of training for `train`).")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object on the last line of stdout.")
+CellOpt = typer.Option("linear", "--cell", help="Cell model: linear or gap (I0 exp(-g/g0) sinh(V/V0)).")
+RonOpt = typer.Option(10e3, "--r-on", help="On-state resistance (ohm).")
+RoffOpt = typer.Option(1e6, "--r-off", help="Off-state resistance (ohm).")
+VreadOpt = typer.Option(0.2, "--v-read", help="Read voltage: a pixel of 1 drives this many volts.")
+WireOpt = typer.Option(1.0, "--wire-ohm", help="Resistance of one word-line or bit-line segment (ohm).")
+GainOpt = typer.Option(math.inf, "--gain", help="Op-amp open-loop gain (V/V); inf for ideal.")
+LayoutOpt = typer.Option("interleaved", "--layout", help="Differential pair columns: interleaved or split.")
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(Path("model.pt"), "--out", help="Where to save the trained network."),
+    hidden: str = typer.Option("8,8,8", "--hidden", help="Hidden widths, comma separated."),
+    epochs: int = typer.Option(300, "--epochs", help="Training epochs."),
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Train the MLP on the 8x8 digits and save it with its configuration."""
+    from .data import load_digits
+    from .network import NetworkConfig
+    from .network import train as train_network
+
+    with user_errors():
+        try:
+            widths = tuple(int(h) for h in hidden.split(",") if h.strip())
+        except ValueError:
+            raise ValueError(f"--hidden {hidden!r} must be comma-separated integers, e.g. 8,8,8") from None
+        dataset = load_digits(seed=seed)
+        config = NetworkConfig(widths=(dataset.n_features, *widths, dataset.n_classes), epochs=epochs, seed=seed)
+        start = time.perf_counter()
+        with progress_bar("training", epochs, as_json) as advance:
+            net = train_network(dataset, config, progress=lambda done, total: advance(done))
+        elapsed = time.perf_counter() - start
+        net.save(out)
+    acc = net.history["test_accuracy"]
+    if as_json:
+        emit_json({"software_accuracy": acc, "train_accuracy": net.history["train_accuracy"], "model": str(out),
+                   "widths": list(config.widths), "seed": seed, "n_test": len(dataset.y_test),
+                   "timings": {"train_s": elapsed}})
+    else:
+        typer.echo(f"trained {'-'.join(map(str, config.widths))} in {elapsed:.1f} s: "
+                   f"test accuracy {acc:.2%} on {len(dataset.y_test)} images; saved to {out}")
+
+
+@app.command()
+def simulate(
+    model: Optional[Path] = ModelOpt,
+    engine: str = typer.Option("ideal", "--engine", help="ideal, nodal or ngspice."),
+    cell: str = CellOpt,
+    r_on_ohm: float = RonOpt,
+    r_off_ohm: float = RoffOpt,
+    v_read_v: float = VreadOpt,
+    wire_ohm: float = WireOpt,
+    gain: float = GainOpt,
+    layout: str = LayoutOpt,
+    n_images: Optional[int] = typer.Option(None, "--n-images", help="Simulate only the first N test images."),
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Map the network onto the circuit and report its accuracy on the test images."""
+    from .data import to_voltages
+    from .engines import simulate as run_engine
+    from .mapping import map_network
+
+    with user_errors():
+        dataset, net, t_model = load_or_train(model, seed, as_json)
+        config = circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout)
+        start = time.perf_counter()
+        circuit = map_network(net, config)
+        t_map = time.perf_counter() - start
+        x, y = dataset.x_test, dataset.y_test
+        if n_images is not None:
+            if n_images < 1:
+                raise ValueError(f"--n-images {n_images} must be >= 1")
+            x, y = x[:n_images], y[:n_images]
+        start = time.perf_counter()
+        result = run_engine(circuit, to_voltages(x, v_read_v), engine=engine)
+        t_sim = time.perf_counter() - start
+    payload = {
+        "accuracy": result.accuracy(y),
+        "software_accuracy": net.accuracy(x, y),
+        "engine": engine,
+        "n_test": int(len(y)),
+        "cell": cell,
+        "wire_ohm": wire_ohm,
+        "timings": {"model_s": t_model, "map_s": t_map, "simulate_s": t_sim,
+                    "per_image_s": t_sim / len(y)},
+    }
+    if as_json:
+        emit_json(payload)
+    else:
+        typer.echo(f"{engine} circuit: accuracy {payload['accuracy']:.2%} on {len(y)} test images "
+                   f"(software {payload['software_accuracy']:.2%}); simulated in {t_sim:.3g} s")
+
+
+@app.command()
+def demo(
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """The main job on the embedded default: train (or reuse) the network and simulate the circuit."""
+    simulate(model=None, engine="ideal", cell="linear", r_on_ohm=10e3, r_off_ohm=1e6, v_read_v=0.2, wire_ohm=1.0,
+             gain=math.inf, layout="interleaved", n_images=None, seed=seed, as_json=as_json)
+
+
+# Further commands are registered below this line.
+
+
+def main() -> None:
+    """Entry point for ``python -m neurodtco``."""
+    app()

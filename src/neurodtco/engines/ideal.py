@@ -1,0 +1,56 @@
+"""Ideal wires and ideal op-amps: each cell sees exactly its row's drive voltage."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..circuit import Circuit, Layer
+from .base import SimulationResult
+
+
+def layer_column_currents(circuit: Circuit, layer: Layer, inputs_v: np.ndarray) -> np.ndarray:
+    """Column currents ``[batch, columns]`` with every cell across its row voltage and 0 V."""
+    rows = layer.row_voltages(inputs_v)
+    if circuit.cell.is_linear:
+        return rows @ layer.conductance
+    return circuit.cell.current(layer.conductance[None], rows[:, :, None]).sum(axis=1)
+
+
+class IdealEngine:
+    """Matrix products and ideal op-amps; the cell model's I-V is honoured, wires are not."""
+
+    name = "ideal"
+
+    def run(self, circuit: Circuit, inputs_v: np.ndarray, *, return_hidden: bool = False,
+            return_nodes: bool = False, return_power: bool = False) -> SimulationResult:
+        """Simulate a batch; node voltages are the row drives (word) and 0 V (bit)."""
+        x = circuit.check_inputs(inputs_v)
+        hidden, nodes = [], []
+        power = np.zeros(len(x))
+        for index, layer in enumerate(circuit.layers):
+            currents = layer_column_currents(circuit, layer, x)
+            neuron = layer.neuron
+            tia = -neuron.feedback_resistance_ohm * currents
+            diff = neuron.difference_gain * (tia[:, layer.minus_columns] - tia[:, layer.plus_columns])
+            out = neuron.activate(diff)
+            if return_power:
+                power += np.sum(layer.row_voltages(x) * _row_currents(circuit, layer, x), axis=1)
+            if return_nodes:
+                rows = layer.row_voltages(x)
+                nodes.append({
+                    "word": np.repeat(rows[:, :, None], layer.n_columns, axis=2),
+                    "bit": np.zeros((len(x), layer.n_rows, layer.n_columns)),
+                    "neuron_in": np.zeros((len(x), layer.n_columns)),
+                    "tia_out": tia,
+                    "difference_out": diff,
+                })
+            if index < circuit.n_layers - 1:
+                hidden.append(out)
+            x = out
+        return SimulationResult(outputs_v=x, engine=self.name, hidden_v=hidden if return_hidden else None,
+                                nodes=nodes if return_nodes else None, power_w=power if return_power else None)
+
+
+def _row_currents(circuit: Circuit, layer: Layer, inputs_v: np.ndarray) -> np.ndarray:
+    rows = layer.row_voltages(inputs_v)
+    return circuit.cell.current(layer.conductance[None], rows[:, :, None]).sum(axis=2)
