@@ -16,6 +16,7 @@ from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -39,7 +40,7 @@ def _json_default(value: Any) -> Any:
 
 def fail(message: str) -> None:
     """Stop with a clear message and exit code 2."""
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 
