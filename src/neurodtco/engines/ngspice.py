@@ -1,0 +1,219 @@
+"""The ngspice engine: write the netlist, run Debian's ngspice 39 in batch mode, read the rawfile.
+
+It is the reference the nodal engine is checked against, so it aims at exactness, not speed:
+tight tolerances (see ``netlist.DEFAULT_RELTOL``), one ``.dc`` sweep per chunk of input vectors
+(ngspice orders its sparse matrix once per run, and that ordering dominates the cost), and an
+ASCII rawfile with 16 significant digits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .. import netlist as nl
+from ..circuit import Circuit
+from .base import SimulationResult
+
+#: The rawfile name every netlist run by this engine must write (relative to its working directory).
+RAWFILE = "out.raw"
+_NETLIST = "circuit.cir"
+
+
+class NgspiceEngine:
+    """Runs the whole circuit in ngspice (subprocess, ASCII rawfile); same results as ``nodal``."""
+
+    name = "ngspice"
+
+    def __init__(
+        self,
+        executable: str = "ngspice",
+        chunk_size: int = 250,
+        reltol: float = nl.DEFAULT_RELTOL,
+        vntol_v: float = nl.DEFAULT_VNTOL_V,
+        abstol_a: float = nl.DEFAULT_ABSTOL_A,
+        timeout_s: Optional[float] = None,
+        keep_dir: Optional[str | Path] = None,
+    ) -> None:
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size={chunk_size!r} is not accepted: expected an integer >= 1 (input vectors per ngspice run)")
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s={timeout_s!r} is not accepted: expected seconds > 0, or None for no limit")
+        self.executable = executable
+        self.chunk_size = chunk_size
+        self.reltol = reltol
+        self.vntol_v = vntol_v
+        self.abstol_a = abstol_a
+        self.timeout_s = timeout_s
+        self.keep_dir = Path(keep_dir) if keep_dir is not None else None
+
+    def run(self, circuit: Circuit, inputs_v: np.ndarray, *, return_hidden: bool = False,
+            return_nodes: bool = False, return_power: bool = False) -> SimulationResult:
+        """Simulate ``inputs_v`` ``[batch, n_inputs]`` through the whole circuit in ngspice."""
+        x = circuit.check_inputs(inputs_v)
+        binary = self._binary()
+        vectors = nl.node_vectors(circuit, hidden=return_hidden, nodes=return_nodes, power=return_power)
+        columns: dict[str, list[np.ndarray]] = {name: [] for name in vectors}
+        start = time.perf_counter()
+        n_runs = 0
+        for first in range(0, len(x), self.chunk_size):
+            chunk = x[first:first + self.chunk_size]
+            text = nl.write_spice(circuit, chunk, save=vectors, rawfile=RAWFILE, reltol=self.reltol,
+                                  vntol_v=self.vntol_v, abstol_a=self.abstol_a)
+            values = self.run_netlist(text, len(chunk), vectors, tag=f"chunk{n_runs}", binary=binary)
+            for name in vectors:
+                columns[name].append(values[name])
+            n_runs += 1
+        elapsed = time.perf_counter() - start
+
+        def vec(name: str) -> np.ndarray:
+            return np.concatenate(columns[name]) if columns[name] else np.zeros(0)
+
+        def stack(names: list[str]) -> np.ndarray:
+            return np.stack([vec(n) for n in names], axis=1) if names else np.zeros((len(x), 0))
+
+        hidden, nodes = [], []
+        power = np.zeros(len(x))
+        outputs = None
+        for l, layer in enumerate(circuit.layers):
+            last = l == circuit.n_layers - 1
+            acts = None
+            if last or return_hidden or return_power:
+                acts = stack([f"v({nl.activation_node(l, k)})" for k in range(layer.n_outputs)])
+            if last:
+                outputs = acts
+            elif return_hidden:
+                hidden.append(acts)
+            if return_nodes:
+                rows, cols = layer.n_rows, layer.n_columns
+                word = np.stack([stack([f"v({nl.word_node(l, i, j)})" for j in range(cols)]) for i in range(rows)], axis=1)
+                bit = np.stack([stack([f"v({nl.bit_node(l, i, j)})" for j in range(cols)]) for i in range(rows)], axis=1)
+                nodes.append({
+                    "word": word,
+                    "bit": bit,
+                    "neuron_in": stack([f"v({nl.neuron_in_node(l, j)})" for j in range(cols)]),
+                    "tia_out": stack([f"v({nl.tia_out_node(l, j)})" for j in range(cols)]),
+                    "difference_out": stack([f"v({nl.difference_node(l, k)})" for k in range(layer.n_outputs)]),
+                })
+            if return_power:
+                v_rows = stack([f"v({nl.row_start_node(l, i)})" for i in range(layer.n_rows)])
+                i_rows = stack([f"i({nl.drive_meter(l, i)})" for i in range(layer.n_rows)])
+                power += np.sum(v_rows * i_rows, axis=1)
+        info = {"ngspice_s": elapsed, "ngspice_runs": n_runs, "chunk_size": self.chunk_size,
+                "per_image_s": elapsed / max(len(x), 1), "reltol": self.reltol}
+        return SimulationResult(outputs_v=outputs, engine=self.name, hidden_v=hidden if return_hidden else None,
+                                nodes=nodes if return_nodes else None, power_w=power if return_power else None,
+                                info=info)
+
+    def _binary(self) -> str:
+        found = shutil.which(self.executable)
+        if found is None:
+            raise RuntimeError(
+                f"ngspice executable {self.executable!r} was not found on PATH; install it "
+                "(Debian/Ubuntu: apt-get install ngspice, or `make system-tools`) or pass executable=<path>"
+            )
+        return found
+
+    def run_netlist(self, text: str, n_points: int, vectors: Sequence[str] = (), *, tag: str = "run",
+                    binary: Optional[str] = None) -> dict[str, np.ndarray]:
+        """Run one netlist that sweeps ``n_points`` DC points and writes ``out.raw``; returns its vectors.
+
+        Raises ``RuntimeError`` when ngspice is missing, fails, or stops before the last point, and
+        ``ValueError`` when its rawfile cannot be read or lacks one of ``vectors``; both carry the
+        tail of ngspice's own output.
+        """
+        binary = binary or self._binary()
+        with tempfile.TemporaryDirectory(prefix="neurodtco-ngspice-") as tmp:
+            work = Path(tmp)
+            (work / _NETLIST).write_text(text)
+            env = dict(os.environ, LC_ALL="C")  # ngspice must print and read numbers with a '.'
+            try:
+                proc = subprocess.run([binary, "-b", _NETLIST], cwd=work, capture_output=True, text=True,
+                                      timeout=self.timeout_s, env=env, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired as exc:
+                raise RuntimeError(f"ngspice did not finish within {self.timeout_s} s; "
+                                   f"its last output:\n{_tail(exc.stdout, exc.stderr)}") from None
+            if self.keep_dir is not None:
+                self.keep_dir.mkdir(parents=True, exist_ok=True)
+                for name in (_NETLIST, RAWFILE):
+                    if (work / name).exists():
+                        shutil.copy(work / name, self.keep_dir / f"{tag}_{name}")
+            log = _tail(proc.stdout, proc.stderr)
+            if proc.returncode != 0:
+                raise RuntimeError(f"ngspice exited with code {proc.returncode}; its output ends with:\n{log}")
+            raw = work / RAWFILE
+            if not raw.exists():
+                raise RuntimeError(f"ngspice wrote no results (the simulation did not run or did not converge); "
+                                   f"its output ends with:\n{log}")
+            try:
+                data = read_rawfile(raw.read_text())
+            except ValueError as exc:
+                raise ValueError(f"cannot read ngspice's rawfile: {exc}; ngspice's output ends with:\n{log}") from None
+        sweep = data.get("v(v-sweep)")
+        if sweep is None or len(sweep) != n_points or not np.array_equal(sweep, np.arange(n_points, dtype=float)):
+            got = 0 if sweep is None else len(sweep)
+            raise RuntimeError(f"ngspice solved {got} of {n_points} input vectors (the sweep stopped early: "
+                               f"no convergence?); its output ends with:\n{log}")
+        missing = [v for v in vectors if v not in data]
+        if missing:
+            raise ValueError(f"ngspice's rawfile lacks {len(missing)} saved vectors, e.g. {missing[:3]}; "
+                             f"its output ends with:\n{log}")
+        return data
+
+
+def read_rawfile(text: str) -> dict[str, np.ndarray]:
+    """Parse an ngspice ASCII rawfile (one real plot) into ``{vector name: values}``."""
+    header, sep, body = text.partition("\nValues:\n")
+    if not sep:
+        raise ValueError("no 'Values:' section (is it a binary or an empty rawfile?)")
+    fields: dict[str, str] = {}
+    names: list[str] = []
+    in_vars = False
+    for line in header.splitlines():
+        if in_vars:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].isdigit():
+                names.append(parts[1].lower())
+                continue
+            in_vars = False
+        key, colon, value = line.partition(":")
+        if colon:
+            fields[key.strip().lower()] = value.strip()
+            if key.strip().lower() == "variables":
+                in_vars = True
+    try:
+        n_vars = int(fields["no. variables"])
+        n_points = int(fields["no. points"])
+    except (KeyError, ValueError):
+        raise ValueError("header lacks 'No. Variables' or 'No. Points'") from None
+    if "complex" in fields.get("flags", "").lower():
+        raise ValueError("complex data: expected a real DC sweep")
+    if len(names) != n_vars:
+        raise ValueError(f"header lists {len(names)} variables but says {n_vars}")
+    tokens = body.split()
+    per_point = n_vars + 1  # the point index precedes each point's values
+    if len(tokens) < n_points * per_point:
+        # A run cut short leaves a header that promises more points than the body holds.
+        n_points = len(tokens) // per_point
+    try:
+        values = np.array(tokens[:n_points * per_point], dtype=np.float64).reshape(n_points, per_point)
+    except ValueError as exc:
+        raise ValueError(f"non-numeric value in the data section ({exc})") from None
+    return {name: values[:, k + 1].copy() for k, name in enumerate(names)}
+
+
+def _tail(stdout: Optional[str | bytes], stderr: Optional[str | bytes], n_lines: int = 25) -> str:
+    def text(s: Optional[str | bytes]) -> str:
+        if s is None:
+            return ""
+        return s.decode(errors="replace") if isinstance(s, bytes) else s
+
+    lines = [ln for ln in (text(stdout) + "\n" + text(stderr)).splitlines() if ln.strip()]
+    return "\n".join(lines[-n_lines:]) or "(no output)"
