@@ -203,6 +203,117 @@ def demo(
 # Further commands are registered below this line.
 
 
+def _first_test_images(dataset: Any, n_images: int, v_read_v: float) -> tuple[Any, Any]:
+    """Input voltages and labels of the first ``n_images`` test images."""
+    from .data import to_voltages
+
+    if n_images < 1 or n_images > len(dataset.y_test):
+        raise ValueError(f"--n-images {n_images} is not accepted: expected 1..{len(dataset.y_test)} (test images)")
+    return to_voltages(dataset.x_test[:n_images], v_read_v), dataset.y_test[:n_images]
+
+
+@app.command()
+def netlist(
+    fmt: str = typer.Option("spice", "--format", help="spice (ngspice) or spectre."),
+    out: Path = typer.Option(..., "--out", help="Netlist file to write."),
+    n_images: int = typer.Option(1, "--n-images", help="Sweep the first N test images as input vectors."),
+    model: Optional[Path] = ModelOpt,
+    cell: str = CellOpt,
+    r_on_ohm: float = RonOpt,
+    r_off_ohm: float = RoffOpt,
+    v_read_v: float = VreadOpt,
+    wire_ohm: float = WireOpt,
+    gain: float = GainOpt,
+    layout: str = LayoutOpt,
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write the whole circuit (all arrays, wires and neurons) as an ngspice or Spectre netlist."""
+    from .mapping import map_network
+    from .netlist import circuit_elements, write_netlist
+
+    with user_errors():
+        if fmt not in ("spice", "spectre"):
+            raise ValueError(f"--format {fmt!r} is not accepted: choose spice or spectre")
+        dataset, net, _ = load_or_train(model, seed, as_json)
+        circuit = map_network(net, circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout))
+        x, _ = _first_test_images(dataset, n_images, v_read_v)
+        path = write_netlist(circuit, x, out, fmt)  # type: ignore[arg-type]
+    n_elements = len(circuit_elements(circuit))
+    payload = {"path": str(path), "format": fmt, "n_images": n_images, "n_elements": n_elements,
+               "bytes": path.stat().st_size, "cell": cell, "wire_ohm": wire_ohm, "gain": gain}
+    if as_json:
+        emit_json(payload)
+    else:
+        run_hint = f"ngspice -b {path}" if fmt == "spice" else f"spectre {path}"
+        typer.echo(f"wrote {fmt} netlist {path}: {n_elements} elements, {n_images} input vector(s); run: {run_hint}")
+
+
+@app.command()
+def verify(
+    n_images: int = typer.Option(20, "--n-images", help="Compare on the first N test images."),
+    model: Optional[Path] = ModelOpt,
+    cell: str = CellOpt,
+    r_on_ohm: float = RonOpt,
+    r_off_ohm: float = RoffOpt,
+    v_read_v: float = VreadOpt,
+    wire_ohm: float = WireOpt,
+    gain: float = typer.Option(1e4, "--gain", help="Op-amp open-loop gain (V/V); inf for ideal."),
+    layout: str = LayoutOpt,
+    tolerance_v: float = typer.Option(1e-6, "--tolerance", help="Largest accepted output difference (V)."),
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run the nodal engine and ngspice on the same circuit and images; report their largest difference."""
+    import numpy as np
+
+    from .engines import simulate as run_engine
+    from .mapping import map_network
+
+    with user_errors():
+        if not tolerance_v > 0:
+            raise ValueError(f"--tolerance {tolerance_v} is not accepted: expected volts > 0")
+        dataset, net, _ = load_or_train(model, seed, as_json)
+        circuit = map_network(net, circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout))
+        x, y = _first_test_images(dataset, n_images, v_read_v)
+        timings = {}
+        results = {}
+        for name in ("nodal", "ngspice"):
+            start = time.perf_counter()
+            try:
+                results[name] = run_engine(circuit, x, engine=name, return_hidden=True)
+            except RuntimeError as exc:
+                raise ValueError(f"the {name} engine failed: {exc}") from None
+            timings[f"{name}_s"] = time.perf_counter() - start
+            timings[f"{name}_per_image_s"] = timings[f"{name}_s"] / n_images
+    a, b = results["nodal"], results["ngspice"]
+    diff = float(np.max(np.abs(a.outputs_v - b.outputs_v)))
+    hidden_diff = max((float(np.max(np.abs(p - q))) for p, q in zip(a.hidden_v or [], b.hidden_v or [])), default=0.0)
+    same_class = a.predictions() == b.predictions()
+    payload = {
+        "max_abs_difference_v": diff,
+        "max_abs_hidden_difference_v": hidden_diff,
+        "n_images": n_images,
+        "tolerance_v": tolerance_v,
+        "agree": diff <= tolerance_v,
+        "predictions_agree": bool(np.all(same_class)),
+        "n_prediction_mismatches": int(np.sum(~same_class)),
+        "accuracy": {"nodal": a.accuracy(y), "ngspice": b.accuracy(y)},
+        "cell": cell, "wire_ohm": wire_ohm, "gain": gain,
+        "timings": {**timings, "speedup": timings["ngspice_s"] / max(timings["nodal_s"], 1e-12)},
+    }
+    if as_json:
+        emit_json(payload)
+    else:
+        verdict = "agree" if payload["agree"] else "DISAGREE"
+        typer.echo(f"nodal and ngspice {verdict}: largest output difference {diff:.3g} V over {n_images} images "
+                   f"(tolerance {tolerance_v:g} V); same class for {n_images - payload['n_prediction_mismatches']}"
+                   f"/{n_images}; nodal {timings['nodal_per_image_s'] * 1e3:.3g} ms/image, ngspice "
+                   f"{timings['ngspice_per_image_s'] * 1e3:.3g} ms/image")
+    if not payload["agree"]:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Entry point for ``python -m neurodtco``."""
     app()
