@@ -1,0 +1,321 @@
+"""What a worker does: build the circuits of a task, simulate them, fit the correctors.
+
+Every function here is pure given its arguments (the study, the network's weights, the task), so
+a task gives bit-identical rows in any process, on any executor, in any order. Workers return
+their rows and arrays to the runner, which alone writes the store: a Dask worker on another
+machine needs no shared file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from .schema import Study
+from .tasks import CircuitPoint, Task, stable_seed
+
+
+@dataclass(frozen=True, eq=False)
+class Setup:
+    """What every task needs, small enough to ship to each worker: the study and the network's weights."""
+
+    study: dict[str, Any]
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    fingerprint: str
+    software_accuracy: float
+
+
+@dataclass(eq=False)
+class TaskOutput:
+    """A finished task: its table rows, the arrays to keep beside them, and timing information."""
+
+    table: pd.DataFrame
+    arrays: Optional[dict[str, np.ndarray]] = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def weights_fingerprint(weights: list[np.ndarray], biases: list[np.ndarray]) -> str:
+    """SHA-256 (16 hex digits) of the network's parameters: the same weights give the same tasks."""
+    h = hashlib.sha256()
+    for a in (*weights, *biases):
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def prepare_setup(study: Study, progress: Optional[Callable[[int, int], None]] = None) -> Setup:
+    """Load (or train and cache) the study's network once, in the runner, and pack it for the workers."""
+    from ..data import load_digits
+    from ..network import default_network, load_network
+
+    dataset = load_digits(seed=study.dataset.seed, n_test=study.dataset.n_test)
+    if study.network.model is not None:
+        net = load_network(study.network.model)
+        if net.config.widths[0] != dataset.n_features:
+            raise ValueError(f"network.model {study.network.model!r} expects {net.config.widths[0]} inputs; "
+                             f"the dataset has {dataset.n_features}")
+    else:
+        net = default_network(dataset, study.network.to_config(), data_seed=study.dataset.seed, progress=progress)
+    weights, biases = net.weights, net.biases
+    return Setup(study=study.canonical(), weights=tuple(weights), biases=tuple(biases),
+                 fingerprint=weights_fingerprint(weights, biases),
+                 software_accuracy=net.accuracy(dataset.x_test, dataset.y_test))
+
+
+@dataclass(frozen=True, eq=False)
+class _Context:
+    study: Study
+    circuit: Any
+    engine: Any
+    x_all_v: np.ndarray
+    y_all: np.ndarray
+    n_train: int
+
+
+_CONTEXTS: dict[str, _Context] = {}
+
+
+def _context(setup: Setup) -> _Context:
+    """The healthy circuit, the engine and the images, built once per worker process."""
+    key = setup.fingerprint + hashlib.sha256(repr(sorted(setup.study.items())).encode()).hexdigest()
+    ctx = _CONTEXTS.get(key)
+    if ctx is not None:
+        return ctx
+    import torch
+
+    from ..data import load_digits, to_voltages
+    from ..engines import get_engine
+    from ..mapping import map_weights
+
+    torch.set_num_threads(1)  # many small fits: one thread per worker is fastest and reproducible
+    study = Study.model_validate(setup.study)
+    dataset = load_digits(seed=study.dataset.seed, n_test=study.dataset.n_test)
+    mapping = study.circuit.to_config()
+    circuit = map_weights(list(setup.weights), list(setup.biases), mapping)
+    ctx = _Context(study=study, circuit=circuit, engine=get_engine(study.engine, **study.engine_options),
+                   x_all_v=to_voltages(dataset.x_all, mapping.v_read_v), y_all=dataset.y_all,
+                   n_train=len(dataset.y_train))
+    _CONTEXTS.clear()  # one study at a time per worker; do not hoard circuits
+    _CONTEXTS[key] = ctx
+    return ctx
+
+
+def execute_task(task: Task, setup: Setup, inputs: Optional[dict[str, np.ndarray]] = None) -> TaskOutput:
+    """Run one task in the current process (the function every executor ships to its workers)."""
+    from threadpoolctl import threadpool_limits
+
+    start = time.perf_counter()
+    with threadpool_limits(limits=1):  # one BLAS thread per worker process: no oversubscription
+        if task.stage == "circuits":
+            out = _run_circuits(task, setup)
+        elif task.stage == "cross":
+            if inputs is None:
+                raise ValueError(f"cross task {task.id} needs the stored voltages of its dependencies")
+            out = _run_cross(task, setup, inputs)
+        else:
+            raise ValueError(f"unknown task stage {task.stage!r}; expected 'circuits' or 'cross'")
+    out.info.update({"task_id": task.id, "stage": task.stage, "elapsed_s": time.perf_counter() - start,
+                     "pid": os.getpid(), "host": socket.gethostname()})
+    return out
+
+
+# ----------------------------------------------------------------------------- circuits tasks
+
+def build_circuit(ctx_circuit: Any, study: Study, point: CircuitPoint) -> tuple[Any, Optional[np.ndarray], float, str]:
+    """The circuit of one grid point: imperfections, then the defect; returns (circuit, mask, density, record)."""
+    circuit = ctx_circuit
+    record = ""
+    if study.imperfections:
+        from ..imperfections import apply_imperfections  # type: ignore[attr-defined]
+
+        circuit, rec = apply_imperfections(circuit, [dict(s) for s in study.imperfections], point.imperfection_seed)
+        record = _json_text(rec)
+    if point.is_healthy:
+        return circuit, None, 0.0, record
+    from ..defects import Defect, apply_defects
+
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in point.params}
+    defect = Defect(pattern=point.pattern, layers=(point.array,), kind=point.kind, params=params,
+                    density=point.severity)
+    circuit, rec = apply_defects(circuit, [defect], seed=point.defect_seed)
+    mask = np.asarray(rec.masks[point.array], dtype=bool)
+    return circuit, mask, float(rec.density[point.array]), record
+
+
+def _json_text(record: Any) -> str:
+    import json
+
+    if hasattr(record, "to_dict"):
+        record = record.to_dict()
+    elif hasattr(record, "__dataclass_fields__"):
+        import dataclasses
+
+        record = dataclasses.asdict(record)
+    return json.dumps(record, sort_keys=True, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+
+
+def _accuracy(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Accuracy along the last axis (works for one circuit or a batch)."""
+    return np.mean(np.asarray(pred) == np.asarray(labels), axis=-1)
+
+
+def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
+    ctx = _context(setup)
+    study = ctx.study
+    t0 = time.perf_counter()
+    outputs, masks, densities, records = [], [], [], []
+    for point in task.circuits:
+        circuit, mask, density, record = build_circuit(ctx.circuit, study, point)
+        outputs.append(ctx.engine.run(circuit, ctx.x_all_v).outputs_v)
+        masks.append(mask)
+        densities.append(density)
+        records.append(record)
+    t_sim = time.perf_counter() - t0
+    v = np.stack(outputs)  # [K, images, outputs], train images first
+    n_tr = ctx.n_train
+    y_tr, y_te = ctx.y_all[:n_tr], ctx.y_all[n_tr:]
+    raw = np.argmax(v, axis=2)
+    acc_before = _accuracy(raw[:, n_tr:], y_te)
+    acc_train_before = _accuracy(raw[:, :n_tr], y_tr)
+    acc_all_before = _accuracy(raw, ctx.y_all)
+
+    results: list[tuple[str, int, int, np.ndarray, np.ndarray]] = [
+        ("none", 0, 0, acc_before, acc_train_before)]
+    t1 = time.perf_counter()
+    results.extend(_fit_correctors(study, v, y_tr, y_te, n_tr))
+    t_fit = time.perf_counter() - t1
+
+    rows = []
+    for k, point in enumerate(task.circuits):
+        cells_hit = int(masks[k].sum()) if masks[k] is not None else 0
+        for corrector, hidden, n_params, acc, acc_train in results:
+            rows.append({
+                "task_id": task.id, "circuit_id": point.circuit_id, "pattern": point.pattern, "kind": point.kind,
+                "array": point.array, "severity": point.severity, "instance": point.instance,
+                "defect_seed": point.defect_seed, "density": densities[k], "cells_hit": cells_hit,
+                "corrector": corrector, "hidden": hidden, "n_parameters": n_params,
+                "accuracy": float(acc[k]), "accuracy_train": float(acc_train[k]),
+                "accuracy_before": float(acc_before[k]), "accuracy_all_before": float(acc_all_before[k]),
+                "software_accuracy": setup.software_accuracy, "imperfections": records[k],
+            })
+    table = pd.DataFrame(rows, columns=CIRCUIT_COLUMNS)
+    arrays: Optional[dict[str, np.ndarray]] = None
+    if study.outputs.save_voltages or any(p.is_healthy for p in task.circuits):
+        arrays = {"circuit_ids": np.array([p.circuit_id for p in task.circuits]),
+                  "outputs_v": v.astype(np.float32)}
+        if all(m is not None for m in masks):
+            arrays["masks"] = np.stack(masks)
+        if any(p.is_healthy for p in task.circuits):
+            # The report draws defect maps on the programmed conductances and needs the labels.
+            for i, layer in enumerate(ctx.circuit.layers):
+                arrays[f"conductance_{i}"] = np.asarray(layer.conductance)
+            arrays["labels"] = ctx.y_all.astype(np.int16)
+            arrays["n_train"] = np.array(n_tr)
+    info = {"n_circuits": len(task.circuits), "n_images": int(v.shape[1]),
+            "n_inferences": int(v.shape[0] * v.shape[1]), "simulate_s": t_sim, "fit_s": t_fit,
+            "n_fits": len(task.circuits) * (len(results) - 1)}
+    return TaskOutput(table=table, arrays=arrays, info=info)
+
+
+CIRCUIT_COLUMNS = ["task_id", "circuit_id", "pattern", "kind", "array", "severity", "instance", "defect_seed",
+                   "density", "cells_hit", "corrector", "hidden", "n_parameters", "accuracy", "accuracy_train",
+                   "accuracy_before", "accuracy_all_before", "software_accuracy", "imperfections"]
+CROSS_COLUMNS = ["task_id", "array", "kind", "severity", "instance", "train_pattern", "test_pattern", "hidden",
+                 "n_parameters", "accuracy", "accuracy_before"]
+
+
+def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray,
+                    n_tr: int) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
+    """Fit every corrector of the study on every circuit; MLPs batched over the circuits."""
+    out = []
+    spec = study.correctors
+    if spec.hidden:
+        from ..correction import BatchedMLPCorrector
+
+        for h in spec.hidden:
+            model = BatchedMLPCorrector(hidden=h, seed=stable_seed(study.seeds.correctors, "mlp", h), **spec.options)
+            model.fit(v[:, :n_tr], y_tr)
+            acc = _accuracy(model.predict(v[:, n_tr:]), y_te)
+            acc_train = _accuracy(model.predict(v[:, :n_tr]), y_tr)
+            out.append(("mlp", h, int(model.n_parameters), acc, acc_train))
+    for name in spec.baselines:
+        acc, acc_train, n_params = np.zeros(len(v)), np.zeros(len(v)), 0
+        for k in range(len(v)):
+            model = _baseline(name, stable_seed(study.seeds.correctors, name))
+            model.fit(v[k, :n_tr], y_tr)
+            acc[k] = _accuracy(model.predict(v[k, n_tr:]), y_te)
+            acc_train[k] = _accuracy(model.predict(v[k, :n_tr]), y_tr)
+            n_params = int(model.n_parameters)
+        out.append((name, 0, n_params, acc, acc_train))
+    return out
+
+
+def _baseline(name: str, seed: int) -> Any:
+    """A baseline corrector by its study-file name."""
+    import inspect
+
+    from .. import correction
+
+    cls = {"affine": correction.AffineCalibration, "logistic": correction.LogisticCorrector}[name]
+    accepts_seed = "seed" in inspect.signature(cls).parameters
+    return cls(seed=seed) if accepts_seed else cls()
+
+
+# ----------------------------------------------------------------------------- cross tasks
+
+def _run_cross(task: Task, setup: Setup, inputs: dict[str, np.ndarray]) -> TaskOutput:
+    """Correctors trained on a chip with pattern A, tested on the chip with pattern B at the same grid point."""
+    from ..correction import BatchedMLPCorrector
+
+    ctx = _context(setup)
+    study = ctx.study
+    group = dict(task.group)
+    n_tr = ctx.n_train
+    y_tr, y_te = ctx.y_all[:n_tr], ctx.y_all[n_tr:]
+    patterns = list(study.defects.patterns)
+    keys = sorted({(p.severity, p.instance) for p in task.circuits})
+    by_point = {(p.pattern, p.severity, p.instance): p.circuit_id for p in task.circuits}
+
+    def volts(pattern: str, key: tuple[float, int]) -> np.ndarray:
+        return np.asarray(inputs[by_point[(pattern, *key)]], dtype=np.float64)
+
+    h = study.cross_defect.hidden
+    t0 = time.perf_counter()
+    train_sets = [(a, key, volts(a, key)[:n_tr]) for a in patterns for key in keys]
+    model = BatchedMLPCorrector(hidden=h, seed=stable_seed(study.seeds.correctors, "cross", h), **study.correctors.options)
+    model.fit(np.stack([t[2] for t in train_sets]), y_tr)
+    rows = []
+    before = {(b, key): float(_accuracy(np.argmax(volts(b, key)[n_tr:], axis=1), y_te)) for b in patterns for key in keys}
+    for b in patterns:
+        pred = model.predict(np.stack([volts(b, key)[n_tr:] for _, key, _ in train_sets]))
+        acc = _accuracy(pred, y_te)
+        for k, (a, key, _) in enumerate(train_sets):
+            rows.append(_cross_row(task, group, key, a, b, h, model.n_parameters, acc[k], before[(b, key)]))
+    if study.cross_defect.mixture:
+        mix = BatchedMLPCorrector(hidden=h, seed=stable_seed(study.seeds.correctors, "cross-mixture", h),
+                                  **study.correctors.options)
+        mix.fit(np.stack([np.concatenate([volts(a, key)[:n_tr] for a in patterns]) for key in keys]),
+                np.tile(y_tr, len(patterns)))
+        for b in patterns:
+            acc = _accuracy(mix.predict(np.stack([volts(b, key)[n_tr:] for key in keys])), y_te)
+            for k, key in enumerate(keys):
+                rows.append(_cross_row(task, group, key, "mixture", b, h, mix.n_parameters, acc[k], before[(b, key)]))
+    info = {"n_circuits": 0, "n_images": 0, "n_inferences": 0, "simulate_s": 0.0,
+            "fit_s": time.perf_counter() - t0, "n_fits": len(train_sets) + (len(keys) if study.cross_defect.mixture else 0)}
+    return TaskOutput(table=pd.DataFrame(rows, columns=CROSS_COLUMNS), arrays=None, info=info)
+
+
+def _cross_row(task: Task, group: dict[str, Any], key: tuple[float, int], train: str, test: str, h: int,
+               n_params: int, acc: float, before: float) -> dict[str, Any]:
+    return {"task_id": task.id, "array": int(group["array"]), "kind": str(group["kind"]), "severity": float(key[0]),
+            "instance": int(key[1]), "train_pattern": train, "test_pattern": test, "hidden": h,
+            "n_parameters": int(n_params), "accuracy": float(acc), "accuracy_before": before}

@@ -1,0 +1,378 @@
+"""The study file: one declarative description of a sweep, validated by pydantic.
+
+A study states what to build (dataset, network, circuit), how to simulate it (engine), what to
+break (the defect grid and the generic ``imperfections`` list), what to fit (correctors) and the
+seeds. Everything that changes a result lives here, so the study's hash identifies the results;
+how the study is executed (local processes, a Dask cluster, how many workers) does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import math
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from ..mapping import MappingConfig
+from ..network import NetworkConfig
+
+#: Pattern names used when the defects module is not importable (it defines the real list).
+FALLBACK_PATTERNS = ("random", "circular", "circular_complement", "ring", "row", "column", "checkerboard", "clustered")
+KINDS = ("on", "off", "at", "mix")
+BASELINES = ("affine", "logistic")
+BUILTIN_STUDIES = ("demo", "quick")
+
+
+def known_patterns() -> tuple[str, ...]:
+    """Pattern names the defects module accepts (its ``PATTERNS``), or the documented list."""
+    try:
+        from ..defects import PATTERNS  # type: ignore[attr-defined]
+    except ImportError:
+        return FALLBACK_PATTERNS
+    return tuple(PATTERNS)
+
+
+class _Strict(BaseModel):
+    """Refuse unknown keys (a typo must not silently fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Strict):
+    """Which images, and how they are split into the corrector's training and test sets."""
+
+    name: Literal["digits"] = "digits"
+    seed: int = Field(0, description="Seed of the stratified train/test split.")
+    n_test: int = Field(180, ge=10, description="Held-out test images (the rest train the correctors).")
+
+
+def _dataclass_fields_model(name: str, cls: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Pydantic field definitions mirroring a frozen dataclass, so the two never drift apart."""
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else ...
+        fields[f.name] = (hints[f.name], default)
+    return fields
+
+
+_NetworkBase = create_model(  # type: ignore[call-overload]
+    "_NetworkBase", __base__=_Strict, **_dataclass_fields_model("network", NetworkConfig))
+
+
+class NetworkSpec(_NetworkBase):  # type: ignore[misc, valid-type]
+    """The network to map: the fields of ``NetworkConfig`` (trained and cached), or a ``model`` file."""
+
+    model: Optional[str] = Field(None, description="A file from `neurodtco train`, relative to the study file.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "NetworkSpec":
+        self.to_config()
+        return self
+
+    def to_config(self) -> NetworkConfig:
+        """The ``NetworkConfig`` these settings describe."""
+        values = self.model_dump(exclude={"model"})
+        return NetworkConfig(**{**values, "widths": tuple(values["widths"])})
+
+
+_CircuitBase = create_model(  # type: ignore[call-overload]
+    "_CircuitBase", __base__=_Strict, **_dataclass_fields_model("circuit", MappingConfig))
+
+
+class CircuitSpec(_CircuitBase):  # type: ignore[misc, valid-type]
+    """Circuit and device parameters: exactly the fields of ``MappingConfig`` (SI units)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "CircuitSpec":
+        self.to_config()  # MappingConfig's own checks name the bad value and the accepted range
+        return self
+
+    def to_config(self) -> MappingConfig:
+        """The ``MappingConfig`` these settings describe."""
+        return MappingConfig(**self.model_dump())
+
+
+class DefectGrid(_Strict):
+    """The defect grid: every pattern x kind x array x severity x instance is one defective circuit."""
+
+    patterns: list[str] = Field(default_factory=lambda: ["random"], min_length=1)
+    kinds: list[Literal["on", "off", "at", "mix"]] = Field(default_factory=lambda: ["on", "off"], min_length=1)
+    arrays: Union[Literal["all"], list[int]] = Field(
+        "all", description="Layer indices (from 0) hit one at a time, or 'all' for each layer of the network.")
+    severities: list[float] = Field(default_factory=lambda: [0.1], min_length=1,
+                                    description="Target defect densities (fraction of the array's cells).")
+    instances: int = Field(1, ge=1, description="Independently seeded circuits per grid point.")
+    random_position: bool = Field(
+        True, description="Place centred patterns (circular, ring, ...) at a seeded random position for "
+        "instances after the first, so that instances differ; instance 0 stays at the array centre.")
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Extra parameters per pattern or kind name, passed to the Defect.")
+    include_healthy: bool = Field(True, description="Also run the undamaged circuit (the reference).")
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        known = known_patterns()
+        for p in value:
+            if p not in known:
+                raise ValueError(f"unknown pattern {p!r}; choose from {', '.join(known)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"patterns {value} lists a pattern twice")
+        return value
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"kinds {value} lists a kind twice")
+        return value
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, value: list[float]) -> list[float]:
+        for s in value:
+            if not (isinstance(s, (int, float)) and 0.0 < s <= 1.0):
+                raise ValueError(f"severity {s!r} is not accepted: expected a defect density in (0, 1]")
+        if len(set(value)) != len(value):
+            raise ValueError(f"severities {value} lists a value twice")
+        return sorted(value)
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        known = set(known_patterns()) | set(KINDS)
+        for key in value:
+            if key not in known:
+                raise ValueError(f"params key {key!r} is neither a pattern nor a kind; choose from {', '.join(sorted(known))}")
+        return value
+
+
+class CorrectorSpec(_Strict):
+    """Correctors fitted on every circuit: corrective MLPs (10 -> h -> 10, batched) and baselines."""
+
+    hidden: list[int] = Field(default_factory=lambda: [8], description="Hidden sizes h of the corrective MLPs.")
+    baselines: list[Literal["affine", "logistic"]] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="Extra keyword arguments for BatchedMLPCorrector (e.g. epochs).")
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden(cls, value: list[int]) -> list[int]:
+        for h in value:
+            if h < 1:
+                raise ValueError(f"hidden size {h} is not accepted: expected integers >= 1, e.g. [1, 2, 4, 8]")
+        if len(set(value)) != len(value):
+            raise ValueError(f"hidden sizes {value} list a size twice")
+        return value
+
+
+class CrossDefectSpec(_Strict):
+    """The cross-defect matrix: a corrector trained on a chip with pattern A, tested on one with B."""
+
+    enabled: bool = False
+    hidden: int = Field(8, ge=1, description="Hidden size of the corrector used for the matrix.")
+    mixture: bool = Field(True, description="Also train on the pooled chips of every pattern (the 'mixture' row).")
+
+
+class SeedSpec(_Strict):
+    """Base seeds; every circuit and corrector derives its own seed from these and its grid position."""
+
+    defects: int = 0
+    correctors: int = 0
+    imperfections: int = 0
+
+
+class TaskSpec(_Strict):
+    """How the grid is cut into tasks (a task batches its circuits' corrector fits)."""
+
+    max_circuits: int = Field(12, ge=1, le=4096,
+                              description="At most this many circuits per task (one pattern, kind and array).")
+
+
+class OutputSpec(_Strict):
+    """What the store keeps beside the tables."""
+
+    save_voltages: bool = Field(True, description="Keep every circuit's output voltages (float32) for the "
+                                "cross-defect matrix and the report's voltage histograms.")
+
+
+class Study(_Strict):
+    """A whole study file."""
+
+    name: str = Field("study", min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    dataset: DatasetSpec = DatasetSpec()
+    network: NetworkSpec = Field(default_factory=lambda: NetworkSpec())
+    circuit: CircuitSpec = Field(default_factory=lambda: CircuitSpec())
+    engine: str = "nodal"
+    engine_options: dict[str, Any] = Field(default_factory=dict)
+    defects: DefectGrid = DefectGrid()
+    imperfections: list[dict[str, Any]] = Field(
+        default_factory=list, description="Generic imperfection specs for neurodtco.imperfections.apply_imperfections.")
+    correctors: CorrectorSpec = CorrectorSpec()
+    cross_defect: CrossDefectSpec = CrossDefectSpec()
+    seeds: SeedSpec = SeedSpec()
+    tasks: TaskSpec = TaskSpec()
+    outputs: OutputSpec = OutputSpec()
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        from ..engines import engine_names
+
+        if value not in engine_names():
+            raise ValueError(f"unknown engine {value!r}; choose one of {', '.join(engine_names())}")
+        return value
+
+    @field_validator("imperfections")
+    @classmethod
+    def _imperfections(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if value:
+            try:
+                module = importlib.import_module("neurodtco.imperfections")
+            except ImportError:
+                module = None
+            if not hasattr(module, "apply_imperfections"):
+                raise ValueError("imperfections are listed, but this installation has no "
+                                 "neurodtco.imperfections.apply_imperfections to apply them; remove the list "
+                                 "or install a version that has it")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Study":
+        n_layers = len(self.network.widths) - 1
+        if self.defects.arrays != "all":
+            for a in self.defects.arrays:
+                if not 0 <= a < n_layers:
+                    raise ValueError(f"defects.arrays: layer {a} does not exist; the network has arrays 0..{n_layers - 1}")
+            if len(set(self.defects.arrays)) != len(self.defects.arrays):
+                raise ValueError(f"defects.arrays {self.defects.arrays} lists an array twice")
+        if self.cross_defect.enabled:
+            if not self.outputs.save_voltages:
+                raise ValueError("cross_defect.enabled needs outputs.save_voltages: true (the matrix reads the stored voltages)")
+            if len(self.defects.patterns) < 2:
+                raise ValueError("cross_defect.enabled needs at least 2 defects.patterns to cross")
+        return self
+
+    @property
+    def arrays(self) -> list[int]:
+        """The layer indices the grid hits."""
+        if self.defects.arrays == "all":
+            return list(range(len(self.network.widths) - 1))
+        return list(self.defects.arrays)
+
+    @property
+    def n_circuits(self) -> int:
+        """Defective circuits in the grid (the healthy reference not counted)."""
+        d = self.defects
+        return len(d.patterns) * len(d.kinds) * len(self.arrays) * len(d.severities) * d.instances
+
+    def canonical(self) -> dict[str, Any]:
+        """The fully resolved study (every default filled in) as plain JSON data."""
+        return json.loads(json.dumps(self.model_dump(mode="json"), sort_keys=True))
+
+    def hash(self) -> str:
+        """SHA-256 of the resolved study: equal hashes mean equal results."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+class StudyFileError(ValueError):
+    """A study file that cannot be read or does not validate (the message lists every problem)."""
+
+
+def _accepted_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[list[str]]:
+    """The keys accepted at ``loc`` (for an unknown key), by walking the model's fields."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        annotation = current.model_fields[part].annotation
+        current = annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: the dotted key, what is wrong, and what is accepted."""
+    lines = []
+    for e in exc.errors():
+        loc = tuple(p for p in e["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            accepted = _accepted_keys(Study, loc[:-1])
+            msg = f"unknown key {str(loc[-1])!r}" + (f"; accepted keys: {', '.join(accepted)}" if accepted else "")
+        elif e["type"] == "missing":
+            msg = "is required"
+        elif "input" in e and e["type"] not in ("value_error", "assertion_error") and not isinstance(e["input"], dict):
+            msg = f"{e['input']!r}: {msg}"
+        lines.append(f"  {key}: {msg}")
+    return f"{source} is not a valid study file:\n" + "\n".join(lines)
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml", ".json"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise StudyFileError(f"{str(path)!r}: unknown study file type {suffix!r}; use .yaml, .yml, .toml or .json")
+    except StudyFileError:
+        raise
+    except Exception as exc:  # yaml and tomllib raise their own error types
+        raise StudyFileError(f"{str(path)!r} cannot be parsed: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise StudyFileError(f"{str(path)!r} must hold a mapping of keys (name, dataset, defects, ...), not {type(data).__name__}")
+    return data
+
+
+def builtin_study_path(name: str) -> Path:
+    """Path of a study shipped with the package (``demo``, ``quick``)."""
+    if name not in BUILTIN_STUDIES:
+        raise ValueError(f"unknown built-in study {name!r}; choose one of {', '.join(BUILTIN_STUDIES)}")
+    return Path(__file__).resolve().parents[1] / "studies" / f"{name}.yaml"
+
+
+def parse_study(data: dict[str, Any], source: str = "study", base_dir: Optional[Path] = None) -> Study:
+    """Validate a study given as a mapping; relative model paths resolve against ``base_dir``."""
+    try:
+        study = Study.model_validate(data)
+    except ValidationError as exc:
+        raise StudyFileError(format_validation_error(exc, source)) from None
+    if study.network.model is not None and base_dir is not None:
+        model = Path(study.network.model)
+        if not model.is_absolute():
+            model = (base_dir / model).resolve()
+        study = study.model_copy(update={"network": study.network.model_copy(update={"model": str(model)})})
+    return study
+
+
+def load_study(path: Union[str, Path]) -> Study:
+    """Read and validate a study file (YAML, TOML or JSON), or a built-in study by name."""
+    if isinstance(path, str) and path in BUILTIN_STUDIES and not Path(path).exists():
+        path = builtin_study_path(path)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"study file {str(path)!r} does not exist (built-in studies: {', '.join(BUILTIN_STUDIES)})")
+    return parse_study(_read_mapping(path), source=str(path), base_dir=path.parent)
+

@@ -1,0 +1,166 @@
+"""Expanding a study into independent tasks, each with a stable id and its own seeds.
+
+Granularity, chosen for throughput: one *circuits* task holds up to ``tasks.max_circuits`` circuits
+of one (pattern, array) cell of the grid (its kinds, severities and instances). It builds each
+defective circuit, simulates every image through it with the study's engine, and fits all the
+correctors of all its circuits at once (one batched fit per hidden size), so the per-fit overhead
+of a tiny network is paid once per task instead of once per circuit. One *cross* task per
+(array, kind) builds the cross-defect matrix from the stored voltages of the circuits tasks it
+depends on.
+
+A task's id is readable (``c-ring-a1-0``) plus a short hash of everything its result depends on
+(the settings, the network's weights, its circuits, its dependencies), so a changed setting
+gives new ids and a rerun never mistakes an old result for a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import numpy as np
+
+from .schema import Study
+
+#: Patterns whose position (a centre) is a free parameter; instances after the first move it.
+CENTRED_PATTERNS = ("circular", "circular_complement", "ring")
+
+
+@dataclass(frozen=True)
+class CircuitPoint:
+    """One circuit of the grid (``pattern == "none"`` is the healthy reference)."""
+
+    pattern: str
+    kind: str
+    array: int
+    severity: float
+    instance: int
+    defect_seed: int
+    imperfection_seed: int
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def circuit_id(self) -> str:
+        """Readable unique name, e.g. ``ring-on-a1-s0.2-i0``."""
+        if self.pattern == "none":
+            return f"healthy-i{self.instance}"
+        return f"{self.pattern}-{self.kind}-a{self.array}-s{self.severity:g}-i{self.instance}"
+
+    @property
+    def is_healthy(self) -> bool:
+        """True for the undamaged reference circuit."""
+        return self.pattern == "none"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One independent unit of work; ``depends_on`` lists task ids whose stored output it reads."""
+
+    id: str
+    stage: Literal["circuits", "cross"]
+    circuits: tuple[CircuitPoint, ...]
+    depends_on: tuple[str, ...] = ()
+    group: tuple[tuple[str, Any], ...] = field(default=())
+
+    @property
+    def n_circuits(self) -> int:
+        """Circuits this task simulates (0 for a cross task: it reads stored voltages)."""
+        return len(self.circuits) if self.stage == "circuits" else 0
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 31-bit seed from any printable parts, identical in every process and Python version."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def _short_hash(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _settings_for_circuits(study: Study) -> dict[str, Any]:
+    """The parts of the study a circuits task's result depends on (the grid itself enters via its circuits)."""
+    c = study.canonical()
+    return {k: c[k] for k in ("dataset", "network", "circuit", "engine", "engine_options", "imperfections",
+                              "correctors", "seeds", "outputs")}
+
+
+def _position_params(pattern: str, instance: int, seed: int, random_position: bool) -> tuple[tuple[str, Any], ...]:
+    """A seeded random centre for centred patterns, so that instances are different chips."""
+    if pattern not in CENTRED_PATTERNS or instance == 0 or not random_position:
+        return ()
+    rng = np.random.default_rng(seed)
+    # Keep the centre in the middle half of the array so most of the shape stays on the chip.
+    cy, cx = (float(round(v, 4)) for v in rng.uniform(0.25, 0.75, size=2))
+    return (("center", (cy, cx)),)
+
+
+def circuit_points(study: Study) -> list[CircuitPoint]:
+    """Every circuit of the grid, healthy reference first, in grid order."""
+    d, s = study.defects, study.seeds
+    points = []
+    if d.include_healthy:
+        points.append(CircuitPoint("none", "none", -1, 0.0, 0, 0, stable_seed(s.imperfections, "healthy")))
+    for pattern in d.patterns:
+        for array in study.arrays:
+            for kind in d.kinds:
+                for severity in d.severities:
+                    for instance in range(d.instances):
+                        # The seed ignores kind and severity: stuck-on and stuck-off circuits of one
+                        # instance hit the same places, which makes their comparison paired.
+                        seed = stable_seed(s.defects, pattern, array, instance)
+                        params = dict(d.params.get(pattern, {}))
+                        params.update(d.params.get(kind, {}))
+                        params.update(dict(_position_params(pattern, instance, seed, d.random_position)))
+                        points.append(CircuitPoint(
+                            pattern, kind, array, float(severity), instance, seed,
+                            stable_seed(s.imperfections, pattern, array, instance),
+                            tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())),
+                        ))
+    return points
+
+
+def expand_tasks(study: Study, fingerprint: str = "") -> list[Task]:
+    """The study's tasks in submission order; ``fingerprint`` identifies the network's weights."""
+    settings = _settings_for_circuits(study)
+    points = circuit_points(study)
+    tasks: list[Task] = []
+    healthy = [p for p in points if p.is_healthy]
+    if healthy:
+        tasks.append(_circuits_task("c-healthy", healthy, settings, fingerprint))
+    by_cell: dict[tuple[str, int], list[CircuitPoint]] = {}
+    for p in points:
+        if not p.is_healthy:
+            by_cell.setdefault((p.pattern, p.array), []).append(p)
+    step = study.tasks.max_circuits
+    # Array-major order: the cross tasks of the first array become ready while the rest still run.
+    order = sorted(by_cell, key=lambda k: (study.arrays.index(k[1]), study.defects.patterns.index(k[0])))
+    for pattern, array in order:
+        cell = by_cell[(pattern, array)]
+        for chunk, start in enumerate(range(0, len(cell), step)):
+            tasks.append(_circuits_task(f"c-{pattern}-a{array}-{chunk}", cell[start:start + step], settings, fingerprint))
+    if study.cross_defect.enabled:
+        cross = study.canonical()["cross_defect"]
+        for array in study.arrays:
+            for kind in study.defects.kinds:
+                deps = tuple(t.id for t in tasks if any(p.array == array and p.kind == kind for p in t.circuits))
+                members = tuple(p for t in tasks for p in t.circuits if p.array == array and p.kind == kind)
+                payload = {"cross": cross, "options": settings["correctors"]["options"], "seeds": settings["seeds"],
+                           "deps": deps, "patterns": study.defects.patterns}
+                tasks.append(Task(id=f"x-a{array}-{kind}-{_short_hash(payload)}", stage="cross", circuits=members,
+                                  depends_on=deps, group=(("array", array), ("kind", kind))))
+    return tasks
+
+
+def _circuits_task(name: str, points: list[CircuitPoint], settings: dict[str, Any], fingerprint: str) -> Task:
+    payload = {"settings": settings, "fingerprint": fingerprint,
+               "circuits": [[p.circuit_id, p.defect_seed, p.imperfection_seed, list(p.params)] for p in points]}
+    return Task(id=f"{name}-{_short_hash(payload)}", stage="circuits", circuits=tuple(points))
+
+
+def task_summary(tasks: list[Task]) -> dict[str, Optional[int]]:
+    """Counts for progress displays: tasks, circuits and circuit-inferences per image."""
+    return {"tasks": len(tasks), "circuits": sum(t.n_circuits for t in tasks)}
