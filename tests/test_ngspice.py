@@ -110,7 +110,7 @@ def small_network(cell: str, seed: int = 3) -> tuple[Circuit, np.ndarray]:
 def test_chunks_give_the_same_numbers_as_one_run():
     circuit, x = small_network("gap")
     one = simulate(circuit, x, engine=NgspiceEngine())
-    chunked = simulate(circuit, x, engine=NgspiceEngine(chunk_size=3))
+    chunked = simulate(circuit, x, engine=NgspiceEngine(chunk_size=3, jobs=2))
     assert one.info["ngspice_runs"] == 1 and chunked.info["ngspice_runs"] == 2
     # a different starting point for Newton moves the answer by rounding only
     np.testing.assert_allclose(one.outputs_v, chunked.outputs_v, rtol=0, atol=1e-12)
@@ -167,6 +167,8 @@ def test_rawfile_reader_and_engine_options():
         read_rawfile("Title: t\n")
     with pytest.raises(ValueError, match="chunk_size"):
         get_engine("ngspice", chunk_size=0)
+    with pytest.raises(ValueError, match="jobs"):
+        get_engine("ngspice", jobs=0)
 
 
 # -- CLI --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -41,7 +42,10 @@ class NgspiceEngine:
         abstol_a: float = nl.DEFAULT_ABSTOL_A,
         timeout_s: Optional[float] = None,
         keep_dir: Optional[str | Path] = None,
+        jobs: int = 1,
     ) -> None:
+        if not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs={jobs!r} is not accepted: expected an integer >= 1 (ngspice processes at once)")
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size!r} is not accepted: expected an integer >= 1 (input vectors per ngspice run)")
         if timeout_s is not None and not timeout_s > 0:
@@ -53,6 +57,7 @@ class NgspiceEngine:
         self.abstol_a = abstol_a
         self.timeout_s = timeout_s
         self.keep_dir = Path(keep_dir) if keep_dir is not None else None
+        self.jobs = jobs
 
     def run(self, circuit: Circuit, inputs_v: np.ndarray, *, return_hidden: bool = False,
             return_nodes: bool = False, return_power: bool = False) -> SimulationResult:
@@ -62,15 +67,23 @@ class NgspiceEngine:
         vectors = nl.node_vectors(circuit, hidden=return_hidden, nodes=return_nodes, power=return_power)
         columns: dict[str, list[np.ndarray]] = {name: [] for name in vectors}
         start = time.perf_counter()
-        n_runs = 0
-        for first in range(0, len(x), self.chunk_size):
-            chunk = x[first:first + self.chunk_size]
-            text = nl.write_spice(circuit, chunk, save=vectors, rawfile=RAWFILE, reltol=self.reltol,
+        chunks = [x[first:first + self.chunk_size] for first in range(0, len(x), self.chunk_size)]
+
+        def solve(k: int) -> dict[str, np.ndarray]:
+            text = nl.write_spice(circuit, chunks[k], save=vectors, rawfile=RAWFILE, reltol=self.reltol,
                                   vntol_v=self.vntol_v, abstol_a=self.abstol_a)
-            values = self.run_netlist(text, len(chunk), vectors, tag=f"chunk{n_runs}", binary=binary)
+            return self.run_netlist(text, len(chunks[k]), vectors, tag=f"chunk{k}", binary=binary)
+
+        if self.jobs > 1 and len(chunks) > 1:
+            # Each ngspice process is single-threaded: separate chunks can use separate cores.
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                solved = list(pool.map(solve, range(len(chunks))))
+        else:
+            solved = [solve(k) for k in range(len(chunks))]
+        n_runs = len(chunks)
+        for values in solved:
             for name in vectors:
                 columns[name].append(values[name])
-            n_runs += 1
         elapsed = time.perf_counter() - start
 
         def vec(name: str) -> np.ndarray:
@@ -107,7 +120,7 @@ class NgspiceEngine:
                 i_rows = stack([f"i({nl.drive_meter(l, i)})" for i in range(layer.n_rows)])
                 power += np.sum(v_rows * i_rows, axis=1)
         info = {"ngspice_s": elapsed, "ngspice_runs": n_runs, "chunk_size": self.chunk_size,
-                "per_image_s": elapsed / max(len(x), 1), "reltol": self.reltol}
+                "per_image_s": elapsed / max(len(x), 1), "reltol": self.reltol, "jobs": self.jobs}
         return SimulationResult(outputs_v=outputs, engine=self.name, hidden_v=hidden if return_hidden else None,
                                 nodes=nodes if return_nodes else None, power_w=power if return_power else None,
                                 info=info)
