@@ -12,7 +12,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -153,9 +153,13 @@ def simulate(
     n_images: Optional[int] = typer.Option(None, "--n-images", help="Simulate only the first N test images."),
     seed: int = SeedOpt,
     as_json: bool = JsonOpt,
+    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
+    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
+    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
 ) -> None:
-    """Map the network onto the circuit and report its accuracy on the test images."""
+    """Map the network onto the circuit and report its accuracy on the test images (with and without defects)."""
     from .data import to_voltages
+    from .defects.commands import apply_option_defects
     from .engines import simulate as run_engine
     from .mapping import map_network
 
@@ -165,6 +169,8 @@ def simulate(
         start = time.perf_counter()
         circuit = map_network(net, config)
         t_map = time.perf_counter() - start
+        healthy = circuit
+        circuit, defect_record = apply_option_defects(healthy, defect, defects_file, defect_seed)
         x, y = dataset.x_test, dataset.y_test
         if n_images is not None:
             if n_images < 1:
@@ -173,8 +179,12 @@ def simulate(
         start = time.perf_counter()
         result = run_engine(circuit, to_voltages(x, v_read_v), engine=engine)
         t_sim = time.perf_counter() - start
+        result_healthy = result if defect_record is None else run_engine(healthy, to_voltages(x, v_read_v), engine=engine)
     payload = {
         "accuracy": result.accuracy(y),
+        "accuracy_healthy": result_healthy.accuracy(y),
+        "defect_density": defect_record.density if defect_record else [0.0] * circuit.n_layers,
+        "defects": [d.to_string() for d in defect_record.requested] if defect_record else [],
         "software_accuracy": net.accuracy(x, y),
         "engine": engine,
         "n_test": int(len(y)),
@@ -188,6 +198,10 @@ def simulate(
     else:
         typer.echo(f"{engine} circuit: accuracy {payload['accuracy']:.2%} on {len(y)} test images "
                    f"(software {payload['software_accuracy']:.2%}); simulated in {t_sim:.3g} s")
+        if defect_record is not None:
+            typer.echo(f"with {len(defect_record.requested)} defect(s), densities per layer "
+                       f"{', '.join(f'{d:.1%}' for d in defect_record.density)}: accuracy {payload['accuracy']:.2%} "
+                       f"vs {payload['accuracy_healthy']:.2%} without")
 
 
 @app.command()
@@ -312,6 +326,41 @@ def verify(
                    f"{timings['ngspice_per_image_s'] * 1e3:.3g} ms/image")
     if not payload["agree"]:
         raise typer.Exit(code=1)
+
+
+defects_app = typer.Typer(no_args_is_help=True, help="Stuck-at defects in spatial patterns: see what they hit.")
+app.add_typer(defects_app, name="defects")
+
+
+@defects_app.command("show")
+def defects_show(
+    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
+    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Picture to write (.png, .svg or .pdf).")] = Path("defects.png"),
+    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
+    model: Optional[Path] = ModelOpt,
+    cell: str = CellOpt,
+    layout: str = LayoutOpt,
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Draw every array's conductance map with the cells the defects hit marked (defect maps)."""
+    from .defects import apply_defects, plot_defect_maps
+    from .defects.commands import defects_from_options
+    from .mapping import map_network
+
+    with user_errors():
+        defects = defects_from_options(defect, defects_file)  # refuse nonsense before loading anything
+        if not defects:
+            raise ValueError("no defect given: add --defect PATTERN:key=value,... or --defects-file FILE.yaml")
+        _, net, _ = load_or_train(model, seed, as_json)
+        circuit = map_network(net, circuit_options(cell, 10e3, 1e6, 0.2, 1.0, math.inf, layout))
+        defective, record = apply_defects(circuit, defects, seed=defect_seed)
+        path = plot_defect_maps(defective, record, out)
+    if as_json:
+        emit_json({"path": str(path), **record.summary()})
+    else:
+        typer.echo(f"wrote {path}: hit {', '.join(f'layer {i} {d:.1%}' for i, d in enumerate(record.density))}")
 
 
 def main() -> None:
