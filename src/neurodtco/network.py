@@ -113,8 +113,13 @@ def train(
     dataset: Dataset,
     config: NetworkConfig = NetworkConfig(),
     progress: Optional[Callable[[int, int], None]] = None,
+    forward: Optional[Callable[[MLP, torch.Tensor], torch.Tensor]] = None,
 ) -> TrainedNetwork:
-    """Train the MLP on ``dataset`` deterministically on CPU (AdamW, cross-entropy)."""
+    """Train the MLP on ``dataset`` deterministically on CPU (AdamW, cross-entropy).
+
+    ``forward(model, x) -> logits``, when given, replaces ``model(x)`` in the training loss (a hook
+    for hardware-aware training: noise injected in the forward pass); evaluation stays clean.
+    """
     if config.widths[0] != dataset.n_features:
         raise ValueError(f"network input width {config.widths[0]} differs from the dataset's {dataset.n_features} features")
     if config.widths[-1] < dataset.n_classes:
@@ -137,7 +142,8 @@ def train(
             for start in range(0, len(x), config.batch_size):
                 idx = perm[start:start + config.batch_size]
                 opt.zero_grad()
-                loss = loss_fn(model(x[idx]), y[idx])
+                logits = model(x[idx]) if forward is None else forward(model, x[idx])
+                loss = loss_fn(logits, y[idx])
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
