@@ -215,8 +215,11 @@ def test_spectre_and_spice_netlists_hold_the_same_elements(cell, gain):
     circuit = small_circuit(cell, gain)
     x = small_inputs()
     spice = read_spice(nl.write_spice(circuit, x))
-    spectre = read_spectre(nl.write_spectre(circuit, x))
+    spectre_text = nl.write_spectre(circuit, x)
+    spectre = read_spectre(spectre_text)
     assert spice == spectre
+    # Spectre's own syntax: no SPICE '+' continuation lines, no SPICE dot commands
+    assert not any(line.startswith(("+", ".")) for line in spectre_text.splitlines())
     # and both are exactly the element list the writers start from
     assert set(spice) == {e.name for e in nl.circuit_elements(circuit)}
 

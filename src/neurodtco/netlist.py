@@ -298,7 +298,8 @@ def write_spectre(
     lines = [f"// {_one_line(title)}",
              f"// {circuit.n_layers} arrays, {len(x)} input vector(s) in paramset inputs; written by neurodtco",
              "simulator lang=spectre", "global 0"]
-    lines += _wrap("parameters", [f"{p}={_num(v)}" for p, v in zip(params, x[0])], "+ ", per_line=6)
+    # One statement per line: Spectre continues lines with a trailing backslash, not SPICE's '+'.
+    lines += [f"parameters {p}={_num(v)}" for p, v in zip(params, x[0])]
     for e in circuit_elements(circuit):
         a = "(" + " ".join(e.nodes) + ")"
         if e.kind == "resistor":
