@@ -24,11 +24,14 @@ venv: $(VENV)/.installed
 
 test-env: $(VENV)/.test-installed system-tools
 
-# System tools the tests drive: ngspice (Debian's, version 39).
+# System tools the tests drive: ngspice (Debian's, version 39) and chromium (headless, for the report).
 system-tools:
 	@command -v ngspice >/dev/null 2>&1 || { \
 		echo "installing ngspice"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ngspice; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium (the report test renders the HTML report headless)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 demo: venv
 	$(VENV)/bin/neurodtco demo
