@@ -315,6 +315,13 @@ def test_resolved_defects_reproduce_the_same_masks(small_circuit):
     assert json.loads(json.dumps(record.summary()))["defect_density"] == record.density
 
 
+def test_a_density_too_small_for_one_line_hits_nothing(small_circuit):
+    new, record = apply_defects(small_circuit, ["row:density=0.01,kind=on"])
+    assert record.density == [0.0] * small_circuit.n_layers
+    assert all(d.params["indices"] == () for d in record.defects)
+    assert all(np.array_equal(a, b) for a, b in zip(new.conductances, small_circuit.conductances))
+
+
 def test_same_seed_same_record_and_the_seed_matters(small_circuit):
     defects = ["clustered:density=0.3", "random:p=0.2,kind=mix"]
     a, ra = apply_defects(small_circuit, defects, seed=1)

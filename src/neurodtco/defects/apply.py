@@ -51,6 +51,10 @@ class DefectRecord:
         """Achieved density of the ``k``-th resolved defect on its own layer."""
         return float(self.defect_masks[k].mean())
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-friendly digest (``summary``), for stores that serialise records."""
+        return self.summary()
+
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly digest: densities, hit counts, shapes and the resolved one-liners."""
         return {

@@ -337,8 +337,6 @@ def _check_params(pattern: str, kind: str, params: dict, density: Optional[float
         for k in idx:
             if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
                 raise ValueError(f"indices={raw!r} is not accepted: {k!r} is not an integer {pattern} index")
-        if not idx:
-            raise ValueError(f"indices is empty: name at least one {pattern}, or use count=/fraction=/density=")
         p["indices"] = tuple(int(k) for k in idx)
     if "center" in p:
         p["center"] = _center(p["center"])
