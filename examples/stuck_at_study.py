@@ -44,10 +44,10 @@ def instance_defect(pattern: str, kind: str, density: float, instance: int) -> D
 
 
 def run(densities: list[float], instances: int, engine: str, patterns: tuple[str, ...], layout: str,
-        quiet: bool = False) -> dict[str, Any]:
+        quiet: bool = False, pair_encoding: str = "low") -> dict[str, Any]:
     """Accuracy of every (pattern, kind, density), averaged over instances."""
     dataset = load_digits(seed=0)
-    config = MappingConfig(layout=layout)
+    config = MappingConfig(layout=layout, pair_encoding=pair_encoding)
     circuit = map_network(default_network(dataset), config)
     x, y = to_voltages(dataset.x_test, config.v_read_v), dataset.y_test
     healthy = simulate(circuit, x, engine=engine).accuracy(y)
@@ -124,6 +124,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=20, help="Instances (seeds) per point.")
     parser.add_argument("--engine", default="ideal", help="ideal (default) or nodal, ngspice when available.")
     parser.add_argument("--layout", default="interleaved", help="Differential pair columns: interleaved or split.")
+    parser.add_argument("--pair-encoding", default="low",
+                        help="low (pairs on G_min, default) or balanced (both cells around mid-window).")
     parser.add_argument("--patterns", default=",".join(PATTERNS), help="Patterns, comma separated.")
     parser.add_argument("--quick", action="store_true", help="Density 0.1 and 5 instances only.")
     parser.add_argument("--json", action="store_true", help="Print the whole result as one JSON line at the end.")
@@ -131,7 +133,7 @@ def main() -> None:
     densities = [0.1] if args.quick else [float(d) for d in args.densities.split(",")]
     instances = 5 if args.quick else args.instances
     patterns = tuple(p.strip() for p in args.patterns.split(",") if p.strip())
-    result = run(densities, instances, args.engine, patterns, args.layout, quiet=args.json)
+    result = run(densities, instances, args.engine, patterns, args.layout, quiet=args.json, pair_encoding=args.pair_encoding)
     found = findings(result)
     print_report(result, found)
     if args.json:

@@ -49,6 +49,19 @@ def test_conductances_stay_in_window_and_encode_weights(default_net, layout):
         assert np.allclose(layer.effective_weights(), np.concatenate([w, b[:, None]], axis=1), rtol=1e-10, atol=1e-12)
 
 
+def test_balanced_pairs_centre_on_mid_window_and_compute_the_same(default_net, digits):
+    config = MappingConfig(pair_encoding="balanced")
+    circuit = map_network(default_net, config)
+    g_mid = 0.5 * (1e-4 + 1e-6)
+    for layer in circuit.layers:
+        pair_sum = layer.conductance[:, layer.plus_columns] + layer.conductance[:, layer.minus_columns]
+        assert np.allclose(pair_sum, 2 * g_mid, rtol=1e-12)
+        assert layer.conductance.min() >= 1e-6 * (1 - 1e-12) and layer.conductance.max() <= 1e-4 * (1 + 1e-12)
+    x = to_voltages(digits.x_test, 0.2)
+    assert np.allclose(simulate(circuit, x).outputs_v, simulate(map_network(default_net), x).outputs_v,
+                       rtol=1e-11, atol=1e-14)
+
+
 def test_layouts_give_identical_outputs(default_net, digits):
     x = to_voltages(digits.x_test[:20], 0.2)
     a = simulate(map_network(default_net, MappingConfig(layout="interleaved")), x).outputs_v

@@ -4,7 +4,9 @@ Layer ``l`` computes ``z = W x + b`` in software, with ``x`` in activation units
 its inputs are voltages ``v = V_in x`` (``V_in`` = ``v_read`` for the first array, the activation
 rail ``v_act`` for the others) and its bias row is driven at ``V_bias``. The signed matrix
 ``[W, b V_in / V_bias]`` is scaled by ``k = (G_max - G_min) / max|.|`` into the difference of a
-conductance pair sitting on ``G_min``. The neuron's feedback resistor is chosen so that the
+conductance pair: by default (``pair_encoding="low"``) the pair sits on ``G_min`` and only one cell
+carries the weight (least read power); ``"balanced"`` centres both cells on mid-window,
+``G+- = G_mid +- k w / 2``, so that a cell stuck on or stuck off moves a weight by similar amounts. The neuron's feedback resistor is chosen so that the
 difference stage outputs ``S z`` volts, with ``S = v_act`` for hidden layers (so the activation
 clamp at ``+-v_act`` is exactly the software hard-tanh) and ``S = output_scale_v`` for the last.
 With ideal wires and op-amps the circuit's outputs are therefore ``output_scale_v`` times the
@@ -43,10 +45,14 @@ class MappingConfig:
     open_loop_gain: float = math.inf
     offset_v: float = 0.0
     bias_voltage_v: Optional[float] = None
+    pair_encoding: Literal["low", "balanced"] = "low"
 
     def __post_init__(self) -> None:
         if self.layout not in ("interleaved", "split"):
             raise ValueError(f"layout={self.layout!r} is not accepted: choose 'interleaved' or 'split'")
+        if self.pair_encoding not in ("low", "balanced"):
+            raise ValueError(f"pair_encoding={self.pair_encoding!r} is not accepted: choose 'low' (one cell of "
+                             "each pair at G_min, least read power) or 'balanced' (both cells around mid-window)")
         check_non_negative("r_word_ohm", self.r_word_ohm, "ohms per word-line segment")
         check_non_negative("r_bit_ohm", self.r_bit_ohm, "ohms per bit-line segment")
         check_positive("output_scale_v", self.output_scale_v, "volts per logit unit, e.g. 0.05")
@@ -97,8 +103,13 @@ def map_weights(
         if peak == 0:
             raise ValueError(f"layer {index} has all-zero weights and bias; nothing to map")
         k = (g_max - g_min) / peak
-        g_plus = g_min + k * np.maximum(signed, 0.0).T
-        g_minus = g_min + k * np.maximum(-signed, 0.0).T
+        if config.pair_encoding == "low":
+            g_plus = g_min + k * np.maximum(signed, 0.0).T
+            g_minus = g_min + k * np.maximum(-signed, 0.0).T
+        else:
+            g_mid = 0.5 * (g_max + g_min)
+            g_plus = g_mid + 0.5 * k * signed.T
+            g_minus = g_mid - 0.5 * k * signed.T
         n_out = w.shape[0]
         plus, minus = column_pairs(n_out, config.layout)
         g = np.empty((signed.shape[1], 2 * n_out))
