@@ -363,6 +363,63 @@ def defects_show(
         typer.echo(f"wrote {path}: hit {', '.join(f'layer {i} {d:.1%}' for i, d in enumerate(record.density))}")
 
 
+@app.command()
+def imperfect(
+    model: Optional[Path] = ModelOpt,
+    engine: str = typer.Option("nodal", "--engine", help="ideal, nodal or ngspice."),
+    cell: str = CellOpt,
+    r_on_ohm: float = RonOpt,
+    r_off_ohm: float = RoffOpt,
+    v_read_v: float = VreadOpt,
+    wire_ohm: float = WireOpt,
+    gain: float = GainOpt,
+    layout: str = LayoutOpt,
+    temperature_c: Optional[float] = typer.Option(None, "--temperature-c", help="Operate at this temperature (C); cells were programmed at 25 C."),
+    technology: str = typer.Option("reram", "--technology", help="How cells respond to temperature: reram or eflash."),
+    read_noise: Optional[float] = typer.Option(None, "--read-noise", help="Relative read-noise sigma per cell, sampled per inference (plus thermal and shot noise)."),
+    tuning_tolerance: Optional[float] = typer.Option(None, "--tuning-tolerance", help="Program every cell by write-verify to this relative tolerance, e.g. 0.02."),
+    passive_scheme: Optional[str] = typer.Option(None, "--passive-scheme", help="Program as passive 0T1R crossbars with v/2 or v/3 half-select biasing."),
+    threshold_variation: float = typer.Option(0.0, "--threshold-variation", help="Normalized sigma/mean of the cells' switching thresholds (with a programming option)."),
+    max_pulses: int = typer.Option(100, "--max-pulses", help="Write-verify gives a cell up after this many pulses."),
+    drift_time_s: Optional[float] = typer.Option(None, "--drift-time-s", help="Read this many seconds after programming (power-law drift)."),
+    drift_nu: float = typer.Option(0.05, "--drift-nu", help="Drift exponent nu of G(t) = G0 (t/t0)^-nu."),
+    spec_file: Optional[Path] = typer.Option(None, "--spec", help="YAML/JSON list of imperfection dicts (the study file's vocabulary), applied first."),
+    read_time_s: float = typer.Option(1e-7, "--read-time-s", help="Seconds the inputs are held per inference (energy, noise bandwidth)."),
+    repeats: int = typer.Option(1, "--repeats", help="Independent imperfection draws (seeds) to average."),
+    imperfection_seed: int = typer.Option(0, "--imperfection-seed", help="Seed of the first draw."),
+    n_images: Optional[int] = typer.Option(None, "--n-images", help="Use only the first N test images."),
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Map the network, apply temperature, noise, tuning, passive programming or drift; report accuracy and energy."""
+    from .data import to_voltages
+    from .imperfections.commands import run_imperfect, specs_from_options
+    from .mapping import map_network
+
+    with user_errors():
+        specs = specs_from_options(spec_file, temperature_c, technology, read_noise, read_time_s, tuning_tolerance,
+                                   passive_scheme, threshold_variation, max_pulses, drift_time_s, drift_nu)
+        dataset, net, t_model = load_or_train(model, seed, as_json)
+        circuit = map_network(net, circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout))
+        x, y = dataset.x_test, dataset.y_test
+        if n_images is not None:
+            if n_images < 1:
+                raise ValueError(f"--n-images {n_images} must be >= 1")
+            x, y = x[:n_images], y[:n_images]
+        payload = run_imperfect(circuit, to_voltages(x, v_read_v), y, specs, engine=engine, repeats=repeats,
+                                seed=imperfection_seed, read_time_s=read_time_s)
+    payload["software_accuracy"] = net.accuracy(x, y)
+    payload["timings"]["model_s"] = t_model
+    if as_json:
+        emit_json(payload)
+    else:
+        kinds = ", ".join(s["kind"] for s in specs) or "none"
+        typer.echo(f"{engine} circuit with imperfections ({kinds}): accuracy {payload['accuracy']:.2%} "
+                   f"(+-{payload['accuracy_std']:.2%} over {repeats} draws; {payload['accuracy_without_imperfections']:.2%} "
+                   f"without); arrays' energy {payload['energy_per_inference_j'] * 1e12:.3g} pJ per inference "
+                   f"({payload['energy_without_imperfections_j'] * 1e12:.3g} pJ without) at {read_time_s:g} s reads")
+
+
 def main() -> None:
     """Entry point for ``python -m neurodtco``."""
     app()
