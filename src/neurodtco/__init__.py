@@ -1,6 +1,7 @@
 """neurodtco: design-technology co-optimization of fully analog ReRAM inference circuits."""
 
 from .circuit import Circuit, Layer, NeuronModel
+from .crossbar import solve_crossbar
 from .data import Dataset, load_digits, load_idx, split_arrays, to_voltages
 from .devices import GapReRAMCell, LinearCell
 from .engines import SimulationResult, get_engine, simulate
@@ -13,4 +14,5 @@ __all__ = [
     "Circuit", "Layer", "NeuronModel", "Dataset", "load_digits", "load_idx", "split_arrays", "to_voltages",
     "GapReRAMCell", "LinearCell", "SimulationResult", "get_engine", "simulate", "MappingConfig", "map_network",
     "map_weights", "NetworkConfig", "TrainedNetwork", "default_network", "load_network", "train",
+    "solve_crossbar",
 ]

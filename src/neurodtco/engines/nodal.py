@@ -1,0 +1,121 @@
+"""The exact built-in engine: nodal analysis of every array with its wires and op-amp neurons.
+
+Each layer is one linear (or, with gap cells, nonlinear) resistor network: every cell's word and
+bit node, the wire segments, the row drivers (the previous layer's outputs, the bias row) and
+the neuron inputs. A transimpedance stage of open-loop gain ``A``, feedback ``R_f`` and offset
+``V_os`` has output ``t = A (V_os - n)``; Kirchhoff at its input ``n`` gives
+``I_col + (t - n) / R_f = 0``, i.e. ``n`` sits on a conductance ``(1 + A) / R_f`` to the offset
+voltage: that is how the op-amps enter the array solve (``A = inf`` holds ``n`` at ``V_os``).
+The difference stage and the clamp follow ``circuit.py``.
+
+Linear cells: the array is factorized once per layer and run; the layer is then an affine map
+from row voltages to neuron inputs and collected currents, applied to the whole batch as one
+matrix product. Gap cells: Newton across the batch (``_nodal/newton.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from ..circuit import Circuit, Layer
+from ._nodal import ArrayNetwork, ArraySolution, factorize, solve, unit_drives, wire_conductance
+from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
+from .base import SimulationResult
+
+__all__ = ["ConvergenceError", "NodalEngine"]
+
+
+class NodalEngine:
+    """Exact nodal analysis of the whole circuit (wires, finite-gain op-amps, nonlinear cells)."""
+
+    name = "nodal"
+
+    def __init__(self, rtol: float = 1e-12, max_iterations: int = 100, newton: str = "chord") -> None:
+        self.settings = NewtonSettings(rtol=rtol, max_iterations=max_iterations, method=newton)
+
+    def run(self, circuit: Circuit, inputs_v: np.ndarray, *, return_hidden: bool = False,
+            return_nodes: bool = False, return_power: bool = False) -> SimulationResult:
+        """Simulate ``inputs_v`` ``[batch, n_inputs]`` (volts) through every layer."""
+        x = circuit.check_inputs(inputs_v)
+        hidden, nodes, layer_info = [], [], []
+        power = np.zeros(len(x))
+        for index, layer in enumerate(circuit.layers):
+            sol, info = solve_layer(circuit.cell, layer, x, nodes=return_nodes, power=return_power,
+                                    settings=self.settings, label=f"layer {index}")
+            out, layer_nodes = neuron_outputs(layer, sol)
+            if return_power:
+                power += np.sum((layer.row_voltages(x)) * sol.driver_a, axis=1)
+            if return_nodes:
+                nodes.append(layer_nodes)
+            if index < circuit.n_layers - 1:
+                hidden.append(out)
+            layer_info.append(info)
+            x = out
+        return SimulationResult(outputs_v=x, engine=self.name, hidden_v=hidden if return_hidden else None,
+                                nodes=nodes if return_nodes else None, power_w=power if return_power else None,
+                                info={"layers": layer_info})
+
+
+def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = False, power: bool = False,
+                settings: NewtonSettings = NewtonSettings(), label: str = "layer") -> tuple[ArraySolution, dict]:
+    """One array with its neuron inputs, voltages measured from the neuron offset ``V_os``.
+
+    Returns the collected currents and neuron inputs (every node and driver current when
+    ``nodes`` / ``power`` is asked for) and a small dict describing how it was solved.
+    """
+    neuron = layer.neuron
+    offset = neuron.offset_v
+    drive = layer.row_voltages(inputs_v) - offset
+    n_cols = layer.n_columns
+    if math.isinf(neuron.open_loop_gain):
+        neuron_g, inject = None, None  # ideal virtual ground at V_os
+    else:
+        # t = A (V_os - n) fed back through R_f: n - V_os sees (1 + A) / R_f to the reference,
+        # and the offset itself pushes -V_os / R_f into the node
+        neuron_g = np.full(n_cols, (1.0 + neuron.open_loop_gain) / neuron.feedback_resistance_ohm)
+        inject = np.full((1, n_cols), -offset / neuron.feedback_resistance_ohm)
+    g_word = wire_conductance(f"{label} r_word_ohm", layer.r_word_ohm)
+    g_bit = wire_conductance(f"{label} r_bit_ohm", layer.r_bit_ohm)
+    if not cell.is_linear:
+        return solve_cells(cell, layer.conductance, g_word, g_bit, neuron_g, drive, inject, settings, label,
+                           drivers=power)
+    fact = factorize(ArrayNetwork(layer.conductance[None], g_word, g_bit, neuron_g))
+    batch, rows = drive.shape
+    if nodes or batch <= rows + 1:
+        sol = solve(fact, drive, inject_neuron=inject, nodes=nodes or power)
+        return sol, {"method": "direct"}
+    # affine map: response to 1 V on each row alone, plus the response to the offset alone
+    unit = unit_drives(fact, inject)
+    driver = None
+    if power:
+        basis = np.eye(rows + 1, rows)
+        basis_inject = None if inject is None else np.where(np.arange(rows + 1)[:, None] == rows, inject, 0.0)
+        per_unit = solve(fact, basis, inject_neuron=basis_inject, nodes=True).driver_a
+        driver = drive @ per_unit[:rows] + per_unit[rows]
+    sol = ArraySolution(drive @ unit.collected_a[:rows] + unit.collected_a[rows],
+                        drive @ unit.neuron_v[:rows] + unit.neuron_v[rows], driver_a=driver)
+    return sol, {"method": "affine"}
+
+
+def neuron_outputs(layer: Layer, sol: ArraySolution) -> tuple[np.ndarray, Optional[dict]]:
+    """Activation outputs ``[B, n_outputs]`` of a solved layer, and its node voltages (absolute)."""
+    neuron = layer.neuron
+    offset = neuron.offset_v
+    # Kirchhoff at the neuron input: I_col + (t - n) / R_f = 0; exact for any gain, and free of the
+    # rounding that t = -A (n - V_os) would multiply by A
+    tia = offset + sol.neuron_v - neuron.feedback_resistance_ohm * sol.collected_a
+    diff = neuron.closed_loop_difference_gain * (tia[:, layer.minus_columns] - tia[:, layer.plus_columns])
+    out = neuron.activate(diff)
+    nodes = None
+    if sol.word_v is not None:
+        nodes = {"word": _batch_first(sol.word_v) + offset, "bit": _batch_first(sol.bit_v) + offset,
+                 "neuron_in": sol.neuron_v + offset,
+                 "tia_out": tia, "difference_out": diff}
+    return out, nodes
+
+
+def _batch_first(rows_first: np.ndarray) -> np.ndarray:
+    return np.swapaxes(rows_first, 0, 1)
