@@ -116,6 +116,43 @@ def test_chunks_give_the_same_numbers_as_one_run():
     np.testing.assert_allclose(one.outputs_v, chunked.outputs_v, rtol=0, atol=1e-12)
 
 
+# -- the headline: nodal and ngspice agree on the default network -------------------------------
+
+AGREEMENT_V = 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", ["linear", "gap"])
+def test_nodal_and_ngspice_agree_on_the_default_network(default_net, digits, cell):
+    config = MappingConfig(cell=cell, r_word_ohm=1.0, r_bit_ohm=1.0, open_loop_gain=1e4)
+    circuit = map_network(default_net, config)
+    x = to_voltages(digits.x_test[:20])
+    kw = dict(return_hidden=True, return_power=True)
+    nodal = simulate(circuit, x, engine="nodal", **kw)
+    spice = simulate(circuit, x, engine="ngspice", **kw)
+    ideal = simulate(circuit, x, engine="ideal")
+    worst = np.max(np.abs(nodal.outputs_v - spice.outputs_v))
+    assert worst < AGREEMENT_V, f"largest output difference {worst:.3g} V"
+    for a, b in zip(nodal.hidden_v, spice.hidden_v):
+        assert np.max(np.abs(a - b)) < AGREEMENT_V
+    np.testing.assert_allclose(nodal.power_w, spice.power_w, rtol=1e-6)
+    # the comparison is not vacuous: wires and the finite gain move the outputs far more than 1 uV
+    assert np.max(np.abs(ideal.outputs_v - spice.outputs_v)) > 1000 * AGREEMENT_V
+
+
+@pytest.mark.parametrize("cell", ["linear", "gap"])
+def test_nodal_and_ngspice_agree_on_every_node_of_a_small_network(cell):
+    circuit, x = small_network(cell)
+    kw = dict(return_hidden=True, return_nodes=True, return_power=True)
+    nodal = simulate(circuit, x, engine="nodal", **kw)
+    spice = simulate(circuit, x, engine="ngspice", **kw)
+    for a, b in zip(nodal.nodes, spice.nodes):
+        for key in ("word", "bit", "neuron_in", "tia_out", "difference_out"):
+            assert a[key].shape == b[key].shape, key
+            np.testing.assert_allclose(a[key], b[key], rtol=0, atol=AGREEMENT_V, err_msg=key)
+    np.testing.assert_allclose(nodal.power_w, spice.power_w, rtol=1e-6)
+
+
 # -- errors carry ngspice's own words ----------------------------------------------------------
 
 
@@ -188,3 +225,13 @@ def test_cli_netlist_writes_both_formats(tmp_path, default_net):
     assert "bsource i=" in (tmp_path / "net.scs").read_text()
     bad = runner.invoke(app, ["netlist", "--format", "verilog", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "verilog" in bad.output
+
+
+def test_cli_verify_reports_agreement(default_net):
+    result = runner.invoke(app, ["verify", "--n-images", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["n_images"] == 3 and payload["agree"] and payload["predictions_agree"]
+    assert 0 <= payload["max_abs_difference_v"] < 1e-6
+    assert payload["timings"]["nodal_s"] > 0 and payload["timings"]["ngspice_s"] > 0
+    assert os.environ.get("PATH")  # the PATH monkeypatch above did not leak
