@@ -206,12 +206,15 @@ def simulate(
 
 @app.command()
 def demo(
-    seed: int = SeedOpt,
+    quick: bool = typer.Option(False, "--quick", help="The small built-in study (under a minute) instead of the full one."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Results folder; default results/demo (results/quick)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local worker processes; default: one per core."),
+    force: bool = typer.Option(False, "--force", help="Rerun what changed if the folder holds an older study."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """The main job on the embedded default: train (or reuse) the network and simulate the circuit."""
-    simulate(model=None, engine="ideal", cell="linear", r_on_ohm=10e3, r_off_ohm=1e6, v_read_v=0.2, wire_ohm=1.0,
-             gain=math.inf, layout="interleaved", n_images=None, seed=seed, as_json=as_json)
+    """The main job: run the built-in stuck-at study on the exact engine, then write its HTML report."""
+    name = "quick" if quick else "demo"
+    _run_and_report(name, out or Path("results") / name, workers, None, None, force, as_json, report_after=True)
 
 
 # Further commands are registered below this line.
@@ -418,6 +421,95 @@ def imperfect(
                    f"(+-{payload['accuracy_std']:.2%} over {repeats} draws; {payload['accuracy_without_imperfections']:.2%} "
                    f"without); arrays' energy {payload['energy_per_inference_j'] * 1e12:.3g} pJ per inference "
                    f"({payload['energy_without_imperfections_j'] * 1e12:.3g} pJ without) at {read_time_s:g} s reads")
+
+
+@app.command()
+def run(
+    study: Path = typer.Argument(..., help="Study file (YAML or TOML), or a built-in study name: demo, quick."),
+    out: Path = typer.Option(..., "--out", help="Results folder (created; a rerun resumes it)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local worker processes (default: one per core; 0 runs in this process)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786."),
+    dask_workers: Optional[int] = typer.Option(None, "--dask-workers", help="Start a local Dask cluster with N worker processes."),
+    force: bool = typer.Option(False, "--force", help="Accept a changed study file: rerun the tasks it changes."),
+    report: bool = typer.Option(False, "--report", help="Write DIR/report.html when the run finishes."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run a study: expand its grid into tasks, run the unfinished ones, store each result atomically."""
+    _run_and_report(str(study), out, workers, scheduler, dask_workers, force, as_json, report_after=report)
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="Results folder written by `neurodtco run`."),
+    out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write; default DIR/report.html."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write the self-contained HTML report (figures embedded) of a study's results."""
+    from .report import write_report
+
+    with user_errors():
+        start = time.perf_counter()
+        path = write_report(results, out)
+    if as_json:
+        emit_json({"report": str(path), "elapsed_s": time.perf_counter() - start})
+    else:
+        typer.echo(f"report written to {path}")
+
+
+def _run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Optional[str],
+                    dask_workers: Optional[int], force: bool, as_json: bool, report_after: bool) -> None:
+    """Run a study with a progress bar, optionally write its report, and print the summary."""
+    from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+    from .study import StudyRunError, load_study, make_executor, run_study
+
+    with user_errors():
+        spec = load_study(study)
+        executor = make_executor(workers=workers, scheduler=scheduler, dask_workers=dask_workers)
+    state: dict[str, Any] = {}
+
+    def show(p: Any) -> None:
+        if "bar" not in state:
+            return
+        seconds = max(p.elapsed_s - state["t0"], 1e-9)
+        rate = p.inferences / seconds if p.inferences else 0.0
+        state["bar"].update(state["task"], completed=p.done, total=p.total,
+                            rate=f"{rate:,.0f} inferences/s" if rate else "")
+
+    try:
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
+                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+        with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
+            state.update(bar=bar, task=bar.add_task(f"study {spec.name}", total=None, rate=""), t0=0.0)
+            try:
+                summary = run_study(spec, out, executor=executor, force=force, progress=show)
+            except StudyRunError as exc:
+                fail(str(exc))
+            except (ValueError, FileNotFoundError) as exc:
+                fail(str(exc))
+    finally:
+        executor.close()
+    payload = summary.to_dict()
+    if report_after:
+        from .report import write_report
+
+        with user_errors():
+            start = time.perf_counter()
+            payload["report"] = str(write_report(out))
+            payload["report_s"] = time.perf_counter() - start
+    payload["total_s"] = summary.wall_s + payload.get("report_s", 0.0)
+    if as_json:
+        emit_json(payload)
+        return
+    if summary.n_run == 0:
+        typer.echo(f"study {spec.name}: all {summary.n_tasks} tasks already finished in {out}")
+    else:
+        typer.echo(f"study {spec.name}: ran {summary.n_run} of {summary.n_tasks} tasks ({summary.n_skipped} were already "
+                   f"done), {summary.n_circuits} circuits, {summary.n_inferences:,} circuit-inferences in "
+                   f"{summary.wall_s:.1f} s ({summary.throughput:,.0f} inferences/s) on "
+                   f"{summary.executor.get('workers')} {summary.executor.get('executor')} workers")
+    if report_after:
+        typer.echo(f"report: {payload['report']} ({payload['report_s']:.1f} s); total {payload['total_s']:.1f} s")
 
 
 def main() -> None:

@@ -66,6 +66,16 @@ def prepare_setup(study: Study, progress: Optional[Callable[[int, int], None]] =
     else:
         net = default_network(dataset, study.network.to_config(), data_seed=study.dataset.seed, progress=progress)
     weights, biases = net.weights, net.biases
+    if study.imperfections:
+        # Fail here, once, with the module's own message, rather than in every task on every worker.
+        from ..imperfections import apply_imperfections  # type: ignore[attr-defined]
+        from ..mapping import map_weights
+
+        try:
+            apply_imperfections(map_weights(weights, biases, study.circuit.to_config()),
+                                [dict(s) for s in study.imperfections], 0)
+        except ValueError as exc:
+            raise ValueError(f"imperfections: {exc}") from None
     return Setup(study=study.canonical(), weights=tuple(weights), biases=tuple(biases),
                  fingerprint=weights_fingerprint(weights, biases),
                  software_accuracy=net.accuracy(dataset.x_test, dataset.y_test))
@@ -90,13 +100,10 @@ def _context(setup: Setup) -> _Context:
     ctx = _CONTEXTS.get(key)
     if ctx is not None:
         return ctx
-    import torch
-
     from ..data import load_digits, to_voltages
     from ..engines import get_engine
     from ..mapping import map_weights
 
-    torch.set_num_threads(1)  # many small fits: one thread per worker is fastest and reproducible
     study = Study.model_validate(setup.study)
     dataset = load_digits(seed=study.dataset.seed, n_test=study.dataset.n_test)
     mapping = study.circuit.to_config()
@@ -172,10 +179,14 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     ctx = _context(setup)
     study = ctx.study
     t0 = time.perf_counter()
-    outputs, masks, densities, records = [], [], [], []
+    outputs, hidden, masks, densities, records = [], [], [], [], []
+    want_hidden = "lastlayer" in study.correctors.baselines  # the last-layer retrain reads the last hidden layer
     for point in task.circuits:
         circuit, mask, density, record = build_circuit(ctx.circuit, study, point)
-        outputs.append(ctx.engine.run(circuit, ctx.x_all_v).outputs_v)
+        result = ctx.engine.run(circuit, ctx.x_all_v, return_hidden=want_hidden)
+        outputs.append(result.outputs_v)
+        if want_hidden:
+            hidden.append(result.hidden_v[-1])
         masks.append(mask)
         densities.append(density)
         records.append(record)
@@ -191,7 +202,7 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     results: list[tuple[str, int, int, np.ndarray, np.ndarray]] = [
         ("none", 0, 0, acc_before, acc_train_before)]
     t1 = time.perf_counter()
-    results.extend(_fit_correctors(study, v, y_tr, y_te, n_tr))
+    results.extend(_fit_correctors(study, v, y_tr, y_te, n_tr, np.stack(hidden) if hidden else None))
     t_fit = time.perf_counter() - t1
 
     rows = []
@@ -233,41 +244,28 @@ CROSS_COLUMNS = ["task_id", "array", "kind", "severity", "instance", "train_patt
                  "n_parameters", "accuracy", "accuracy_before"]
 
 
-def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray,
-                    n_tr: int) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
-    """Fit every corrector of the study on every circuit; MLPs batched over the circuits."""
-    out = []
-    spec = study.correctors
-    if spec.hidden:
-        from ..correction import BatchedMLPCorrector
-
-        for h in spec.hidden:
-            model = BatchedMLPCorrector(hidden=h, seed=stable_seed(study.seeds.correctors, "mlp", h), **spec.options)
-            model.fit(v[:, :n_tr], y_tr)
-            acc = _accuracy(model.predict(v[:, n_tr:]), y_te)
-            acc_train = _accuracy(model.predict(v[:, :n_tr]), y_tr)
-            out.append(("mlp", h, int(model.n_parameters), acc, acc_train))
-    for name in spec.baselines:
-        acc, acc_train, n_params = np.zeros(len(v)), np.zeros(len(v)), 0
-        for k in range(len(v)):
-            model = _baseline(name, stable_seed(study.seeds.correctors, name))
-            model.fit(v[k, :n_tr], y_tr)
-            acc[k] = _accuracy(model.predict(v[k, n_tr:]), y_te)
-            acc_train[k] = _accuracy(model.predict(v[k, :n_tr]), y_tr)
-            n_params = int(model.n_parameters)
-        out.append((name, 0, n_params, acc, acc_train))
-    return out
-
-
-def _baseline(name: str, seed: int) -> Any:
-    """A baseline corrector by its study-file name."""
-    import inspect
-
+def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray, n_tr: int,
+                    last_hidden: Optional[np.ndarray] = None) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
+    """Fit every corrector of the study on every circuit of the task, each kind in one batched fit."""
     from .. import correction
 
-    cls = {"affine": correction.AffineCalibration, "logistic": correction.LogisticCorrector}[name]
-    accepts_seed = "seed" in inspect.signature(cls).parameters
-    return cls(seed=seed) if accepts_seed else cls()
+    out = []
+    spec = study.correctors
+    jobs: list[tuple[str, int, Any, np.ndarray]] = []
+    for h in spec.hidden:
+        seed = stable_seed(study.seeds.correctors, "mlp", h)
+        jobs.append(("mlp", h, correction.BatchedMLPCorrector(hidden=h, seed=seed, **spec.options), v))
+    for name in spec.baselines:
+        cls = {"affine": correction.BatchedAffineCalibration, "logistic": correction.BatchedLogisticCorrector,
+               "lastlayer": correction.BatchedLastLayerRetrain}[name]
+        features = last_hidden if name == "lastlayer" else v
+        jobs.append((name, 0, cls(seed=stable_seed(study.seeds.correctors, name), **spec.options), features))
+    for name, h, model, x in jobs:
+        model.fit(x[:, :n_tr], y_tr)
+        acc = _accuracy(model.predict(x[:, n_tr:]), y_te)
+        acc_train = _accuracy(model.predict(x[:, :n_tr]), y_tr)
+        out.append((name, h, int(model.n_parameters), acc, acc_train))
+    return out
 
 
 # ----------------------------------------------------------------------------- cross tasks

@@ -25,7 +25,7 @@ from ..network import NetworkConfig
 #: Pattern names used when the defects module is not importable (it defines the real list).
 FALLBACK_PATTERNS = ("random", "circular", "circular_complement", "ring", "row", "column", "checkerboard", "clustered")
 KINDS = ("on", "off", "at", "mix")
-BASELINES = ("affine", "logistic")
+BASELINES = ("affine", "logistic", "lastlayer")
 BUILTIN_STUDIES = ("demo", "quick")
 
 
@@ -160,7 +160,8 @@ class CorrectorSpec(_Strict):
     """Correctors fitted on every circuit: corrective MLPs (10 -> h -> 10, batched) and baselines."""
 
     hidden: list[int] = Field(default_factory=lambda: [8], description="Hidden sizes h of the corrective MLPs.")
-    baselines: list[Literal["affine", "logistic"]] = Field(default_factory=list)
+    baselines: list[Literal["affine", "logistic", "lastlayer"]] = Field(
+        default_factory=list, description="affine (20 parameters), logistic (110), lastlayer (the last array retrained).")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="Extra keyword arguments for BatchedMLPCorrector (e.g. epochs).")
 
@@ -181,6 +182,8 @@ class CrossDefectSpec(_Strict):
     enabled: bool = False
     hidden: int = Field(8, ge=1, description="Hidden size of the corrector used for the matrix.")
     mixture: bool = Field(True, description="Also train on the pooled chips of every pattern (the 'mixture' row).")
+    severities: Optional[list[float]] = Field(
+        None, description="Densities of the grid to cross (default: all); low densities leave little to correct.")
 
 
 class SeedSpec(_Strict):
@@ -261,6 +264,10 @@ class Study(_Strict):
                 raise ValueError("cross_defect.enabled needs outputs.save_voltages: true (the matrix reads the stored voltages)")
             if len(self.defects.patterns) < 2:
                 raise ValueError("cross_defect.enabled needs at least 2 defects.patterns to cross")
+            for sev in self.cross_defect.severities or []:
+                if sev not in self.defects.severities:
+                    raise ValueError(f"cross_defect.severities: {sev} is not one of defects.severities "
+                                     f"{self.defects.severities}")
         return self
 
     @property

@@ -144,10 +144,15 @@ def expand_tasks(study: Study, fingerprint: str = "") -> list[Task]:
             tasks.append(_circuits_task(f"c-{pattern}-a{array}-{chunk}", cell[start:start + step], settings, fingerprint))
     if study.cross_defect.enabled:
         cross = study.canonical()["cross_defect"]
+        crossed = set(study.cross_defect.severities or study.defects.severities)
+
+        def member(p: CircuitPoint, array: int, kind: str) -> bool:
+            return p.array == array and p.kind == kind and p.severity in crossed
+
         for array in study.arrays:
             for kind in study.defects.kinds:
-                deps = tuple(t.id for t in tasks if any(p.array == array and p.kind == kind for p in t.circuits))
-                members = tuple(p for t in tasks for p in t.circuits if p.array == array and p.kind == kind)
+                deps = tuple(t.id for t in tasks if any(member(p, array, kind) for p in t.circuits))
+                members = tuple(p for t in tasks for p in t.circuits if member(p, array, kind))
                 payload = {"cross": cross, "options": settings["correctors"]["options"], "seeds": settings["seeds"],
                            "deps": deps, "patterns": study.defects.patterns}
                 tasks.append(Task(id=f"x-a{array}-{kind}-{_short_hash(payload)}", stage="cross", circuits=members,
