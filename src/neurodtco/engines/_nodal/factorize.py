@@ -108,11 +108,12 @@ class WordSide:
 
     def driver_currents(self, drive_v: np.ndarray, inject_word: Optional[np.ndarray], word_v: np.ndarray,
                         bit_v: np.ndarray) -> np.ndarray:
-        """Current ``[R, B]`` each row driver delivers."""
-        if self.line_inv is not None:
-            return self.g_word_s * (drive_v - word_v[..., 0])
-        # ideal word line: the driver node is every word node, so it feeds every cell directly
-        out = np.sum(self.cell_s * (drive_v[:, :, None] - bit_v), axis=2)
+        """Current ``[R, B]`` each row driver delivers.
+
+        Kirchhoff on the whole word line: the driver and the injections feed the row's cells.
+        Summing cell currents avoids ``g_w (V - w_0)``, a small difference of near-equal voltages.
+        """
+        out = np.sum(self.cell_s * (word_v - bit_v), axis=2)
         if inject_word is not None:
             out -= inject_word.sum(axis=2)
         return out

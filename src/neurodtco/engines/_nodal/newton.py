@@ -119,9 +119,16 @@ def solve_cells(cell: Any, g_read: np.ndarray, g_word_s: float, g_bit_s: float, 
         state = _start(drive_v[first:first + chunk])
         if chord is None or not _chord(prob, state, *chord):
             info["full_newton_vectors"] += state.drive_v.shape[0]
+            if not _progressed(state.steps):
+                # diverging chord steps leave nothing worth keeping: start again from the ideal voltages
+                iterations = state.iterations
+                state = _start(state.drive_v)
+                state.iterations = iterations
             _full(prob, state, first)
         info["iterations"] = max(info["iterations"], state.iterations)
         parts.append(_finish(prob, state, drivers))
+    if chord is not None and info["full_newton_vectors"]:
+        info["method"] = "chord, then full"
     return _concat(parts), info
 
 
@@ -155,7 +162,7 @@ def _full(prob: _Problem, state: _State, first: int) -> None:
     state.steps = []
     for _ in range(prob.settings.max_iterations):
         slopes = prob.cell.differential_conductance(prob.g_rows, state.cell_v)
-        if _step(prob, state, prob.factorize(slopes), slopes):
+        if _step(prob, state, prob.factorize(slopes), slopes, damp=True):
             return
         if not math.isfinite(state.steps[-1][0]):
             break
@@ -168,21 +175,31 @@ def _full(prob: _Problem, state: _State, first: int) -> None:
     )
 
 
-def _step(prob: _Problem, state: _State, fact: Factorization, slopes: np.ndarray) -> bool:
-    """One companion-model solve; updates ``state``; True when the remaining error is below tolerance."""
+def _step(prob: _Problem, state: _State, fact: Factorization, slopes: np.ndarray, damp: bool = False) -> bool:
+    """One companion-model solve; updates ``state``; True when the remaining error is below tolerance.
+
+    With ``damp``, a step that moves some cell voltage by more than the largest drive voltage
+    (no cell can see more than that) is shortened to that size: it keeps true Newton on the
+    exponential cell law from overshooting into overflow.
+    """
     v = state.cell_v
-    companion = prob.current(v)
-    companion -= slopes * v
-    sol = solve(fact, state.drive_v, inject_word=-companion, inject_bit=companion,
-                inject_neuron=prob.inject_neuron, nodes=True, drivers=False)
-    new_v = sol.word_v - sol.bit_v
-    step_v = _max_abs(new_v - v)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence shows up as a non-finite step
+        companion = prob.current(v)
+        companion -= slopes * v
+        sol = solve(fact, state.drive_v, inject_word=-companion, inject_bit=companion,
+                    inject_neuron=prob.inject_neuron, nodes=True, drivers=False)
+        new_v = sol.word_v - sol.bit_v
+        step_v = _max_abs(new_v - v)
     old = state.solution
+    if damp and step_v > prob.scale_v and old is not None:
+        sol, new_v = _toward(old, state, sol, prob.scale_v / step_v)
     step_a = math.inf if old is None else _max_abs(sol.collected_a - old.collected_a)
     state.word_v, state.bit_v, state.cell_v = sol.word_v, sol.bit_v, new_v
     state.companion, state.solution = companion, sol
     state.steps.append((step_v, step_a))
     state.iterations += 1
+    if not math.isfinite(step_v):
+        return False
     # the error left after a step of a contraction with factor rho is at most rho / (1 - rho) times it
     rho = _rate(state.steps)
     left = rho / (1.0 - rho) if rho < 0.5 else 1.0
@@ -190,6 +207,21 @@ def _step(prob: _Problem, state: _State, fact: Factorization, slopes: np.ndarray
     # same relative tolerance as the cell voltages
     return (step_v * left <= prob.settings.rtol * prob.scale_v
             and step_a * left <= prob.settings.rtol * _max_abs(sol.collected_a) + 1e-300)
+
+
+def _toward(old: ArraySolution, state: _State, new: ArraySolution, fraction: float):
+    """The point ``fraction`` of the way from the present iterate to the new solution."""
+    def mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + fraction * (b - a)
+
+    word, bit = mix(state.word_v, new.word_v), mix(state.bit_v, new.bit_v)
+    sol = ArraySolution(mix(old.collected_a, new.collected_a), mix(old.neuron_v, new.neuron_v), word, bit)
+    return sol, word - bit
+
+
+def _progressed(steps: list) -> bool:
+    """True when chord steps shrank overall (their iterate is a better start than the ideal one)."""
+    return bool(steps) and all(math.isfinite(s[0]) for s in steps) and steps[-1][0] < steps[0][0]
 
 
 def _rate(steps: list) -> float:
@@ -211,12 +243,8 @@ def _finish(prob: _Problem, state: _State, drivers: bool) -> ArraySolution:
     sol = state.solution
     driver = None
     if drivers:
-        rows_v = state.drive_v.T
-        if math.isfinite(prob.g_word_s):
-            driver = prob.g_word_s * (rows_v - state.word_v[..., 0])
-        else:
-            driver = prob.current(rows_v[:, :, None] - state.bit_v).sum(axis=2)
-        driver = driver.T
+        # Kirchhoff on each word line: the driver feeds the row's cells (exact, no small differences)
+        driver = prob.current(state.word_v - state.bit_v).sum(axis=2).T
     return ArraySolution(sol.collected_a, sol.neuron_v, state.word_v, state.bit_v, driver)
 
 
@@ -230,18 +258,19 @@ def _merge(state: _State, subs: list[_State]) -> None:
 
 
 def _sinh(x: np.ndarray) -> np.ndarray:
-    """``sinh(x)`` from one ``expm1``: ``e (e + 2) / (2 (e + 1))`` with ``e = exp(x) - 1``.
+    """``sinh(x)`` from one ``expm1``: ``e (e + 2) / (2 (e + 1))`` with ``e = exp(|x|) - 1``.
 
-    No cancellation near 0 (unlike ``(exp(x) - exp(-x)) / 2``), within a few ulp of ``np.sinh``,
-    and about twice as fast, which matters because every Newton step evaluates every cell.
+    No cancellation near 0 (unlike ``(exp(x) - exp(-x)) / 2``), within a few ulp of ``np.sinh``
+    (odd symmetry keeps ``e + 1 >= 1``), and about twice as fast, which matters because every
+    Newton step evaluates every cell.
     """
-    e = np.expm1(x)
+    e = np.expm1(np.abs(x))
     out = e + 2.0
     out *= e
     e += 1.0
     e *= 2.0
     out /= e
-    return out
+    return np.copysign(out, x, out=out)
 
 
 def _max_abs(a: np.ndarray) -> float:
