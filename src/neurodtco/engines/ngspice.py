@@ -147,8 +147,9 @@ class NgspiceEngine:
             work = Path(tmp)
             (work / _NETLIST).write_text(text)
             env = dict(os.environ, LC_ALL="C")  # ngspice must print and read numbers with a '.'
+            # -n: no user .spiceinit, whose settings (e.g. ngbehavior=hsa) would change how the netlist reads.
             try:
-                proc = subprocess.run([binary, "-b", _NETLIST], cwd=work, capture_output=True, text=True,
+                proc = subprocess.run([binary, "-n", "-b", _NETLIST], cwd=work, capture_output=True, text=True,
                                       timeout=self.timeout_s, env=env, stdin=subprocess.DEVNULL)
             except subprocess.TimeoutExpired as exc:
                 raise RuntimeError(f"ngspice did not finish within {self.timeout_s} s; "
