@@ -294,7 +294,7 @@ def figure_recovery(d: _Data) -> Optional[str]:
     for j, a in enumerate(arrays):
         if a in before.index:
             ax1.axhline(before[a] * 100, color=_PALETTE[j % len(_PALETTE)], ls=":", lw=1)
-    for name, marker in (("affine", "s"), ("logistic", "D")):
+    for name, marker in (("affine", "s"), ("logistic", "D"), ("lastlayer", "^")):
         b = c[c["corrector"] == name]
         if len(b):
             ax1.scatter(b["n_parameters"].iloc[0], b["accuracy"].mean() * 100, marker=marker, s=46, color="#111827",
@@ -302,7 +302,7 @@ def figure_recovery(d: _Data) -> Optional[str]:
     if d.healthy_accuracy is not None:
         ax1.axhline(d.healthy_accuracy * 100, color=_HEALTHY, ls="--", lw=1, label="healthy circuit")
     ax1.axvline(_MAX_CORRECTOR_PARAMS, color="#9ca3af", lw=1)
-    ax1.set_xscale("log")
+    _parameter_axis(ax1, c["n_parameters"])
     ax1.set_xlabel("corrector parameters")
     ax1.set_ylabel("mean test accuracy after correction (%)")
     ax1.set_title("dotted: the same circuits uncorrected")
@@ -316,14 +316,14 @@ def figure_recovery(d: _Data) -> Optional[str]:
         ax2.plot(m["n_parameters"], m[0.5] * 100, "-o", color="#2563eb", ms=3.5, lw=1.6, label="MLP 10-h-10: median")
         ax2.fill_between(m["n_parameters"], m[0.25] * 100, m[0.75] * 100, color="#2563eb", alpha=0.15, lw=0,
                          label="quartiles")
-        for name, marker in (("affine", "s"), ("logistic", "D")):
+        for name, marker in (("affine", "s"), ("logistic", "D"), ("lastlayer", "^")):
             b = q[q["corrector"] == name]
             if len(b):
                 ax2.errorbar(b["n_parameters"], b[0.5] * 100, yerr=[(b[0.5] - b[0.25]) * 100, (b[0.75] - b[0.5]) * 100],
                              fmt=marker, color="#111827", ms=6, capsize=3, label=name)
         ax2.axhline(0, color="#6b7280", lw=1)
         ax2.axvline(_MAX_CORRECTOR_PARAMS, color="#9ca3af", lw=1)
-        ax2.set_xscale("log")
+        _parameter_axis(ax2, c["n_parameters"])
         ax2.set_xlabel("corrector parameters")
         ax2.set_ylabel("recovered share of the lost accuracy (%)")
         ax2.set_title(f"circuits that lost >= 5 points (n = {damaged['circuit_id'].nunique()})")
@@ -333,6 +333,17 @@ def figure_recovery(d: _Data) -> Optional[str]:
         ax2.set_axis_off()
     fig.tight_layout()
     return _png(fig)
+
+
+def _parameter_axis(ax: Any, counts: pd.Series) -> None:
+    """A log axis labelled with the parameter counts that occur (not powers of ten)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ticks = sorted(int(v) for v in counts.unique())
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(t) for t in ticks], fontsize=8)
 
 
 def cross_matrix(d: _Data) -> Optional[pd.DataFrame]:
@@ -420,7 +431,8 @@ def figure_voltages(d: _Data) -> Optional[str]:
         ax.set_xlabel("output voltage (V)")
         if c == 0:
             ax.set_ylabel("density (1/V, log scale)")
-    axes[0][0].legend(frameon=False, fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 1.06))
     fig.tight_layout()
     return _png(fig)
 
@@ -442,7 +454,7 @@ def headline_numbers(d: _Data) -> list[tuple[str, str, str]]:
     if not df.empty:
         rows.append(("Defective circuits simulated", f"{df['circuit_id'].nunique():,}",
                      f"{len(d.patterns())} patterns, {df['array'].nunique()} arrays, {df['kind'].nunique()} kinds, "
-                     f"{df['severity'].nunique()} densities, {df['instance'].nunique()} instances"))
+                     f"{df['severity'].nunique()} densities, {_plural(df['instance'].nunique(), 'instance')}"))
         rows.append(("Mean accuracy of the defective circuits", pct(df["accuracy"].mean()),
                      f"median {pct(df['accuracy'].median())}"))
         worst = df.loc[df["accuracy"].idxmin()]
@@ -497,6 +509,10 @@ def headline_numbers(d: _Data) -> list[tuple[str, str, str]]:
         rows.append(("Circuit-inferences simulated", f"{inf:,}", f"in {wall:.0f} s over {len(runs)} run(s): "
                      f"{inf / wall if wall else 0:,.0f} per second ({last.get('workers')} {last.get('executor')} workers)"))
     return rows
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def severity_table(d: _Data) -> Optional[pd.DataFrame]:
@@ -631,8 +647,9 @@ def build_report(root: Union[str, Path]) -> str:
                  "<b>How much a small network on the output voltages wins back.</b> Left: mean test accuracy after "
                  "correction against the corrector's parameter count (10 &rarr; h &rarr; 10 MLPs, "
                  f"h in {study['correctors']['hidden']}, fitted on each circuit's training images and evaluated on "
-                 "its held-out test images); dotted lines: the same circuits uncorrected; black markers: the affine "
-                 f"and logistic baselines; the grey line marks {_MAX_CORRECTOR_PARAMS} parameters. Right: the share "
+                 "its held-out test images); dotted lines: the same circuits uncorrected; black markers: the "
+                 f"baselines ({_e(', '.join(study['correctors']['baselines']) or 'none in this study')}); the grey "
+                 f"line marks {_MAX_CORRECTOR_PARAMS} parameters. Right: the share "
                  "of the lost accuracy (healthy minus defective) that correction recovers, for the circuits that "
                  "lost at least 5 points.")),
         ("cross", "Cross-defect matrix",
@@ -655,7 +672,7 @@ def build_report(root: Union[str, Path]) -> str:
          f"<p class='lead'>{_e(study.get('description', '')).strip()}</p>"
          "<table>"
          f"<tr><td>Grid</td><td>patterns {_e(', '.join(grid['patterns']))}; kinds {_e(', '.join(grid['kinds']))}; "
-         f"arrays {_e(grid['arrays'])}; densities {_e(grid['severities'])}; {grid['instances']} instance(s)</td></tr>"
+         f"arrays {_e(grid['arrays'])}; densities {_e(grid['severities'])}; {_plural(grid['instances'], 'instance')}</td></tr>"
          f"<tr><td>Circuit</td><td>{_e(', '.join(f'{k}={v}' for k, v in study['circuit'].items() if v is not None))}</td></tr>"
          f"<tr><td>Engine</td><td>{_e(study['engine'])} {_e(study['engine_options'] or '')}</td></tr>"
          f"<tr><td>Network</td><td>{_e('-'.join(map(str, study['network']['widths'])))}, {study['network']['epochs']} "
