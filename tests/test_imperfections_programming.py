@@ -182,3 +182,14 @@ def test_bad_programming_specs_are_refused(spec, message):
     circuit = map_weights([rng.normal(size=(2, 3))], [rng.normal(size=2)])
     with pytest.raises(ValueError, match=message):
         apply_imperfections(circuit, spec)
+
+
+def test_validate_checks_every_item_without_a_circuit():
+    from neurodtco.imperfections import validate_imperfections
+
+    good = [{"kind": "temperature", "temperature_c": 85}, {"kind": "passive_programming", "scheme": "v/3"}]
+    assert validate_imperfections(good) == good
+    with pytest.raises(ValueError, match="imperfection 1: .*scheme"):
+        validate_imperfections([good[0], {"kind": "passive_programming", "scheme": "v/5"}])
+    with pytest.raises(ValueError, match="imperfection 0: .*temperature_c"):
+        validate_imperfections({"kind": "temperature", "temperature_c": "hot"})

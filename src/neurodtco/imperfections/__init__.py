@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import numpy as np
 
 from ..circuit import Circuit
-from ._common import make_rng
+from ._common import kelvin, make_rng
 from .drift import PowerLawDrift, apply_drift
 from .energy import DEFAULT_READ_TIME_S, energy_per_inference_j, evaluate
 from .noise import (ReadNoiseModel, attach_read_noise, clean_circuit, sample_read_noise, simulate,
@@ -54,10 +54,14 @@ def _reject_rest(kind: str, params: dict, accepted: set[str]) -> None:
         raise ValueError(f"{kind}: unknown parameter(s) {sorted(params)}; accepted: {sorted(accepted)}")
 
 
-def _temperature(circuit: Circuit, params: dict, rng: np.random.Generator) -> tuple[Circuit, dict]:
+Applier = Callable[[Circuit, np.random.Generator], tuple[Circuit, dict]]
+
+
+def _temperature(params: dict) -> Applier:
     if "temperature_c" not in params:
         raise ValueError("temperature: temperature_c is required (degrees Celsius, e.g. 85)")
     temperature_c = params.pop("temperature_c")
+    kelvin(temperature_c)
     technology = params.pop("technology", "reram")
     if technology not in TECHNOLOGIES:
         raise ValueError(f"temperature: technology={technology!r} is not accepted: choose one of {list(TECHNOLOGIES)}")
@@ -69,13 +73,14 @@ def _temperature(circuit: Circuit, params: dict, rng: np.random.Generator) -> tu
     _reject_rest("temperature", params, accepted)
     cell_model = thermal_model(technology, **cell_params)
     wire = WireThermalModel(tcr_per_k=wire_tcr, t_ref_c=cell_model.t_ref_c)
-    return apply_temperature(circuit, temperature_c, cell_model, wire, feedback)
+    return lambda circuit, rng: apply_temperature(circuit, temperature_c, cell_model, wire, feedback)
 
 
-def _read_noise(circuit: Circuit, params: dict, rng: np.random.Generator) -> tuple[Circuit, dict]:
+def _read_noise(params: dict) -> Applier:
     model_params = _take(params, ReadNoiseModel)
     _reject_rest("read_noise", params, _names(ReadNoiseModel))
-    return attach_read_noise(circuit, ReadNoiseModel(**model_params), rng)
+    model = ReadNoiseModel(**model_params)
+    return lambda circuit, rng: attach_read_noise(circuit, model, rng)
 
 
 def _programming_parts(kind: str, params: dict, extra: set[str]) -> tuple[SwitchingDevice, WriteVerifyConfig, dict]:
@@ -86,29 +91,37 @@ def _programming_parts(kind: str, params: dict, extra: set[str]) -> tuple[Switch
     return device, config, options
 
 
-def _write_verify(circuit: Circuit, params: dict, rng: np.random.Generator) -> tuple[Circuit, dict]:
+def _write_verify(params: dict) -> Applier:
     device, config, options = _programming_parts("write_verify", params, {"record_masks"})
-    return apply_write_verify(circuit, device, config, rng, record_masks=bool(options.get("record_masks", False)))
+    masks = bool(options.get("record_masks", False))
+    return lambda circuit, rng: apply_write_verify(circuit, device, config, rng, record_masks=masks)
 
 
-def _passive(circuit: Circuit, params: dict, rng: np.random.Generator) -> tuple[Circuit, dict]:
+def _passive(params: dict) -> Applier:
     device, config, options = _programming_parts("passive_programming", params,
                                                  {"scheme", "order", "passes", "record_masks"})
     scheme = str(options.get("scheme", "v/2")).lower()
-    return apply_passive_programming(circuit, device, config, rng, scheme=scheme,
-                                     order=options.get("order", "row-major"), passes=options.get("passes", 1),
-                                     record_masks=bool(options.get("record_masks", False)))
+    order, passes = options.get("order", "row-major"), options.get("passes", 1)
+    if scheme not in SCHEMES:
+        raise ValueError(f"passive_programming: scheme={scheme!r} is not accepted: choose one of {list(SCHEMES)}")
+    if order not in ORDERS:
+        raise ValueError(f"passive_programming: order={order!r} is not accepted: choose one of {list(ORDERS)}")
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise ValueError(f"passive_programming: passes={passes!r} is not accepted: expected an integer >= 1")
+    masks = bool(options.get("record_masks", False))
+    return lambda circuit, rng: apply_passive_programming(circuit, device, config, rng, scheme=scheme, order=order,
+                                                          passes=passes, record_masks=masks)
 
 
-def _drift(circuit: Circuit, params: dict, rng: np.random.Generator) -> tuple[Circuit, dict]:
+def _drift(params: dict) -> Applier:
     if "time_s" not in params:
         raise ValueError("drift: time_s is required (seconds after programming, e.g. 86400)")
     model = PowerLawDrift(**_take(params, PowerLawDrift))
     _reject_rest("drift", params, _names(PowerLawDrift))
-    return apply_drift(circuit, model, rng)
+    return lambda circuit, rng: apply_drift(circuit, model, rng)
 
 
-KINDS: dict[str, Callable[[Circuit, dict, np.random.Generator], tuple[Circuit, dict]]] = {
+KINDS: dict[str, Callable[[dict], Applier]] = {
     "temperature": _temperature,
     "read_noise": _read_noise,
     "write_verify": _write_verify,
@@ -129,30 +142,47 @@ def apply_imperfections(circuit: Circuit, spec: Spec, seed: int = 0) -> tuple[Ci
     if isinstance(spec, Mapping):
         return _apply_one(circuit, spec, make_rng(int(seed)))
     if isinstance(spec, (list, tuple)):
+        validate_imperfections(spec)  # refuse a bad item before spending time on the good ones
         records: list[dict] = [{}] * len(spec)
         # Read noise is drawn at read time: after every other imperfection, whatever the list order.
-        ordered = sorted(range(len(spec)), key=lambda k: isinstance(spec[k], Mapping) and spec[k].get("kind") == "read_noise")
+        ordered = sorted(range(len(spec)), key=lambda k: spec[k].get("kind") == "read_noise")
         for index in ordered:
-            item = spec[index]
             # One independent stream per list item keeps each model's draws stable when others are added.
-            circuit, record = _apply_one(circuit, item, np.random.default_rng([int(seed), index]))
+            circuit, record = _apply_one(circuit, spec[index], np.random.default_rng([int(seed), index]))
             records[index] = record
         return circuit, {"kind": "sequence", "items": records}
     raise ValueError(f"an imperfection spec must be a dict with a 'kind' key or a list of them; got {type(spec).__name__}")
 
 
-def _apply_one(circuit: Circuit, spec: Mapping[str, Any], rng: np.random.Generator) -> tuple[Circuit, dict]:
+def validate_imperfections(spec: Spec) -> list[dict]:
+    """Check a spec (or a list) without a circuit; returns it as a list of plain dicts."""
+    items = [spec] if isinstance(spec, Mapping) else spec
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"an imperfection spec must be a dict with a 'kind' key or a list of them; got {type(spec).__name__}")
+    for index, item in enumerate(items):
+        try:
+            _parse(item)
+        except ValueError as exc:
+            raise ValueError(f"imperfection {index}: {exc}") from None
+    return [dict(item) for item in items]
+
+
+def _parse(spec: Mapping[str, Any]) -> Applier:
     if not isinstance(spec, Mapping) or "kind" not in spec:
         raise ValueError(f"an imperfection spec needs a 'kind' key (one of {imperfection_kinds()}); got {spec!r}")
     params = dict(spec)
     kind = params.pop("kind")
     if kind not in KINDS:
         raise ValueError(f"unknown imperfection kind {kind!r}; choose one of {imperfection_kinds()}")
-    return KINDS[kind](circuit, params, rng)
+    return KINDS[kind](params)
+
+
+def _apply_one(circuit: Circuit, spec: Mapping[str, Any], rng: np.random.Generator) -> tuple[Circuit, dict]:
+    return _parse(spec)(circuit, rng)
 
 
 __all__ = [
-    "apply_imperfections", "imperfection_kinds", "KINDS",
+    "apply_imperfections", "validate_imperfections", "imperfection_kinds", "KINDS",
     "ReRAMThermalModel", "EFlashThermalModel", "WireThermalModel", "thermal_model", "apply_temperature",
     "ReadNoiseModel", "attach_read_noise", "clean_circuit", "sample_read_noise", "simulate_with_read_noise", "simulate",
     "SwitchingDevice", "WriteVerifyConfig", "ProgrammingResult", "write_verify", "program_passive",
