@@ -37,14 +37,17 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def pct(x: float) -> str:
+    """A fraction as a percentage with one decimal."""
     return f"{100 * x:.1f}%"
 
 
 def mean_std(values: list[float]) -> str:
+    """Mean and standard deviation of fractions, in percent."""
     return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}%"
 
 
 def temperature_rows(circuit, x, y, engine):
+    """Accuracy and energy of both technologies from 25 to 100 C."""
     rows, data = [], []
     base = {tech: None for tech in ("reram", "eflash")}
     for t in (25, 40, 55, 70, 85, 100):
@@ -63,6 +66,7 @@ def temperature_rows(circuit, x, y, engine):
 
 
 def tolerance_rows(circuit, x, y, engine, seeds):
+    """Accuracy, pulses and failures of 1T1R write-verify vs its tolerance."""
     rows, data = [], []
     for tol in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3):
         acc, pulses, failed, rms = [], [], [], []
@@ -82,6 +86,7 @@ def tolerance_rows(circuit, x, y, engine, seeds):
 
 
 def passive_rows(circuits, x, y, engine, seeds, scheme, sigmas):
+    """Accuracy and disturbance of passive programming vs the normalized threshold variation."""
     rows, data = [], []
     for sigma in sigmas:
         row = [pct(sigma)]
@@ -107,6 +112,7 @@ def passive_rows(circuits, x, y, engine, seeds, scheme, sigmas):
 
 
 def window_rows(net, x_pixels, y, engine):
+    """Accuracy and arrays' energy per inference for several conductance windows."""
     rows, data = [], []
     for r_on, r_off in ((1e3, 1e5), (10e3, 1e6), (100e3, 1e7), (1e6, 1e8), (10e3, 1e5), (10e3, 1e7)):
         circuit = map_network(net, MappingConfig(r_on_ohm=r_on, r_off_ohm=r_off))
@@ -119,6 +125,7 @@ def window_rows(net, x_pixels, y, engine):
 
 
 def noise_rows(circuit, x, y, engine, seeds):
+    """Accuracy vs the relative read noise, sampled per inference."""
     rows, data = [], []
     for sigma in (0.0, 0.02, 0.05, 0.1, 0.2, 0.3):
         acc = []
@@ -131,6 +138,7 @@ def noise_rows(circuit, x, y, engine, seeds):
 
 
 def main() -> None:
+    """Run the chosen tables and print them as Markdown."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", default="nodal", help="ideal or nodal (default nodal: wires and IR drop)")
     parser.add_argument("--seeds", type=int, default=3, help="imperfection draws per point")
