@@ -1,0 +1,276 @@
+"""Studies: validation errors that name the key, task expansion, resume after a kill, executors agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from neurodtco.store import ResultStore, load_results
+from neurodtco.study import (DaskExecutor, LocalExecutor, SerialExecutor, StudyFileError, circuit_points,
+                             expand_tasks, load_study, parse_study, run_study)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_study(**changes) -> dict:
+    """A study small enough for tests: 16 circuits in 8 tasks, plus the healthy one and 4 cross tasks."""
+    data = {
+        "name": "small", "engine": "ideal",
+        "defects": {"patterns": ["random", "column"], "kinds": ["on", "off"], "arrays": [0, 3],
+                    "severities": [0.3], "instances": 2},
+        "correctors": {"hidden": [4], "baselines": ["affine"], "options": {"max_iter": 40}},
+        "cross_defect": {"enabled": True, "hidden": 4},
+        "tasks": {"max_circuits": 2},
+    }
+    for key, value in changes.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    return data
+
+
+def write_study(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# ----------------------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("change, message", [
+    ({"defects": {"patterns": ["random", "donut"]}}, r"defects\.patterns: unknown pattern 'donut'; choose from random, circular"),
+    ({"defects": {"kinds": ["on", "sideways"]}}, r"defects\.kinds\.1: 'sideways': Input should be 'on', 'off', 'at' or 'mix'"),
+    ({"defects": {"severities": [0.1, 1.5]}}, r"defects\.severities: severity 1\.5 is not accepted: expected a defect density in \(0, 1\]"),
+    ({"defects": {"arrays": [0, 7]}}, r"layer 7 does not exist; the network has arrays 0\.\.3"),
+    ({"engine": "spectre"}, r"engine: unknown engine 'spectre'; choose one of ideal, nodal, ngspice"),
+    ({"circuit": {"r_word_ohm": -1.0}}, r"circuit: r_word_ohm=-1\.0 is not accepted: expected a finite number >= 0"),
+    ({"circuit": {"r_wire": 1.0}}, r"circuit\.r_wire: unknown key 'r_wire'; accepted keys: .*r_bit_ohm.*r_word_ohm"),
+    ({"correctors": {"hidden": [0, 4]}}, r"correctors\.hidden: hidden size 0 is not accepted: expected integers >= 1"),
+    ({"correctors": {"baselines": ["svm"]}}, r"correctors\.baselines\.0: 'svm': Input should be 'affine', 'logistic' or 'lastlayer'"),
+    ({"defect": {}}, r"defect: unknown key 'defect'; accepted keys: circuit, correctors, cross_defect, dataset, defects"),
+])
+def test_bad_study_files_name_the_key_and_the_accepted_values(change, message):
+    with pytest.raises(StudyFileError, match=message):
+        parse_study(small_study(**change), source="bad.yaml")
+
+
+def test_cross_defect_needs_the_saved_voltages():
+    with pytest.raises(StudyFileError, match="cross_defect.enabled needs outputs.save_voltages"):
+        parse_study(small_study(outputs={"save_voltages": False}))
+
+
+def test_yaml_and_toml_study_files_are_the_same_study(tmp_path):
+    data = small_study()
+    a = load_study(write_study(tmp_path / "s.yaml", data))
+    toml = "\n".join([
+        'name = "small"', 'engine = "ideal"',
+        "[defects]", 'patterns = ["random", "column"]', 'kinds = ["on", "off"]', "arrays = [0, 3]",
+        "severities = [0.3]", "instances = 2",
+        "[correctors]", "hidden = [4]", 'baselines = ["affine"]', "[correctors.options]", "max_iter = 40",
+        "[cross_defect]", "enabled = true", "hidden = 4", "[tasks]", "max_circuits = 2"])
+    (tmp_path / "s.toml").write_text(toml)
+    b = load_study(tmp_path / "s.toml")
+    assert a.hash() == b.hash()
+    with pytest.raises(FileNotFoundError, match="built-in studies: demo, quick"):
+        load_study(tmp_path / "missing.yaml")
+
+
+def test_the_demo_study_is_at_least_the_published_grid():
+    demo = load_study("demo")
+    d = demo.defects
+    assert len(d.patterns) >= 7 and len(demo.arrays) >= 4 and {"on", "off"} <= set(d.kinds)
+    assert len(d.severities) >= 4 and d.instances >= 3
+    assert demo.n_circuits >= 672
+    assert demo.engine == "nodal" and demo.circuit.r_word_ohm == 1.0 and demo.circuit.r_bit_ohm == 1.0
+    assert set(demo.correctors.hidden) >= {1, 2, 4, 8, 16, 32}
+    assert demo.cross_defect.enabled
+
+
+# ----------------------------------------------------------------------------- tasks
+
+def test_expansion_covers_the_grid_once_with_paired_seeds():
+    study = parse_study(small_study())
+    tasks = expand_tasks(study, "fp")
+    circuits = [p for t in tasks if t.stage == "circuits" for p in t.circuits]
+    ids = [p.circuit_id for p in circuits]
+    assert len(ids) == len(set(ids)) == 1 + study.n_circuits  # healthy + grid, each exactly once
+    assert len({t.id for t in tasks}) == len(tasks) == 1 + 8 + 4
+    assert all(len(t.circuits) <= 2 for t in tasks if t.stage == "circuits")
+    by_id = {p.circuit_id: p for p in circuits}
+    # Stuck-on and stuck-off versions of one instance hit the same cells; instances differ.
+    assert by_id["column-on-a0-s0.3-i1"].defect_seed == by_id["column-off-a0-s0.3-i1"].defect_seed
+    assert by_id["column-on-a0-s0.3-i0"].defect_seed != by_id["column-on-a0-s0.3-i1"].defect_seed
+    # Each cross task reads exactly the circuits of its array and kind, from every pattern.
+    for t in (t for t in tasks if t.stage == "cross"):
+        group = dict(t.group)
+        assert {(p.array, p.kind) for p in t.circuits} == {(group["array"], group["kind"])}
+        assert len(t.circuits) == 2 * 2  # patterns x instances
+        assert set(t.depends_on) <= {x.id for x in tasks if x.stage == "circuits"}
+
+
+def test_task_ids_follow_every_setting_that_changes_a_result():
+    base = {t.id for t in expand_tasks(parse_study(small_study()), "fp")}
+    assert base == {t.id for t in expand_tasks(parse_study(small_study()), "fp")}  # stable
+    assert base == {t.id for t in expand_tasks(parse_study(small_study(description="words only")), "fp")}
+    changed_wire = {t.id for t in expand_tasks(parse_study(small_study(circuit={"r_word_ohm": 2.0})), "fp")}
+    assert not base & changed_wire
+    assert not base & {t.id for t in expand_tasks(parse_study(small_study()), "other weights")}
+    # A new corrector size changes the circuits tasks, but the cross tasks only through them.
+    more = {t.id for t in expand_tasks(parse_study(small_study(correctors={"hidden": [4, 8]})), "fp")}
+    assert not base & more
+
+
+def test_centred_patterns_move_between_instances_only():
+    study = parse_study(small_study(defects={"patterns": ["ring", "random"], "instances": 3}))
+    points = {p.circuit_id: dict(p.params) for p in circuit_points(study)}
+    assert "center" not in points["ring-on-a0-s0.3-i0"]
+    assert points["ring-on-a0-s0.3-i1"]["center"] != points["ring-on-a0-s0.3-i2"]["center"]
+    assert points["ring-on-a0-s0.3-i1"] == points["ring-off-a0-s0.3-i1"]
+    assert "center" not in points["random-on-a0-s0.3-i1"]
+
+
+# ----------------------------------------------------------------------------- running
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The small study run uninterrupted, in this process."""
+    out = tmp_path_factory.mktemp("reference")
+    summary = run_study(parse_study(small_study()), out, executor=SerialExecutor())
+    assert summary.ok and summary.n_run == 13
+    return out
+
+
+def test_the_table_is_tidy_and_complete(reference):
+    df = load_results(reference)
+    study = parse_study(small_study())
+    assert len(df) == (1 + study.n_circuits) * 3  # none, mlp h=4, affine per circuit
+    assert not df.duplicated(["circuit_id", "corrector", "hidden"]).any()
+    raw = df[df["corrector"] == "none"]
+    healthy = raw[raw["pattern"] == "none"]["accuracy"].item()
+    assert healthy == pytest.approx(raw["software_accuracy"].iloc[0], abs=0.02)  # ideal engine = software
+    # A study's own accuracy column is the circuit's: recompute one circuit from its stored voltages.
+    store = ResultStore(reference)
+    healthy_arrays = store.read_arrays(next(t for t in store.array_task_ids() if t.startswith("c-healthy")))
+    n_train = int(healthy_arrays["n_train"])
+    labels = healthy_arrays["labels"]
+    task = next(t for t in store.array_task_ids() if t.startswith("c-column-a0"))
+    arrays = store.read_arrays(task)
+    for k, cid in enumerate(arrays["circuit_ids"]):
+        pred = arrays["outputs_v"][k][n_train:].argmax(axis=1)
+        row = raw[raw["circuit_id"] == cid]
+        assert row["accuracy"].item() == pytest.approx(np.mean(pred == labels[n_train:]))
+        assert row["density"].item() == pytest.approx(arrays["masks"][k].mean())
+    cross = load_results(reference, "cross")
+    assert set(cross["train_pattern"]) == {"random", "column", "mixture"}
+    assert len(cross) == 2 * 2 * (2 + 1) * 2 * 2  # arrays x kinds x train rows x test patterns x instances
+
+
+def test_a_rerun_skips_everything_and_a_changed_study_is_refused(reference, tmp_path):
+    summary = run_study(parse_study(small_study()), reference, executor=SerialExecutor())
+    assert summary.n_run == 0 and summary.n_skipped == 13
+    study_file = write_study(tmp_path / "changed.yaml", small_study(circuit={"r_word_ohm": 2.0}))
+    result = subprocess.run([sys.executable, "-m", "neurodtco", "run", str(study_file), "--out", str(reference),
+                             "--workers", "0"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "holds results of a different study" in result.stderr and "--force" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def local_run(reference, tmp_path_factory):
+    """The small study run uninterrupted in two local worker processes."""
+    out = tmp_path_factory.mktemp("local")
+    executor = LocalExecutor(2)
+    try:
+        run_study(parse_study(small_study()), out, executor=executor)
+    finally:
+        executor.close()
+    for table in ("circuits", "cross"):  # the worker processes compute exactly what this process does
+        pd.testing.assert_frame_equal(load_results(out, table), load_results(reference, table))
+    return out
+
+
+def _parquet_count(out: Path) -> int:
+    return len(list((out / "results").rglob("*.parquet"))) if (out / "results").is_dir() else 0
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_exactly_the_uninterrupted_table(local_run, tmp_path):
+    import psutil
+
+    study_file = write_study(tmp_path / "small.yaml", small_study())
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "neurodtco", "run", str(study_file), "--out", str(out), "--workers", "2", "--json"]
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while _parquet_count(out) < 2:
+        assert proc.poll() is None, f"the run ended before it could be killed: {(tmp_path / 'run.log').read_text()}"
+        assert time.time() < deadline, "no task finished in time"
+        time.sleep(0.01)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert workers, "the runner has no worker processes"
+    for w in workers:  # first the workers, mid-task ...
+        w.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # ... then the runner
+    proc.wait(timeout=30)
+    psutil.wait_procs(workers, timeout=30)
+    done_at_kill = _parquet_count(out)
+    assert 2 <= done_at_kill < 13, "the kill must land halfway through the study"
+
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["n_skipped"] == done_at_kill and summary["n_run"] == 13 - done_at_kill
+    assert not list(out.rglob(".*.tmp-*")), "temporary files of the killed run are cleaned up"
+    for table in ("circuits", "cross"):
+        pd.testing.assert_frame_equal(load_results(out, table), load_results(local_run, table))
+    assert not load_results(out).duplicated(["circuit_id", "corrector", "hidden"]).any()
+
+
+@pytest.mark.slow
+def test_local_processes_and_a_local_dask_cluster_give_identical_tables(local_run, tmp_path):
+    dask = DaskExecutor(workers=2)
+    try:
+        summary = run_study(parse_study(small_study()), tmp_path / "dask", executor=dask)
+        assert summary.executor["executor"] == "dask" and summary.executor["workers"] == 2
+    finally:
+        dask.close()
+    for table in ("circuits", "cross"):
+        pd.testing.assert_frame_equal(load_results(tmp_path / "dask", table), load_results(local_run, table))
+
+
+def test_imperfections_are_passed_to_the_hook(monkeypatch, tmp_path):
+    calls = []
+
+    def apply_imperfections(circuit, spec, seed):
+        calls.append((spec, seed))
+        g = [np.asarray(layer.conductance) * 0.5 + 0.5 * circuit.cell.g_min for layer in circuit.layers]
+        return circuit.with_conductances(g), {"halved": True, "seed": seed}
+
+    fake = types.ModuleType("neurodtco.imperfections")
+    fake.apply_imperfections = apply_imperfections
+    monkeypatch.setitem(sys.modules, "neurodtco.imperfections", fake)
+    spec = [{"model": "tuning", "tolerance": 0.05}]
+    data = small_study(imperfections=spec, defects={"patterns": ["random"], "arrays": [3], "kinds": ["on"]},
+                       cross_defect={"enabled": False})
+    run_study(parse_study(data), tmp_path / "imp", executor=SerialExecutor())
+    df = load_results(tmp_path / "imp")
+    # One up-front check in the runner (so that a bad spec fails once, early), then one call per circuit:
+    # the healthy circuit and the two instances, each with its own seed.
+    assert len(calls) == 1 + 1 + 2
+    assert all(s == spec for s, _ in calls)
+    assert len({seed for _, seed in calls[1:]}) == 3
+    records = [json.loads(r) for r in df["imperfections"]]
+    assert all(r["halved"] for r in records)
+
+    monkeypatch.setitem(sys.modules, "neurodtco.imperfections", types.ModuleType("neurodtco.imperfections"))
+    with pytest.raises(StudyFileError, match="imperfections: .*no neurodtco.imperfections.apply_imperfections"):
+        parse_study(data)
