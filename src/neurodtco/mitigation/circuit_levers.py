@@ -153,3 +153,33 @@ def sweep_circuit(network: TrainedNetwork, dataset: Dataset, *, arrangements: It
                                      "energy_j": float(np.mean(result.power_w)) * read_time_s,
                                      "columns": int(sum(layer.n_columns for layer in hot.layers))})
     return pd.DataFrame(rows)
+
+
+def track_temperature(cold: Circuit, hot: Circuit, temperature_c: float, feedback_state_s: Optional[float] = None,
+                      technology: str = "reram", **model_params: Any) -> Circuit:
+    """Make every TIA feedback element a cell of the memory technology, so it follows the temperature.
+
+    ``cold`` is the circuit at the reference temperature, ``hot`` the same circuit after the cell
+    temperature model (``imperfections.apply_temperature``). A feedback conductance built from
+    cells programmed at ``feedback_state_s`` (default: the geometric middle of the window) changes
+    by the model's factor ``G(T)/G(T_ref)`` like the array's cells, so ``R_f(T) = R_f / factor``:
+    when all array cells share one factor (every state in the thermally activated regime, or a
+    uniform shift) the product ``R_f G`` and hence every output is exactly temperature-independent.
+    Feedback resistors already scaled by a linear TCR in ``hot`` keep that scaling on top.
+    """
+    from ..imperfections.temperature import EFlashThermalModel, thermal_model
+
+    model = thermal_model(technology, **model_params)
+    cell = cold.cell
+    g_f = feedback_state_s if feedback_state_s is not None else float(np.sqrt(cell.g_min * cell.g_max))
+    if isinstance(model, EFlashThermalModel):
+        factor = float(model.factor(np.array(g_f), temperature_c, g_threshold_s=cell.g_max))
+    else:
+        factor = float(model.factor(np.array(g_f), temperature_c))
+
+    def scale(_: int, layer: Layer) -> Layer:
+        neuron = replace(layer.neuron, feedback_resistance_ohm=layer.neuron.feedback_resistance_ohm / factor)
+        return layer.replace(neuron=neuron)
+
+    out = hot.map_layers(scale)
+    return out.replace(metadata={**hot.metadata, "feedback_tracking": {"state_s": g_f, "factor": factor}})

@@ -1,0 +1,386 @@
+"""Side-by-side comparison: every imperfection scenario, with no mitigation, each lever alone, the
+corrective network, and the best combination; accuracy and array energy per inference.
+
+Every number comes from a circuit simulated by the engine (``nodal`` by default) on the 180 held
+-out test images; software accuracy is never reported as circuit accuracy. Scenarios:
+
+* ``temperature``: programmed at 25 C, read at 25, 50, 75 and 100 C (ReRAM model of
+  ``imperfections.temperature``, wires included), per-inference read noise; the score is the
+  *worst* accuracy over the range (and the drop from the unmitigated 25 C accuracy).
+* ``tuning``: 1T1R write-verify with a loose tolerance (``tuning_tolerance``, default 20%) and 10%
+  threshold variation; pulses per cell are reported.
+* ``threshold``: passive V/2 crossbars with 25% normalized threshold variation.
+* ``stuck-random`` / ``stuck-column``: random stuck cells (probability 1% per cell, half on, half
+  off) / 5% of the columns of every array stuck (half on, half off).
+
+Levers: ``training`` (hardware-aware training for temperature and tuning error, defect-aware
+retraining for stuck cells, program-measure-retrain for passive programming), ``tuning``
+(``tuning.program_passive_session``), ``states`` (the memory-state choice of ``states.py``),
+``circuit`` (temperature-tracking feedback for temperature, a shared reference column
+elsewhere), ``corrector`` (issue 5's 10-8-10 corrective MLP, 178 parameters, calibrated on the
+chip's training-image outputs: at 25 C only for the temperature scenario), and ``combined``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from ..circuit import Circuit
+from ..data import Dataset, to_voltages
+from ..mapping import MappingConfig, map_network
+from ..network import NetworkConfig, TrainedNetwork
+from .common import resolve_engine
+
+SCENARIOS = ("temperature", "tuning", "threshold", "stuck-random", "stuck-column")
+LEVERS = ("none", "training", "tuning", "states", "circuit", "corrector", "combined")
+TEMPERATURES_C = (25.0, 50.0, 75.0, 100.0)
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """Knobs of the comparison (defaults: the documented run)."""
+
+    engine: str = "nodal"
+    seed: int = 0
+    read_time_s: float = 1e-7
+    temperatures_c: tuple[float, ...] = TEMPERATURES_C
+    read_noise_sigma: float = 0.01
+    tuning_tolerance: float = 0.2
+    tuning_variation: float = 0.1
+    threshold_variation: float = 0.25
+    stuck_probability: float = 0.01
+    column_fraction: float = 0.05
+    low_window: tuple[float, float] = (1e6, 1e8)  # the memory-state choice (R_on, R_off) for temperature
+    hat_epochs: int = 300
+    retrain_epochs: int = 60
+    quick: bool = False  # fewer epochs everywhere: a smoke run, not for reported numbers
+
+    def effective(self) -> "ComparisonConfig":
+        """The config with the quick-mode reductions applied."""
+        if not self.quick:
+            return self
+        return replace(self, hat_epochs=5, retrain_epochs=3, temperatures_c=(25.0, 100.0))
+
+
+@dataclass
+class _Context:
+    network: TrainedNetwork
+    dataset: Dataset
+    config: ComparisonConfig
+    engine: Any
+    cache: dict = field(default_factory=dict)
+
+
+def _evaluate(ctx: _Context, circuit: Circuit, seed: int = 0) -> tuple[float, float]:
+    """Accuracy and array energy per inference (J), read noise honoured when attached."""
+    from ..imperfections import evaluate
+
+    x = to_voltages(ctx.dataset.x_test, circuit.input_scale_v)
+    out = evaluate(circuit, x, ctx.dataset.y_test, engine=ctx.engine, seed=seed, read_time_s=ctx.config.read_time_s)
+    return out["accuracy"], out["energy_per_inference_j"]
+
+
+def _hat_network(ctx: _Context, sigma: float, temperature: bool) -> TrainedNetwork:
+    """A hardware-aware network (cached on disk next to the default network)."""
+    from ..imperfections import ReRAMThermalModel
+    from ..network import cache_dir, load_network
+    from .training import HardwareNoise, train_hardware_aware
+
+    cfg = ctx.config.effective()
+    key = f"hat_s{sigma:g}_t{int(temperature)}_e{cfg.hat_epochs}_seed{cfg.seed}"
+    if key in ctx.cache:
+        return ctx.cache[key]
+    path = cache_dir() / f"{key}_{'-'.join(map(str, ctx.network.config.widths))}.pt"
+    try:
+        net = load_network(path, ctx.network.config.widths)
+    except (FileNotFoundError, ValueError):
+        noise = HardwareNoise(sigma=sigma, temperature_factor=ReRAMThermalModel().factor if temperature else None,
+                              temperature_range_c=(min(cfg.temperatures_c), max(cfg.temperatures_c)), seed=cfg.seed)
+        net = train_hardware_aware(ctx.dataset, noise, replace(ctx.network.config, epochs=cfg.hat_epochs))
+        if not cfg.quick:
+            net.save(path)
+    ctx.cache[key] = net
+    return net
+
+
+# ------------------------------------------------------------------ temperature
+
+
+def _temperature_sweep(ctx: _Context, circuit: Circuit, tracking: bool = False,
+                       corrector: Optional[Any] = None) -> dict:
+    from ..imperfections import apply_imperfections
+    from .circuit_levers import track_temperature
+
+    cfg = ctx.config.effective()
+    accs, energy = [], math.nan
+    for t in cfg.temperatures_c:
+        spec = [{"kind": "temperature", "temperature_c": t},
+                {"kind": "read_noise", "relative_sigma": cfg.read_noise_sigma, "group_size": 20}]
+        hot, _ = apply_imperfections(circuit, spec, seed=cfg.seed)
+        if tracking:
+            hot = track_temperature(circuit, hot, t)
+        if corrector is not None:
+            acc = _corrected_accuracy(ctx, hot, corrector)
+            _, e = _evaluate(ctx, hot, cfg.seed)
+        else:
+            acc, e = _evaluate(ctx, hot, cfg.seed)
+        accs.append(acc)
+        if t == cfg.temperatures_c[0]:
+            energy = e
+    return {"accuracy": float(min(accs)), "accuracy_25c": float(accs[0]), "energy_j": energy,
+            "detail": "worst of " + ", ".join(f"{t:g}C {a:.1%}" for t, a in zip(cfg.temperatures_c, accs))}
+
+
+def _corrected_accuracy(ctx: _Context, circuit: Circuit, corrector: Any) -> float:
+    from ..correction import measure_chip
+
+    chip = measure_chip(circuit, ctx.dataset, ctx.engine)
+    return float(corrector.score(chip.features(corrector.features, "test"), ctx.dataset.y_test))
+
+
+def _fit_corrector(ctx: _Context, circuit: Circuit) -> Any:
+    from ..correction import MLPCorrector, measure_chip
+
+    corrector = MLPCorrector(hidden=8, seed=ctx.config.seed)
+    chip = measure_chip(circuit, ctx.dataset, ctx.engine)
+    corrector.fit(chip.features(corrector.features, "train"), ctx.dataset.y_train, n_classes=ctx.dataset.n_classes)
+    return corrector
+
+
+def _temperature(ctx: _Context, lever: str) -> dict:
+    cfg = ctx.config.effective()
+    base = map_network(ctx.network)
+    low = replace(MappingConfig(), r_on_ohm=cfg.low_window[0], r_off_ohm=cfg.low_window[1])
+    if lever == "none":
+        return _temperature_sweep(ctx, base)
+    if lever == "training":
+        return _temperature_sweep(ctx, map_network(_hat_network(ctx, 0.0, True)))
+    if lever == "states":
+        out = _temperature_sweep(ctx, map_network(ctx.network, low))
+        out["detail"] += f"; window {1e6 / cfg.low_window[1]:.3g}-{1e6 / cfg.low_window[0]:.3g} uS"
+        return out
+    if lever == "circuit":
+        return _temperature_sweep(ctx, base, tracking=True)
+    if lever == "corrector":
+        from ..imperfections import apply_imperfections
+
+        cold, _ = apply_imperfections(base, {"kind": "read_noise", "relative_sigma": cfg.read_noise_sigma,
+                                             "group_size": 20}, seed=cfg.seed)
+        return _temperature_sweep(ctx, base, corrector=_fit_corrector(ctx, cold))
+    if lever == "combined":
+        out = _temperature_sweep(ctx, map_network(ctx.network, low), tracking=True)
+        out["detail"] += "; low window + tracking feedback"
+        return out
+    return {}
+
+
+# ------------------------------------------------------------------ tuning error (1T1R)
+
+
+def _tuning(ctx: _Context, lever: str) -> dict:
+    from ..imperfections import SwitchingDevice, WriteVerifyConfig, apply_write_verify
+
+    cfg = ctx.config.effective()
+    device = SwitchingDevice(threshold_variation=cfg.tuning_variation)
+    wv = WriteVerifyConfig(tolerance=cfg.tuning_tolerance)
+
+    def programmed(network: TrainedNetwork, config: MappingConfig = MappingConfig()) -> tuple[Circuit, dict]:
+        return apply_write_verify(map_network(network, config), device, wv, np.random.default_rng(cfg.seed))
+
+    if lever in ("none", "training", "corrector", "states", "circuit"):
+        if lever == "training":
+            # Errors spread uniformly inside +-tolerance: standard deviation tolerance / sqrt(3).
+            net = _hat_network(ctx, cfg.tuning_tolerance / math.sqrt(3.0), False)
+            circuit, rec = programmed(net)
+        elif lever == "states":
+            circuit, rec = programmed(ctx.network, replace(MappingConfig(), pair_encoding="balanced"))
+        elif lever == "circuit":
+            from .circuit_levers import map_shared_reference
+
+            shared = map_shared_reference(ctx.network.weights, ctx.network.biases, MappingConfig())
+            circuit, rec = apply_write_verify(shared, device, wv, np.random.default_rng(cfg.seed))
+        else:
+            circuit, rec = programmed(ctx.network)
+        if lever == "corrector":
+            acc = _corrected_accuracy(ctx, circuit, _fit_corrector(ctx, circuit))
+            _, energy = _evaluate(ctx, circuit)
+        else:
+            acc, energy = _evaluate(ctx, circuit)
+        return {"accuracy": acc, "energy_j": energy, "pulses_per_cell": rec["pulses_mean"],
+                "detail": f"tolerance {cfg.tuning_tolerance:.0%}, rms error {rec['relative_error_rms']:.1%}"}
+    if lever in ("tuning", "combined"):
+        # The lever: a tight tolerance reached with the adaptive, threshold-learning algorithm.
+        from .tuning import program_circuit_1t1r
+
+        tight = replace(wv, tolerance=0.02)
+        circuit, rec = program_circuit_1t1r(map_network(ctx.network), device, tight, np.random.default_rng(cfg.seed))
+        acc, energy = _evaluate(ctx, circuit)
+        return {"accuracy": acc, "energy_j": energy, "pulses_per_cell": rec["pulses_mean"],
+                "detail": f"adaptive write-verify at 2% tolerance, rms error {rec['relative_error_rms']:.1%}"}
+    return {}
+
+
+# ------------------------------------------------------------------ passive threshold variation
+
+
+def _threshold(ctx: _Context, lever: str) -> dict:
+    from ..imperfections import SwitchingDevice, WriteVerifyConfig, apply_passive_programming
+
+    cfg = ctx.config.effective()
+    device = SwitchingDevice(threshold_variation=cfg.threshold_variation)
+    wv = WriteVerifyConfig()
+    base = map_network(ctx.network)
+    rng = np.random.default_rng(cfg.seed)
+    if lever in ("none", "corrector"):
+        circuit, rec = apply_passive_programming(base, device, wv, rng, scheme="v/2")
+        if lever == "corrector":
+            acc = _corrected_accuracy(ctx, circuit, _fit_corrector(ctx, circuit))
+            _, energy = _evaluate(ctx, circuit)
+        else:
+            acc, energy = _evaluate(ctx, circuit)
+        return {"accuracy": acc, "energy_j": energy, "pulses_per_cell": rec["pulses_mean"],
+                "detail": f"basic V/2, {rec['out_of_tolerance']} cells off target"}
+    if lever == "tuning":
+        from .tuning import apply_ordered_programming
+
+        circuit, rec = apply_ordered_programming(base, device, wv, rng, scheme="v/2")
+        acc, energy = _evaluate(ctx, circuit)
+        return {"accuracy": acc, "energy_j": energy, "pulses_per_cell": rec["pulses_mean"],
+                "detail": f"ordered V/2, {rec['out_of_tolerance']} cells off target"}
+    if lever in ("training", "combined"):
+        from .training import RetrainConfig
+        from .tuning import program_with_retraining
+
+        retrain = RetrainConfig(epochs=cfg.retrain_epochs, batch_size=256, learning_rate=5e-3, seed=cfg.seed)
+        circuit, rec = program_with_retraining(base, ctx.dataset, device, wv, rng, scheme="v/2", retrain=retrain,
+                                               iterations=1 if lever == "training" else 2)
+        if lever == "combined":
+            acc = _corrected_accuracy(ctx, circuit, _fit_corrector(ctx, circuit))
+            _, energy = _evaluate(ctx, circuit)
+            detail = "ordered V/2 + retraining around missed cells (2 touch-ups) + corrector"
+        else:
+            acc, energy = _evaluate(ctx, circuit)
+            detail = "ordered V/2 + retraining around missed cells, 1 touch-up"
+        return {"accuracy": acc, "energy_j": energy, "pulses_per_cell": rec["pulses_mean"],
+                "detail": f"{detail}, {rec['out_of_tolerance']} cells off target"}
+    return {}
+
+
+# ------------------------------------------------------------------ stuck-at
+
+
+def _stuck(ctx: _Context, lever: str, pattern: str) -> dict:
+    from ..defects import Defect, apply_defects
+    from .training import RetrainConfig, retrain_defect_aware
+
+    cfg = ctx.config.effective()
+    if pattern == "random":
+        defect = Defect(pattern="random", layers="all", kind="mix", params={"p": cfg.stuck_probability})
+    else:
+        defect = Defect(pattern="column", layers="all", kind="mix", params={"fraction": cfg.column_fraction})
+    network = ctx.network
+    base = map_network(network)
+    chip, record = apply_defects(base, [defect], seed=cfg.seed)
+    detail = f"{record.total_density:.2%} of cells stuck"
+    if lever in ("none", "tuning", "states"):
+        if lever != "none":
+            return {}
+        acc, energy = _evaluate(ctx, chip)
+        return {"accuracy": acc, "energy_j": energy, "detail": detail}
+    if lever == "circuit":
+        from .circuit_levers import map_shared_reference
+
+        shared = map_shared_reference(network.weights, network.biases, MappingConfig())
+        chip, record = apply_defects(shared, [defect], seed=cfg.seed)
+        acc, energy = _evaluate(ctx, chip)
+        return {"accuracy": acc, "energy_j": energy, "detail": f"shared reference; {record.total_density:.2%} stuck"}
+    if lever == "corrector":
+        acc = _corrected_accuracy(ctx, chip, _fit_corrector(ctx, chip))
+        _, energy = _evaluate(ctx, chip)
+        return {"accuracy": acc, "energy_j": energy, "detail": detail}
+    retrained = retrain_defect_aware(chip, record, ctx.dataset,
+                                     RetrainConfig(epochs=cfg.retrain_epochs * 2, batch_size=256, learning_rate=2e-2,
+                                                   seed=cfg.seed))
+    if lever == "training":
+        acc, energy = _evaluate(ctx, retrained)
+        return {"accuracy": acc, "energy_j": energy, "detail": detail + "; defect-aware retraining"}
+    if lever == "combined":
+        acc = _corrected_accuracy(ctx, retrained, _fit_corrector(ctx, retrained))
+        _, energy = _evaluate(ctx, retrained)
+        return {"accuracy": acc, "energy_j": energy, "detail": detail + "; retraining + corrector"}
+    return {}
+
+
+_RUNNERS: dict[str, Callable[[_Context, str], dict]] = {
+    "temperature": _temperature,
+    "tuning": _tuning,
+    "threshold": _threshold,
+    "stuck-random": lambda ctx, lever: _stuck(ctx, lever, "random"),
+    "stuck-column": lambda ctx, lever: _stuck(ctx, lever, "column"),
+}
+
+
+def run_comparison(network: TrainedNetwork, dataset: Dataset, scenarios: Iterable[str] = SCENARIOS,
+                   levers: Iterable[str] = LEVERS, config: ComparisonConfig = ComparisonConfig(),
+                   progress: Optional[Callable[[str, str], None]] = None) -> pd.DataFrame:
+    """Run every (scenario, lever) pair; one row each (levers that do not apply to a scenario are skipped)."""
+    scenarios, levers = list(scenarios), list(levers)
+    for s in scenarios:
+        if s not in SCENARIOS:
+            raise ValueError(f"scenario {s!r} is not accepted: choose from {list(SCENARIOS)}")
+    for lever in levers:
+        if lever not in LEVERS:
+            raise ValueError(f"lever {lever!r} is not accepted: choose from {list(LEVERS)}")
+    ctx = _Context(network=network, dataset=dataset, config=config, engine=resolve_engine(config.engine))
+    rows = []
+    for scenario in scenarios:
+        for lever in levers:
+            if progress is not None:
+                progress(scenario, lever)
+            start = time.perf_counter()
+            out = _RUNNERS[scenario](ctx, lever)
+            if not out:
+                continue
+            rows.append({"scenario": scenario, "lever": lever, **out, "elapsed_s": time.perf_counter() - start})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        ref = table[table["lever"] == "none"].set_index("scenario")["accuracy"]
+        table["gain_points"] = 100 * (table["accuracy"] - table["scenario"].map(ref))
+    return table
+
+
+def mitigation_table(results: Union[pd.DataFrame, str, Path, None] = None, **kwargs: Any) -> pd.DataFrame:
+    """The comparison as a tidy table (scenario, lever, accuracy, energy ...), for docs and the report.
+
+    ``results``: a table from ``run_comparison``, or a CSV/Parquet file of one (``examples/
+    mitigation_comparison.py`` writes ``mitigation.csv``); ``None`` runs ``run_comparison(**kwargs)``.
+    """
+    if results is None:
+        return run_comparison(**kwargs)
+    if isinstance(results, pd.DataFrame):
+        return results.copy()
+    path = Path(results)
+    if not path.is_file():
+        raise FileNotFoundError(f"no comparison results at {str(path)!r}; run examples/mitigation_comparison.py first")
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """The comparison as a Markdown table (accuracy in %, gain in points, energy in pJ, pulses per cell)."""
+    header = ["scenario", "lever", "accuracy", "gain (pts)", "energy (pJ/inf.)", "pulses/cell", "how"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, r in table.iterrows():
+        pulses = r.get("pulses_per_cell", math.nan)
+        lines.append("| " + " | ".join([
+            str(r["scenario"]), str(r["lever"]), f"{r['accuracy']:.1%}", f"{r.get('gain_points', 0.0):+.1f}",
+            f"{r['energy_j'] * 1e12:.3g}", "" if pulses is None or (isinstance(pulses, float) and math.isnan(pulses))
+            else f"{pulses:.1f}", str(r.get("detail", "")),
+        ]) + " |")
+    return "\n".join(lines)
