@@ -108,13 +108,24 @@ def test_layer_matches_plain_nodal_analysis_with_op_amp_nodes(gain, offset):
         np.testing.assert_allclose(tia, reference_layer(layer, x), rtol=1e-11, atol=1e-15)
 
 
-def test_affine_and_direct_solves_agree(default_net, images):
-    """More vectors than rows take the affine map; small batches are solved directly."""
-    circuit = map_network(default_net, MappingConfig(open_loop_gain=1e4, offset_v=1e-3))
-    whole = simulate(circuit, images, engine="nodal", return_power=True)
-    parts = [simulate(circuit, images[k:k + 5], engine="nodal", return_power=True) for k in range(0, 180, 5)]
-    np.testing.assert_allclose(whole.outputs_v, np.concatenate([p.outputs_v for p in parts]), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(whole.power_w, np.concatenate([p.power_w for p in parts]), rtol=1e-12)
+@pytest.mark.parametrize("gain, offset", [(1e4, 1e-3), (math.inf, -2e-3)])
+def test_affine_and_direct_solves_agree(default_net, images, gain, offset):
+    """More vectors than rows take the layer's affine map (folded into one matrix product, or
+    kept per column when power is asked for); small batches are solved directly."""
+    circuit = map_network(default_net, MappingConfig(open_loop_gain=gain, offset_v=offset))
+    folded = simulate(circuit, images, engine="nodal", return_hidden=True)
+    assert folded.info["layers"][0]["method"] == "affine"
+    with_power = simulate(circuit, images, engine="nodal", return_power=True)
+    parts = [simulate(circuit, images[k:k + 5], engine="nodal", return_power=True, return_hidden=True)
+             for k in range(0, 180, 5)]
+    assert parts[0].info["layers"][0]["method"] == "direct"
+    direct = np.concatenate([p.outputs_v for p in parts])
+    # volts near 0 differ by rounding only: compare against the 0.2 V scale of the signals
+    np.testing.assert_allclose(folded.outputs_v, direct, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(with_power.outputs_v, direct, rtol=1e-12, atol=1e-13)
+    for k, hidden in enumerate(folded.hidden_v):
+        np.testing.assert_allclose(hidden, np.concatenate([p.hidden_v[k] for p in parts]), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(with_power.power_w, np.concatenate([p.power_w for p in parts]), rtol=1e-12)
 
 
 # -- closed forms --------------------------------------------------------------------------------

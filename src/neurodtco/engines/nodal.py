@@ -43,13 +43,20 @@ class NodalEngine:
         hidden, nodes, layer_info = [], [], []
         power = np.zeros(len(x))
         for index, layer in enumerate(circuit.layers):
-            sol, info = solve_layer(circuit.cell, layer, x, nodes=return_nodes, power=return_power,
-                                    settings=self.settings, label=f"layer {index}")
-            out, layer_nodes = neuron_outputs(layer, sol)
-            if return_power:
-                power += np.sum((layer.row_voltages(x)) * sol.driver_a, axis=1)
-            if return_nodes:
-                nodes.append(layer_nodes)
+            label = f"layer {index}"
+            if circuit.cell.is_linear and not (return_nodes or return_power) and len(x) > layer.n_rows:
+                # the layer is an affine map: one matrix product for the whole batch
+                weights, const = linear_layer_map(layer, label)
+                out = layer.neuron.activate(x @ weights + const)
+                info = {"method": "affine"}
+            else:
+                sol, info = solve_layer(circuit.cell, layer, x, nodes=return_nodes, power=return_power,
+                                        settings=self.settings, label=label)
+                out, layer_nodes = neuron_outputs(layer, sol, nodes=return_nodes)
+                if return_power:
+                    power += np.sum(layer.row_voltages(x) * sol.driver_a, axis=1)
+                if return_nodes:
+                    nodes.append(layer_nodes)
             if index < circuit.n_layers - 1:
                 hidden.append(out)
             layer_info.append(info)
@@ -59,6 +66,27 @@ class NodalEngine:
                                 info={"layers": layer_info})
 
 
+def linear_layer_map(layer: Layer, label: str = "layer") -> tuple[np.ndarray, np.ndarray]:
+    """Exact affine map of a layer of linear cells: difference-stage outputs ``x @ W + c``.
+
+    ``W`` is ``[n_inputs, n_outputs]`` and ``c`` ``[n_outputs]`` (the bias row, the offsets and
+    every wire folded in); the activation clamp is applied after it.
+    """
+    fact, inject = _factorize_linear(layer, label)
+    rows = layer.n_rows
+    unit = unit_drives(fact, inject)
+    neuron = layer.neuron
+    offset = neuron.offset_v
+    # TIA outputs per volt on each (offset-referenced) row driver, and for all drivers at V_os
+    tia = unit.neuron_v - neuron.feedback_resistance_ohm * unit.collected_a
+    per_volt, at_offset = tia[:rows], tia[rows] + offset
+    # rows are driven at [x, V_bias] - V_os
+    const = at_offset + (layer.bias_voltage_v - offset) * per_volt[-1] - offset * per_volt[:-1].sum(axis=0)
+    gain = neuron.closed_loop_difference_gain
+    weights = gain * (per_volt[:-1, layer.minus_columns] - per_volt[:-1, layer.plus_columns])
+    return weights, gain * (const[layer.minus_columns] - const[layer.plus_columns])
+
+
 def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = False, power: bool = False,
                 settings: NewtonSettings = NewtonSettings(), label: str = "layer") -> tuple[ArraySolution, dict]:
     """One array with its neuron inputs, voltages measured from the neuron offset ``V_os``.
@@ -66,23 +94,12 @@ def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = 
     Returns the collected currents and neuron inputs (every node and driver current when
     ``nodes`` / ``power`` is asked for) and a small dict describing how it was solved.
     """
-    neuron = layer.neuron
-    offset = neuron.offset_v
-    drive = layer.row_voltages(inputs_v) - offset
-    n_cols = layer.n_columns
-    if math.isinf(neuron.open_loop_gain):
-        neuron_g, inject = None, None  # ideal virtual ground at V_os
-    else:
-        # t = A (V_os - n) fed back through R_f: n - V_os sees (1 + A) / R_f to the reference,
-        # and the offset itself pushes -V_os / R_f into the node
-        neuron_g = np.full(n_cols, (1.0 + neuron.open_loop_gain) / neuron.feedback_resistance_ohm)
-        inject = np.full((1, n_cols), -offset / neuron.feedback_resistance_ohm)
-    g_word = wire_conductance(f"{label} r_word_ohm", layer.r_word_ohm)
-    g_bit = wire_conductance(f"{label} r_bit_ohm", layer.r_bit_ohm)
+    drive = layer.row_voltages(inputs_v) - layer.neuron.offset_v
     if not cell.is_linear:
+        g_word, g_bit, neuron_g, inject = _periphery(layer, label)
         return solve_cells(cell, layer.conductance, g_word, g_bit, neuron_g, drive, inject, settings, label,
-                           drivers=power)
-    fact = factorize(ArrayNetwork(layer.conductance[None], g_word, g_bit, neuron_g))
+                           nodes=nodes, drivers=power)
+    fact, inject = _factorize_linear(layer, label)
     batch, rows = drive.shape
     if nodes or batch <= rows + 1:
         sol = solve(fact, drive, inject_neuron=inject, nodes=nodes or power)
@@ -100,8 +117,28 @@ def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = 
     return sol, {"method": "affine"}
 
 
-def neuron_outputs(layer: Layer, sol: ArraySolution) -> tuple[np.ndarray, Optional[dict]]:
-    """Activation outputs ``[B, n_outputs]`` of a solved layer, and its node voltages (absolute)."""
+def _periphery(layer: Layer, label: str) -> tuple[float, float, Optional[np.ndarray], Optional[np.ndarray]]:
+    """Wire conductances, and how the neuron inputs enter the array solve."""
+    neuron = layer.neuron
+    g_word = wire_conductance(f"{label} r_word_ohm", layer.r_word_ohm)
+    g_bit = wire_conductance(f"{label} r_bit_ohm", layer.r_bit_ohm)
+    if math.isinf(neuron.open_loop_gain):
+        return g_word, g_bit, None, None  # ideal virtual ground at V_os
+    # t = A (V_os - n) fed back through R_f: n - V_os sees (1 + A) / R_f to the reference, and the
+    # offset itself pushes -V_os / R_f into the node
+    n_cols = layer.n_columns
+    neuron_g = np.full(n_cols, (1.0 + neuron.open_loop_gain) / neuron.feedback_resistance_ohm)
+    inject = np.full((1, n_cols), -neuron.offset_v / neuron.feedback_resistance_ohm)
+    return g_word, g_bit, neuron_g, inject
+
+
+def _factorize_linear(layer: Layer, label: str):
+    g_word, g_bit, neuron_g, inject = _periphery(layer, label)
+    return factorize(ArrayNetwork(layer.conductance[None], g_word, g_bit, neuron_g)), inject
+
+
+def neuron_outputs(layer: Layer, sol: ArraySolution, nodes: bool = False) -> tuple[np.ndarray, Optional[dict]]:
+    """Activation outputs ``[B, n_outputs]`` of a solved layer, and (if ``nodes``) its node voltages."""
     neuron = layer.neuron
     offset = neuron.offset_v
     # Kirchhoff at the neuron input: I_col + (t - n) / R_f = 0; exact for any gain, and free of the
@@ -109,12 +146,10 @@ def neuron_outputs(layer: Layer, sol: ArraySolution) -> tuple[np.ndarray, Option
     tia = offset + sol.neuron_v - neuron.feedback_resistance_ohm * sol.collected_a
     diff = neuron.closed_loop_difference_gain * (tia[:, layer.minus_columns] - tia[:, layer.plus_columns])
     out = neuron.activate(diff)
-    nodes = None
-    if sol.word_v is not None:
-        nodes = {"word": _batch_first(sol.word_v) + offset, "bit": _batch_first(sol.bit_v) + offset,
-                 "neuron_in": sol.neuron_v + offset,
-                 "tia_out": tia, "difference_out": diff}
-    return out, nodes
+    if not nodes:
+        return out, None
+    return out, {"word": _batch_first(sol.word_v) + offset, "bit": _batch_first(sol.bit_v) + offset,
+                 "neuron_in": sol.neuron_v + offset, "tia_out": tia, "difference_out": diff}
 
 
 def _batch_first(rows_first: np.ndarray) -> np.ndarray:

@@ -81,8 +81,9 @@ class WordSide:
             s = np.zeros(d.shape + d.shape[-1:])
             s[..., idx, idx] = d
             return s
-        s = d[..., :, None] * self.line_inv[rows] * d[..., None, :]
-        s = -symmetrize(s)
+        # in place, two passes: these blocks are the largest arrays a big array's solve touches
+        s = np.multiply(self.line_inv[rows], -d[..., :, None])
+        s *= d[..., None, :]
         s[..., idx, idx] += d
         return s
 
@@ -133,27 +134,26 @@ class SweepBitSide:
         """Eliminate the bit rows one after the other."""
         g = net.g_bit_s
         n_sets, rows, cols = net.cell_s.shape
-        eye = np.eye(cols)
         pivot_inv = np.empty((rows, n_sets, cols, cols))
         passed = None  # g_b E_{i-1} M_{i-1}^-1: what the rows above pass down
-        diag = np.arange(cols)
+        eye_g, eye_over_g = g * np.eye(cols), np.eye(cols) / g
         block = max(1, _BLOCK_DOUBLES // (n_sets * cols * cols))
         for first in range(0, rows, block):
             schur = word.schur_rows(slice(first, first + block))
             for k, excess in enumerate(schur):
                 if passed is not None:
                     excess += passed
-                pivot = excess.copy()
-                pivot[:, diag, diag] += g
+                pivot = excess + eye_g
                 try:
                     # X = M^-1 E with M = g I + E; then g M^-1 = I - X and g E M^-1 = g X, both
-                    # free of the cancellation in g I - g^2 M^-1
-                    x = symmetrize(spd_solve(pivot, excess))
+                    # free of the cancellation in g I - g^2 M^-1. (X is symmetric up to rounding;
+                    # LAPACK reads one triangle of the next pivot, so the rounding never builds up.)
+                    x = spd_solve(pivot, excess)
                 except NotPositiveDefinite as exc:
                     raise floating_error(exc.index, f"the bit line at row {first + k}") from None
                 p = pivot_inv[first + k]
-                np.subtract(eye, x, out=p)
-                p /= g
+                np.multiply(x, -1.0 / g, out=p)
+                p += eye_over_g
                 passed = x
                 passed *= g
         neuron_inv = None
@@ -192,7 +192,9 @@ class SweepBitSide:
         for i in range(1, rows):
             if nodes:
                 partial[i - 1] = y
-            y = rhs[i] + g * apply(p[i - 1], y)
+            y = apply(p[i - 1], y)
+            y *= g
+            y += rhs[i]
         if nodes:
             partial[rows - 1] = y
         neuron, collected = self._close(y, inject_neuron)
@@ -202,7 +204,9 @@ class SweepBitSide:
         b = apply(p[rows - 1], y + g * neuron)
         bits[rows - 1] = b
         for i in range(rows - 2, -1, -1):
-            b = apply(p[i], partial[i] + g * b)
+            b *= g
+            b += partial[i]
+            b = apply(p[i], b)
             bits[i] = b
         return bits, neuron, collected
 

@@ -102,20 +102,25 @@ class _State:
 
 def solve_cells(cell: Any, g_read: np.ndarray, g_word_s: float, g_bit_s: float, neuron_g_s: Optional[np.ndarray],
                 drive_v: np.ndarray, inject_neuron: Optional[np.ndarray], settings: NewtonSettings,
-                label: str = "array", drivers: bool = False) -> tuple[ArraySolution, dict]:
-    """Solve an array of nonlinear cells for every drive vector ``[B, R]``; returns nodes and info."""
+                label: str = "array", nodes: bool = False, drivers: bool = False) -> tuple[ArraySolution, dict]:
+    """Solve an array of nonlinear cells for every drive vector ``[B, R]``.
+
+    Returns the collected currents and neuron inputs (node voltages, rows first, if ``nodes``;
+    driver currents if ``drivers``) and a dict saying how it converged.
+    """
     batch, rows = drive_v.shape
     cols = g_read.shape[1]
     scale_v = max(float(np.max(np.abs(drive_v), initial=0.0)), 1e-3)
     prob = _Problem(cell, g_read[:, None, :], g_word_s, g_bit_s, neuron_g_s, inject_neuron, settings, scale_v, label)
     chord = None
     if settings.method == "chord":
-        mean_v = drive_v.mean(axis=0)[:, None] if batch else np.zeros((rows, 1))
+        mean_v = drive_v.mean(axis=0)[:, None] if batch else np.zeros((rows, 1))  # any slope serves no vectors
         slopes = cell.differential_conductance(g_read, mean_v)[:, None, :]
         chord = (prob.factorize(slopes), slopes)
     chunk = max(1, _CHUNK_DOUBLES // (rows * cols))
-    parts, info = [], {"method": settings.method, "iterations": 0, "full_newton_vectors": 0}
-    for first in range(0, max(batch, 1), chunk):
+    out = _Output(batch, rows, cols, nodes, drivers)
+    info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0}
+    for first in range(0, batch, chunk):
         state = _start(drive_v[first:first + chunk])
         if chord is None or not _chord(prob, state, *chord):
             info["full_newton_vectors"] += state.drive_v.shape[0]
@@ -126,10 +131,37 @@ def solve_cells(cell: Any, g_read: np.ndarray, g_word_s: float, g_bit_s: float, 
                 state.iterations = iterations
             _full(prob, state, first)
         info["iterations"] = max(info["iterations"], state.iterations)
-        parts.append(_finish(prob, state, drivers))
+        out.store(first, prob, state)
     if chord is not None and info["full_newton_vectors"]:
         info["method"] = "chord, then full"
-    return _concat(parts), info
+    return out.solution(), info
+
+
+class _Output:
+    """Results gathered chunk by chunk into preallocated arrays (only what was asked for)."""
+
+    def __init__(self, batch: int, rows: int, cols: int, nodes: bool, drivers: bool) -> None:
+        self.collected = np.empty((batch, cols))
+        self.neuron = np.empty((batch, cols))
+        self.word = np.empty((rows, batch, cols)) if nodes else None
+        self.bit = np.empty((rows, batch, cols)) if nodes else None
+        self.driver = np.empty((batch, rows)) if drivers else None
+
+    def store(self, first: int, prob: _Problem, state: _State) -> None:
+        """Copy a converged chunk's results in place."""
+        part = slice(first, first + state.drive_v.shape[0])
+        self.collected[part] = state.solution.collected_a
+        self.neuron[part] = state.solution.neuron_v
+        if self.word is not None:
+            self.word[:, part] = state.word_v
+            self.bit[:, part] = state.bit_v
+        if self.driver is not None:
+            # Kirchhoff on each word line: the driver feeds the row's cells (exact, no small differences)
+            self.driver[part] = prob.current(state.cell_v).sum(axis=2).T
+
+    def solution(self) -> ArraySolution:
+        """Everything gathered."""
+        return ArraySolution(self.collected, self.neuron, self.word, self.bit, self.driver)
 
 
 def _start(drive_v: np.ndarray) -> _State:
@@ -236,16 +268,6 @@ def _stalled(steps: list) -> bool:
     if len(steps) < 4:
         return False
     return steps[-1][0] > _STALL_RATIO * steps[-2][0] and steps[-2][0] > _STALL_RATIO * steps[-3][0]
-
-
-def _finish(prob: _Problem, state: _State, drivers: bool) -> ArraySolution:
-    """The converged chunk's solution, with driver currents from the cells' true law if asked."""
-    sol = state.solution
-    driver = None
-    if drivers:
-        # Kirchhoff on each word line: the driver feeds the row's cells (exact, no small differences)
-        driver = prob.current(state.word_v - state.bit_v).sum(axis=2).T
-    return ArraySolution(sol.collected_a, sol.neuron_v, state.word_v, state.bit_v, driver)
 
 
 def _merge(state: _State, subs: list[_State]) -> None:

@@ -54,17 +54,21 @@ def inverse(diag: np.ndarray, g: float) -> np.ndarray:
         mat[..., idx[:-1], idx[1:]] = -g
         return np.linalg.inv(mat)
     den = pivots(diag, g)
-    ratio = g / den
-    # z[..., k, :] is the forward-eliminated right-hand side of row k for every unit source.
+    ratio = (g / den)[..., None]
+    scale = (1.0 / den)[..., None]
+    # z[..., k, :] is the forward-eliminated right-hand side of row k for every unit source; it is
+    # zero beyond column k, so only the first k + 1 columns are touched
     z = np.zeros(den.shape + (n,))
     z[..., 0, 0] = 1.0
     for k in range(1, n):
-        z[..., k, :] = ratio[..., k - 1, None] * z[..., k - 1, :]
-        z[..., k, k] += 1.0
-    x = z
-    x[..., n - 1, :] = z[..., n - 1, :] / den[..., n - 1, None]
+        np.multiply(z[..., k - 1, :k], ratio[..., k - 1, :], out=z[..., k, :k])
+        z[..., k, k] = 1.0
+    x = z  # back substitution in place: row k of z is read before it is overwritten
+    x[..., n - 1, :] *= scale[..., n - 1, :]
     for k in range(n - 2, -1, -1):
-        x[..., k, :] = (z[..., k, :] + g * x[..., k + 1, :]) / den[..., k, None]
+        row = x[..., k, :]
+        row += g * x[..., k + 1, :]
+        row *= scale[..., k, :]
     return x
 
 
