@@ -512,6 +512,75 @@ def _run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Op
         typer.echo(f"report: {payload['report']} ({payload['report_s']:.1f} s); total {payload['total_s']:.1f} s")
 
 
+@app.command()
+def mitigate(
+    lever: str = typer.Argument(..., help="retrain, tolerance, tune, states, circuit or compare (see docs/mitigation.md)."),
+    model: Optional[Path] = ModelOpt,
+    engine: str = typer.Option("nodal", "--engine", help="ideal, nodal or ngspice."),
+    cell: str = CellOpt,
+    r_on_ohm: float = RonOpt,
+    r_off_ohm: float = RoffOpt,
+    v_read_v: float = VreadOpt,
+    wire_ohm: float = WireOpt,
+    gain: float = GainOpt,
+    layout: str = LayoutOpt,
+    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="retrain: stuck-at defect PATTERN:key=value,... (repeatable), e.g. random:p=0.01,kind=mix.")] = None,
+    defect_seed: int = typer.Option(0, "--defect-seed", help="Seed of the random parts of the defect patterns."),
+    epochs: int = typer.Option(100, "--epochs", help="retrain/tolerance: epochs of defect-aware retraining."),
+    densities: str = typer.Option("0.001,0.01,0.03,0.1", "--densities", help="tolerance: stuck-cell probabilities, comma separated."),
+    instances: int = typer.Option(3, "--instances", help="tolerance: defect maps per density."),
+    kind: str = typer.Option("mix", "--kind", help="tolerance: on, off or mix (half on, half off)."),
+    threshold_variation: float = typer.Option(0.25, "--threshold-variation", help="tune: normalized sigma/mean of the switching thresholds."),
+    scheme: str = typer.Option("v/2", "--scheme", help="tune: v/2 or v/3 half-select biasing."),
+    retrain: bool = typer.Option(False, "--retrain", help="tune: also program, measure, retrain and touch up."),
+    temperatures: str = typer.Option("25,50,75,100", "--temperatures", help="states/circuit: temperatures (C), comma separated."),
+    arrangements: str = typer.Option("differential,shared-row,shared-uniform", "--arrangements", help="circuit: column arrangements."),
+    scenario: Annotated[Optional[list[str]], typer.Option("--scenario", help="compare: scenario (repeatable; default all).")] = None,
+    only_lever: Annotated[Optional[list[str]], typer.Option("--lever", help="compare: lever (repeatable; default all).")] = None,
+    quick: bool = typer.Option(False, "--quick", help="compare: smoke run with few epochs (not for reported numbers)."),
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Mitigate imperfections: defect-aware retraining, tolerance, ordered tuning, memory states, circuit, comparison."""
+    from .mitigation import commands as mc
+
+    def floats(text: str, name: str) -> list[float]:
+        try:
+            return [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"{name} {text!r} must be comma-separated numbers") from None
+
+    with user_errors():
+        if lever not in mc.MITIGATE_LEVERS:
+            raise ValueError(f"lever {lever!r} is not accepted: choose one of {list(mc.MITIGATE_LEVERS)}")
+        dataset, net, t_model = load_or_train(model, seed, as_json)
+        config = circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout)
+        start = time.perf_counter()
+        if lever == "retrain":
+            payload = mc.mitigate_retrain(net, dataset, config, defect or [], defect_seed, epochs, engine)
+        elif lever == "tolerance":
+            payload = mc.mitigate_tolerance(net, dataset, config, floats(densities, "--densities"), instances, kind,
+                                            epochs, engine, seed)
+        elif lever == "tune":
+            payload = mc.mitigate_tune(net, dataset, config, threshold_variation, scheme, retrain, engine, seed)
+        elif lever == "states":
+            payload = mc.mitigate_states(net, dataset, config, floats(temperatures, "--temperatures"), engine)
+        elif lever == "circuit":
+            payload = mc.mitigate_circuit(net, dataset, config, [a.strip() for a in arrangements.split(",") if a.strip()],
+                                          floats(temperatures, "--temperatures"), engine)
+        else:
+            payload = mc.mitigate_compare(net, dataset, scenario or [], only_lever or [], quick, engine, seed)
+    payload = {"lever": lever, "engine": engine, **payload}
+    payload.setdefault("timings", {}).update({"model_s": t_model, "total_s": time.perf_counter() - start})
+    if as_json:
+        emit_json(payload)
+    else:
+        shown = {k: v for k, v in payload.items() if k not in ("rows", "candidates", "timings")}
+        typer.echo(json.dumps(shown, indent=2, default=_json_default))
+        for row in payload.get("rows", []):
+            typer.echo("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+
 def main() -> None:
     """Entry point for ``python -m neurodtco``."""
     app()

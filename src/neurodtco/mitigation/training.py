@@ -48,12 +48,16 @@ class RetrainConfig:
     ``learning_rate`` is in units of the window ``G_max - G_min`` per step. ``energy_weight``
     adds ``energy_weight * mean(G - G_min) / (G_max - G_min)`` to the loss, which keeps the free
     cells low (the array's read energy grows with the conductances); 0 disables it.
+    ``change_weight`` adds ``change_weight * mean|G - G_start| / (G_max - G_min)``: an L1 pull
+    toward the starting map, so that only the cells that matter move (fewer cells to reprogram,
+    hence fewer programming pulses and less disturbance in a passive array); 0 disables it.
     """
 
     epochs: int = 60
     batch_size: int = 64
     learning_rate: float = 3e-3
     energy_weight: float = 0.0
+    change_weight: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -64,8 +68,10 @@ class RetrainConfig:
         if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1):
             raise ValueError(f"learning_rate={self.learning_rate!r} is not accepted: expected a number in (0, 1) "
                              "(fraction of the conductance window per step, e.g. 3e-3)")
-        if not (isinstance(self.energy_weight, (int, float)) and self.energy_weight >= 0):
-            raise ValueError(f"energy_weight={self.energy_weight!r} is not accepted: expected a number >= 0")
+        for name in ("energy_weight", "change_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"{name}={value!r} is not accepted: expected a number >= 0")
         check_seed(self.seed)
 
 
@@ -110,6 +116,7 @@ def retrain_defect_aware_batch(circuits: Sequence[Circuit], stuck_masks: Sequenc
     frozen = [torch.as_tensor(np.stack([masks[k][i] for k in active])) for i in range(len(g0))]
     # Free cells live in window units u = (G - G_min) / span, projected back into [0, 1] after each step.
     u = [torch.clamp((g - g_lo) / span, 0.0, 1.0).requires_grad_(True) for g in g0]
+    u0 = [p.detach().clone() for p in u]
 
     def conductances() -> list[torch.Tensor]:
         return [torch.where(m, g, g_lo + span * p) for m, g, p in zip(frozen, g0, u)]
@@ -137,6 +144,9 @@ def retrain_defect_aware_batch(circuits: Sequence[Circuit], stuck_masks: Sequenc
                 if config.energy_weight:
                     loss = loss + config.energy_weight * sum(
                         (torch.where(m, 0.0, p)).mean(dim=(1, 2)).sum() for m, p in zip(frozen, u))
+                if config.change_weight:
+                    loss = loss + config.change_weight * sum(
+                        (torch.where(m, 0.0, (p - p0).abs())).mean(dim=(1, 2)).sum() for m, p, p0 in zip(frozen, u, u0))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
