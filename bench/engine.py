@@ -56,7 +56,7 @@ def bench_crossbar(repeats: int) -> list[dict]:
     for n in (64, 128, 256):
         g = rng.uniform(1e-6, 1e-4, (n, n))
         v = rng.uniform(0.0, 0.2, (1000, n))
-        reps = repeats if n < 256 else max(1, min(repeats, 2))
+        reps = repeats if n < 256 else min(repeats, 3)
         seconds = best_time(lambda: solve_crossbar(g, v, 1.0, 1.0), reps)
         rows.append({"case": f"solve_crossbar {n}x{n}, 1000 vectors", "seconds": seconds})
         print(f"  solve_crossbar {n}x{n}: {seconds:.3f} s", file=sys.stderr, flush=True)
@@ -85,8 +85,8 @@ def ngspice_available() -> bool:
 def main() -> None:
     """Run every measurement and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spice-images", type=int, default=40, help="images in the one ngspice run per cell model")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats of each nodal timing (the best is kept)")
+    parser.add_argument("--spice-images", type=int, default=100, help="images in the one ngspice run per cell model")
+    parser.add_argument("--repeats", type=int, default=10, help="repeats of each nodal timing (the best is kept)")
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads for the nodal solves")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> None:
     results = {}
     for cell, circuit in made.items():
         nodal.run(circuit, images[:50])  # warm caches and imports
-        seconds = best_time(lambda: nodal.run(circuit, images), args.repeats if cell == "linear" else 2)
+        seconds = best_time(lambda: nodal.run(circuit, images), args.repeats if cell == "linear" else 3)
         results[cell] = {"nodal_s": seconds, "nodal_per_image_s": seconds / len(images)}
         print(f"  nodal {cell}: {seconds * 1e3:.1f} ms for {len(images)} images", file=sys.stderr, flush=True)
 
