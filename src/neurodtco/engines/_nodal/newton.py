@@ -94,7 +94,6 @@ class _State:
     word_v: np.ndarray           # [R, B, C]
     bit_v: np.ndarray            # [R, B, C]
     cell_v: np.ndarray           # [R, B, C]: word_v - bit_v
-    companion: Optional[np.ndarray] = None
     solution: Optional[ArraySolution] = None
     steps: list = field(default_factory=list)
     iterations: int = 0
@@ -227,7 +226,7 @@ def _step(prob: _Problem, state: _State, fact: Factorization, slopes: np.ndarray
         sol, new_v = _toward(old, state, sol, prob.scale_v / step_v)
     step_a = math.inf if old is None else _max_abs(sol.collected_a - old.collected_a)
     state.word_v, state.bit_v, state.cell_v = sol.word_v, sol.bit_v, new_v
-    state.companion, state.solution = companion, sol
+    state.solution = sol
     state.steps.append((step_v, step_a))
     state.iterations += 1
     if not math.isfinite(step_v):
