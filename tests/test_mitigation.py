@@ -175,3 +175,188 @@ def test_drop_crossing_interpolates_log_linearly():
     assert math.isclose(drop_crossing([0.001, 0.01, 0.1], [1.0, 1.0, 0.0], 0.5), math.sqrt(0.01 * 0.1))
     assert drop_crossing([0.1, 0.2], [1.0, 1.0], 0.5) == math.inf
     assert math.isnan(drop_crossing([0.1, 0.2], [0.0, 0.0], 0.5))
+
+
+# ---------------------------------------------------------------- tuning lever
+
+
+def _targets(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(1e-6, 1e-4, (n, n))
+
+
+def test_ordered_tuning_without_variation_disturbs_nothing_and_hits_every_target():
+    """Thresholds all at the mean (1.0 V) and pulses at most 1.9 V: half-select stays at 0.95 V < 1.0 V."""
+    from neurodtco.imperfections import SwitchingDevice, WriteVerifyConfig
+    from neurodtco.mitigation.tuning import program_passive_ordered
+
+    config = WriteVerifyConfig()
+    result = program_passive_ordered(_targets(10), 1e-6, 1e-4, SwitchingDevice(threshold_variation=0.0), config,
+                                     np.random.default_rng(0))
+    assert result.disturb_events.sum() == 0
+    assert not result.failed.any()
+    assert np.all(np.abs(result.relative_error) <= config.tolerance)
+
+
+def test_ordered_tuning_programs_the_same_devices_as_the_basic_algorithm():
+    from neurodtco.imperfections import SwitchingDevice, WriteVerifyConfig, program_passive
+    from neurodtco.mitigation.tuning import program_passive_ordered
+
+    device, config = SwitchingDevice(threshold_variation=0.25), WriteVerifyConfig()
+    a = program_passive(_targets(8), 1e-6, 1e-4, device, config, np.random.default_rng(3))
+    b = program_passive_ordered(_targets(8), 1e-6, 1e-4, device, config, np.random.default_rng(3))
+    np.testing.assert_array_equal(a.v_set, b.v_set)
+    np.testing.assert_array_equal(a.v_reset, b.v_reset)
+
+
+@pytest.mark.slow
+def test_ordered_tuning_leaves_fewer_cells_off_target_at_25_percent_variation():
+    from neurodtco.imperfections import SwitchingDevice, WriteVerifyConfig, program_passive
+    from neurodtco.mitigation.tuning import program_passive_ordered
+
+    device, config = SwitchingDevice(threshold_variation=0.25), WriteVerifyConfig()
+    basic = ordered = 0
+    for seed in range(3):
+        basic += program_passive(_targets(16, seed), 1e-6, 1e-4, device, config,
+                                 np.random.default_rng(seed)).out_of_tolerance.sum()
+        result = program_passive_ordered(_targets(16, seed), 1e-6, 1e-4, device, config, np.random.default_rng(seed))
+        # Every cell it does not report as failed is inside the tolerance band.
+        assert np.all(np.abs(result.relative_error[~result.failed]) <= config.tolerance * (1 + 1e-9))
+        ordered += result.out_of_tolerance.sum()
+    assert ordered < 0.7 * basic
+
+
+def test_touch_up_toward_the_current_state_costs_no_pulse():
+    from neurodtco.imperfections import SwitchingDevice, WriteVerifyConfig
+    from neurodtco.mitigation.tuning import program_passive_session
+
+    device, config = SwitchingDevice(threshold_variation=0.1), WriteVerifyConfig()
+    first, memory = program_passive_session(_targets(8), 1e-6, 1e-4, device, config, np.random.default_rng(0))
+    again, _ = program_passive_session(memory.conductance, 1e-6, 1e-4, device, config, np.random.default_rng(1),
+                                       memory=memory)
+    assert again.pulses.sum() == 0
+    np.testing.assert_array_equal(again.conductance, first.conductance)
+
+
+def test_adaptive_1t1r_write_verify_needs_fewer_pulses_and_disturbs_nothing():
+    from neurodtco.imperfections import SwitchingDevice, WriteVerifyConfig, write_verify
+    from neurodtco.mitigation.tuning import program_passive_session
+
+    device, config = SwitchingDevice(threshold_variation=0.1), WriteVerifyConfig(tolerance=0.02)
+    targets = _targets(20)
+    basic = write_verify(targets, 1e-6, 1e-4, device, config, np.random.default_rng(0))
+    adaptive, _ = program_passive_session(targets, 1e-6, 1e-4, device, config, np.random.default_rng(0), scheme="1t1r")
+    assert adaptive.disturb_events.sum() == 0
+    assert np.all(np.abs(adaptive.relative_error[~adaptive.failed]) <= config.tolerance * (1 + 1e-9))
+    assert adaptive.failed.sum() <= basic.failed.sum()
+    assert adaptive.pulses.mean() < 0.95 * basic.pulses.mean()
+
+
+# ---------------------------------------------------------------- memory states and circuit
+
+
+def test_tracking_feedback_cancels_temperature_in_the_activated_regime(default_net, digits):
+    """Below g_activated_s every state has the same Arrhenius factor; an R_f of the same cells divides it out."""
+    from neurodtco.imperfections import apply_imperfections
+    from neurodtco.mitigation.circuit_levers import track_temperature
+
+    circuit = map_network(default_net, MappingConfig(r_on_ohm=1e6, r_off_ohm=1e8, r_word_ohm=0.0, r_bit_ohm=0.0))
+    x = to_voltages(digits.x_test[:40], circuit.input_scale_v)
+    cold = simulate(circuit, x, engine="ideal").outputs_v
+    hot, record = apply_imperfections(circuit, {"kind": "temperature", "temperature_c": 100.0})
+    assert record["conductance_factor_min"] > 1.5  # the uncompensated change is large
+    tracked = simulate(track_temperature(circuit, hot, 100.0), x, engine="ideal").outputs_v
+    np.testing.assert_allclose(tracked, cold, rtol=1e-12, atol=1e-15)
+
+
+def test_choose_memory_states_takes_the_cheapest_candidate_within_the_bound():
+    import pandas as pd
+
+    from neurodtco.mitigation.states import choose_memory_states
+
+    rows = []
+    for name, energy, accs in (("ref", 10.0, (0.93, 0.92)), ("cheap-bad", 1.0, (0.93, 0.85)),
+                               ("cheap-ok", 2.0, (0.93, 0.915)), ("costly", 20.0, (0.94, 0.94))):
+        for t, a in zip((25.0, 100.0), accs):
+            rows.append({"candidate": name, "temperature_c": t, "accuracy": a, "energy_j": energy, "r_on_ohm": 1.0,
+                         "r_off_ohm": 2.0, "pair_encoding": "low", "technology": "reram", "feedback": "fixed"})
+    choice = choose_memory_states(pd.DataFrame(rows), "ref", max_drop=0.01)
+    best = choice[choice["meets_bound"]].iloc[0]
+    assert best["candidate"] == "cheap-ok" and best["energy_saving"] == 5.0
+    assert not choice.set_index("candidate").loc["cheap-bad", "meets_bound"]
+
+
+# ---------------------------------------------------------------- tolerance
+
+
+def test_single_fault_scan_agrees_with_applying_that_one_defect(default_circuit, digits):
+    from neurodtco.defects import Defect, apply_defects
+    from neurodtco.mitigation import circuit_accuracy
+    from neurodtco.mitigation.tolerance import single_fault_tolerance
+
+    single = single_fault_tolerance(default_circuit, digits, engine="ideal")
+    healthy = circuit_accuracy(default_circuit, digits)
+    for seed in range(3):
+        chip, record = apply_defects(default_circuit, [Defect(pattern="random", layers=(0,), kind="on",
+                                                               params={"count": 1})], seed=seed)
+        r, c = np.argwhere(record.masks[0])[0]
+        assert math.isclose(single.drop_on[0][r, c], healthy - circuit_accuracy(chip, digits), abs_tol=1e-12)
+    assert 0 < single.tolerance_density < 0.01
+
+
+@pytest.mark.slow
+def test_defect_aware_retraining_raises_the_defect_tolerance(default_circuit, digits):
+    from neurodtco.mitigation import RetrainConfig
+    from neurodtco.mitigation.tolerance import defect_tolerance
+
+    grid = [0.003, 0.03]
+    plain = defect_tolerance(default_circuit, digits, grid, instances=3)
+    fixed = defect_tolerance(default_circuit, digits, grid, instances=3,
+                             retrain=RetrainConfig(epochs=10, batch_size=256, learning_rate=2e-2))
+    assert math.isnan(plain.tolerance_density) or plain.tolerance_density < 0.003  # already lost at 0.3%
+    assert fixed.mean_accuracy()[0.03] > plain.mean_accuracy()[0.03] + 0.2
+
+
+# ---------------------------------------------------------------- comparison and CLI
+
+
+def test_mitigation_table_round_trips_and_renders(tmp_path):
+    import pandas as pd
+
+    from neurodtco.mitigation.compare import mitigation_table, to_markdown
+
+    table = pd.DataFrame([{"scenario": "temperature", "lever": "none", "accuracy": 0.9, "energy_j": 3e-11,
+                           "gain_points": 0.0, "detail": "x"},
+                          {"scenario": "temperature", "lever": "combined", "accuracy": 0.93, "energy_j": 3e-13,
+                           "gain_points": 3.0, "pulses_per_cell": 12.0, "detail": "y"}])
+    path = tmp_path / "mitigation.csv"
+    table.to_csv(path, index=False)
+    again = mitigation_table(path)
+    assert list(again["lever"]) == ["none", "combined"]
+    text = to_markdown(again)
+    assert "| temperature | combined | 93.0% | +3.0 | 0.3 | 12.0 | y |" in text
+    with pytest.raises(FileNotFoundError, match="mitigation_comparison"):
+        mitigation_table(tmp_path / "missing.csv")
+
+
+@pytest.mark.slow
+def test_cli_mitigate_retrain_reports_recovery(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "neurodtco", "mitigate", "retrain", "--defect",
+                          "random:p=0.02,kind=mix", "--epochs", "10", "--engine", "ideal", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout.strip().splitlines()[-1])
+    assert payload["stuck_cells"] > 0
+    assert payload["accuracy_after"] > payload["accuracy_before"] + 0.2
+
+
+def test_cli_mitigate_refuses_an_unknown_lever():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "neurodtco", "mitigate", "magic"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2 and "retrain" in out.stderr
