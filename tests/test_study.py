@@ -247,6 +247,53 @@ def test_local_processes_and_a_local_dask_cluster_give_identical_tables(local_ru
         pd.testing.assert_frame_equal(load_results(tmp_path / "dask", table), load_results(local_run, table))
 
 
+@pytest.mark.slow
+def test_a_terminated_run_stops_its_workers_and_keeps_what_finished(tmp_path):
+    import psutil
+
+    study_file = write_study(tmp_path / "small.yaml", small_study())
+    out = tmp_path / "terminated"
+    proc = subprocess.Popen([sys.executable, "-m", "neurodtco", "run", str(study_file), "--out", str(out),
+                             "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while _parquet_count(out) < 1:
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.01)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, "worker processes outlived their runner"
+    assert proc.returncode != 0
+    done = _parquet_count(out)
+    assert 1 <= done < 13 and not list(out.rglob(".*.tmp-*"))
+    assert len(load_results(out)) > 0  # what finished before the stop is stored and readable
+
+
+def test_a_bad_imperfection_spec_is_refused_with_the_study_file():
+    with pytest.raises(StudyFileError, match=r"imperfections: imperfection 0: unknown imperfection kind 'no_such'"):
+        parse_study(small_study(imperfections=[{"kind": "no_such"}]))
+
+
+def test_real_imperfections_change_the_voltages_reproducibly(tmp_path):
+    # Temperature shifts every conductance; read noise is resampled per group of inferences, seeded.
+    imperfect = [{"kind": "temperature", "temperature_c": 85.0},
+                 {"kind": "read_noise", "relative_sigma": 0.05, "group_size": 600}]
+    grid = {"patterns": ["random"], "arrays": [3], "kinds": ["on"], "instances": 1}
+    runs = {}
+    for name, spec in (("clean", []), ("hot", imperfect), ("hot again", imperfect)):
+        data = small_study(imperfections=spec, defects=grid, cross_defect={"enabled": False},
+                           correctors={"hidden": [], "baselines": []})
+        run_study(parse_study(data), tmp_path / name, executor=SerialExecutor())
+        store = ResultStore(tmp_path / name)
+        runs[name] = {t: store.read_arrays(t)["outputs_v"] for t in store.array_task_ids()}
+        table = load_results(tmp_path / name)
+        assert (table["imperfections"] != "").all() == bool(spec)
+    for (a, v_clean), (b, v_hot), (c, v_again) in zip(*(sorted(r.items()) for r in runs.values())):
+        assert not np.allclose(v_clean, v_hot)
+        np.testing.assert_array_equal(v_hot, v_again)
+
+
 def test_imperfections_are_passed_to_the_hook(monkeypatch, tmp_path):
     calls = []
 

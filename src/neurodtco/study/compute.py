@@ -183,7 +183,13 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     want_hidden = "lastlayer" in study.correctors.baselines  # the last-layer retrain reads the last hidden layer
     for point in task.circuits:
         circuit, mask, density, record = build_circuit(ctx.circuit, study, point)
-        result = ctx.engine.run(circuit, ctx.x_all_v, return_hidden=want_hidden)
+        simulate_imperfect = _imperfect_simulator() if study.imperfections else None
+        if simulate_imperfect is not None:
+            # Read noise attached by an imperfection is resampled per inference by the module's simulate().
+            result = simulate_imperfect(circuit, ctx.x_all_v, engine=ctx.engine, seed=point.imperfection_seed,
+                                        return_hidden=want_hidden)
+        else:
+            result = ctx.engine.run(circuit, ctx.x_all_v, return_hidden=want_hidden)
         outputs.append(result.outputs_v)
         if want_hidden:
             hidden.append(result.hidden_v[-1])
@@ -235,6 +241,13 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
             "n_inferences": int(v.shape[0] * v.shape[1]), "simulate_s": t_sim, "fit_s": t_fit,
             "n_fits": len(task.circuits) * (len(results) - 1)}
     return TaskOutput(table=table, arrays=arrays, info=info)
+
+
+def _imperfect_simulator() -> Any:
+    """``neurodtco.imperfections.simulate`` where the module has one (it resamples read noise)."""
+    import importlib
+
+    return getattr(importlib.import_module("neurodtco.imperfections"), "simulate", None)
 
 
 CIRCUIT_COLUMNS = ["task_id", "circuit_id", "pattern", "kind", "array", "severity", "instance", "defect_seed",

@@ -71,7 +71,11 @@ class LocalExecutor:
         return cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
 
     def close(self, cancel: bool = False) -> None:
-        """Shut the pool down (dropping queued tasks when ``cancel``)."""
+        """Shut the pool down; with ``cancel``, drop queued tasks and stop the running ones now."""
+        if cancel:
+            # A cancelled run discards what the workers compute: stop them instead of letting them finish.
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
 
     def describe(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import yaml
 from ..store import ResultStore
 from .compute import Setup, execute_task, prepare_setup
 from .executors import LocalExecutor
-from .schema import Study, load_study
+from .schema import BUILTIN_STUDIES, Study, builtin_study_path, load_study
 from .tasks import Task, expand_tasks
 
 
@@ -81,12 +81,13 @@ class StudyRunError(RuntimeError):
 
 
 def _resolve_study(study: Union[Study, str, Path]) -> tuple[Study, str]:
+    """The validated study and the text to keep as DIR/study.yaml (the file itself, comments included)."""
     if isinstance(study, Study):
         return study, yaml.safe_dump(study.canonical(), sort_keys=False)
-    loaded = load_study(study)
     path = Path(study)
-    text = path.read_text() if path.is_file() else yaml.safe_dump(loaded.canonical(), sort_keys=False)
-    return loaded, text
+    if not path.exists() and str(study) in BUILTIN_STUDIES:
+        path = builtin_study_path(str(study))
+    return load_study(path), path.read_text()
 
 
 def run_study(study: Union[Study, str, Path], out: Union[str, Path], *, executor: Any = None,

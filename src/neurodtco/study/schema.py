@@ -248,6 +248,8 @@ class Study(_Strict):
                 raise ValueError("imperfections are listed, but this installation has no "
                                  "neurodtco.imperfections.apply_imperfections to apply them; remove the list "
                                  "or install a version that has it")
+            if hasattr(module, "validate_imperfections"):
+                module.validate_imperfections(value)  # its ValueError names the item and the accepted kinds
         return value
 
     @model_validator(mode="after")
