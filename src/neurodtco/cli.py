@@ -459,6 +459,8 @@ def report(
 def _run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Optional[str],
                     dask_workers: Optional[int], force: bool, as_json: bool, report_after: bool) -> None:
     """Run a study with a progress bar, optionally write its report, and print the summary."""
+    import signal
+
     from rich.progress import MofNCompleteColumn, TimeElapsedColumn
 
     from .study import StudyRunError, load_study, make_executor, run_study
@@ -476,19 +478,28 @@ def _run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Op
         state["bar"].update(state["task"], completed=p.done, total=p.total,
                             rate=f"{rate:,.0f} inferences/s" if rate else "")
 
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # a terminated run stops its workers too (finished tasks stay stored)
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
         with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
             state.update(bar=bar, task=bar.add_task(f"study {spec.name}", total=None, rate=""), t0=0.0)
             try:
-                summary = run_study(spec, out, executor=executor, force=force, progress=show)
+                summary = run_study(study, out, executor=executor, force=force, progress=show)
             except StudyRunError as exc:
                 fail(str(exc))
             except (ValueError, FileNotFoundError) as exc:
                 fail(str(exc))
-    finally:
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+    else:
         executor.close()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     payload = summary.to_dict()
     if report_after:
         from .report import write_report
