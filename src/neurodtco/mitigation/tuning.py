@@ -343,7 +343,8 @@ def program_with_retraining(circuit: Circuit, dataset: Any, device: Any, config:
     """
     from .training import RetrainConfig, retrain_defect_aware
 
-    retrain = retrain if retrain is not None else RetrainConfig(epochs=40, batch_size=256, learning_rate=5e-3)
+    retrain = retrain if retrain is not None else RetrainConfig(epochs=40, batch_size=256, learning_rate=5e-3,
+                                                                change_weight=0.3)
     g_min, g_max = circuit.cell.g_min, circuit.cell.g_max
     sessions = [program_passive_session(g, g_min, g_max, device, config, rng, scheme, rounds, patience)
                 for g in circuit.conductances]
