@@ -321,3 +321,20 @@ def test_imperfections_are_passed_to_the_hook(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "neurodtco.imperfections", types.ModuleType("neurodtco.imperfections"))
     with pytest.raises(StudyFileError, match="imperfections: .*no neurodtco.imperfections.apply_imperfections"):
         parse_study(data)
+
+
+def test_cli_run_names_the_bad_key_and_creates_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from neurodtco.cli import app
+
+    bad = write_study(tmp_path / "bad.yaml", small_study(defects={"patterns": ["donut"]}))
+    result = CliRunner().invoke(app, ["run", str(bad), "--out", str(tmp_path / "out"), "--workers", "0"])
+    assert result.exit_code == 2
+    assert "defects.patterns: unknown pattern 'donut'" in result.output
+    assert not (tmp_path / "out").exists()
+    good = write_study(tmp_path / "good.yaml", small_study())
+    result = CliRunner().invoke(app, ["run", str(good), "--out", str(tmp_path / "out"), "--workers", "1",
+                                      "--dask-workers", "2"])
+    assert result.exit_code == 2
+    assert "choose one of --workers, --scheduler and --dask-workers" in result.output
