@@ -473,8 +473,10 @@ def _run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Op
     def show(p: Any) -> None:
         if "bar" not in state:
             return
-        seconds = max(p.elapsed_s - state["t0"], 1e-9)
-        rate = p.inferences / seconds if p.inferences else 0.0
+        if "task" not in state:
+            # Start at the tasks a previous run finished, so that they do not count towards the rate and ETA.
+            state["task"] = state["bar"].add_task(f"study {spec.name}", total=p.total, completed=p.done, rate="")
+        rate = p.inferences / max(p.elapsed_s, 1e-9) if p.inferences else 0.0
         state["bar"].update(state["task"], completed=p.done, total=p.total,
                             rate=f"{rate:,.0f} inferences/s" if rate else "")
 
@@ -486,7 +488,7 @@ def _run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Op
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
         with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
-            state.update(bar=bar, task=bar.add_task(f"study {spec.name}", total=None, rate=""), t0=0.0)
+            state["bar"] = bar
             try:
                 summary = run_study(study, out, executor=executor, force=force, progress=show)
             except StudyRunError as exc:
@@ -517,8 +519,8 @@ def _run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Op
     else:
         typer.echo(f"study {spec.name}: ran {summary.n_run} of {summary.n_tasks} tasks ({summary.n_skipped} were already "
                    f"done), {summary.n_circuits} circuits, {summary.n_inferences:,} circuit-inferences in "
-                   f"{summary.wall_s:.1f} s ({summary.throughput:,.0f} inferences/s) on "
-                   f"{summary.executor.get('workers')} {summary.executor.get('executor')} workers")
+                   f"{summary.wall_s:.1f} s ({summary.throughput:,.0f} inferences/s) with "
+                   f"{summary.executor.get('executor')} workers: {summary.executor.get('workers')}")
     if report_after:
         typer.echo(f"report: {payload['report']} ({payload['report_s']:.1f} s); total {payload['total_s']:.1f} s")
 
