@@ -82,8 +82,9 @@ def section_tolerance(net, data, out: Path) -> str:
                f"without retraining {plain.tolerance_density:.2g} (Monte Carlo) / {single.tolerance_density:.2g} "
                f"(single-fault first order, exact for rare faults); with defect-aware retraining "
                f"{fixed.tolerance_density:.2g}. Ratio: {ratio_mc:.0f}x (vs Monte Carlo), {ratio_sf:.0f}x (vs single-fault).")
-    per_kind = (f"Single-fault scan: a stuck-on cell costs on average {np.mean([d.mean() for d in single.drop_on]) * 100:.2f} "
-                f"points per array cell, a stuck-off one {np.mean([d.mean() for d in single.drop_off]) * 100:.3f}; "
+    per_kind = (f"Single-fault scan (per array, averaged over the arrays): one stuck-on cell costs "
+                f"{np.mean([d.mean() for d in single.drop_on]) * 100:.2g} points, one stuck-off cell "
+                f"{np.mean([d.mean() for d in single.drop_off]) * 100:.2g}; "
                 f"first-order tolerance for stuck-on only {0.01 / sum(d.sum() for d in single.drop_on):.2g}, "
                 f"stuck-off only {0.01 / max(sum(d.sum() for d in single.drop_off), 1e-12):.2g}.")
     json.dump({"healthy": plain.healthy_accuracy, "tolerance_plain_mc": plain.tolerance_density,
