@@ -409,3 +409,20 @@ def to_markdown(table: pd.DataFrame) -> str:
             else f"{pulses:.1f}", str(r.get("detail", "")),
         ]) + " |")
     return "\n".join(lines)
+
+
+def to_html(table: pd.DataFrame) -> str:
+    """The comparison as an HTML table (same columns and formats as ``to_markdown``), for the report."""
+    import html
+
+    header = ["scenario", "lever", "accuracy", "gain (pts)", "energy (pJ/inf.)", "pulses/cell", "how"]
+    rows = []
+    for _, r in table.iterrows():
+        pulses = r.get("pulses_per_cell", math.nan)
+        cells = [str(r["scenario"]), str(r["lever"]), f"{r['accuracy']:.1%}", f"{r.get('gain_points', 0.0):+.1f}",
+                 f"{r['energy_j'] * 1e12:.3g}",
+                 "" if pulses is None or (isinstance(pulses, float) and math.isnan(pulses)) else f"{pulses:.1f}",
+                 str(r.get("detail", ""))]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    return f"<table class='mitigation'>{head}{''.join(rows)}</table>"
