@@ -334,6 +334,9 @@ def test_mitigation_table_round_trips_and_renders(tmp_path):
     assert list(again["lever"]) == ["none", "combined"]
     text = to_markdown(again)
     assert "| temperature | combined | 93.0% | +3.0 | 0.3 | 12.0 | y |" in text
+    from neurodtco.mitigation.compare import to_html
+
+    assert "<td>combined</td><td>93.0%</td><td>+3.0</td><td>0.3</td><td>12.0</td>" in to_html(again)
     with pytest.raises(FileNotFoundError, match="mitigation_comparison"):
         mitigation_table(tmp_path / "missing.csv")
 
