@@ -7,25 +7,33 @@ pulses (high thresholds, ~1.5x the mean) half-select their neighbours at ~0.75x 
 the thresholds of the weakest neighbours: cells tuned earlier are knocked out of tolerance
 after they were verified (``imperfections.programming.program_passive`` measures this).
 
-The variant (``program_passive_ordered``) uses three ideas, all available to a real programmer
-since they only need pulses and verify reads:
+The variant (``program_passive_ordered``) uses only pulses and verify reads, as a real programmer
+would:
 
-1. *Learned thresholds.* A first pass tunes every cell as the basic algorithm does, and records
-   the amplitude of the first pulse that visibly moved each cell, separately for set and reset:
-   an estimate of its two switching thresholds (within one amplitude step).
-2. *Ordered re-tuning.* Then the cells are verified (and re-tuned where needed) in *descending*
-   order of their estimated thresholds. A cell is tuned with pulses just above its own threshold,
-   so its half-select pulses stay below the thresholds of the cells re-tuned before it (they are
-   stronger); only cells later in the order (weaker) can be disturbed, and each of those is
-   verified at its own turn, after every stronger cell is done.
-3. *Amplitude memory.* Every pulse train starts at the cell's learned threshold for that polarity
-   (less one step) instead of the global start amplitude, so the ramp is skipped: fewer pulses,
-   and fewer half-select pulses for the neighbours.
+1. *Probe.* Ramp set pulses on every cell until a verify read shows it moved: an estimate of
+   its set threshold (within one amplitude step). Nothing is tuned yet, so the disturbance of
+   this pass is harmless. Reset thresholds are learned the same way during the reset approaches.
+2. *Ordered one-polarity phases.* An upward phase visits every cell in *descending* order of its
+   learned set threshold, verifies it and, if it is below its band, approaches it with set pulses
+   only; a downward phase does the same with reset pulses for the cells above their band.
+   A cell's pulses stay just above its own threshold, so its half-select stays below the
+   thresholds of the stronger cells verified before it; the weaker cells it may push are
+   verified later, and are pushed in the phase's own direction, i.e. to the side the next phase
+   fixes. Phases alternate for up to ``rounds`` rounds.
+3. *Adaptive amplitude.* Each approach starts one step below the learned threshold (no blind
+   ramp from the start amplitude), rises after a pulse that closed less than
+   ``progress_fraction`` of the remaining distance and *falls* after one that closed more than
+   60%, so cells converge geometrically instead of overshooting; a cell that does not move at
+   the largest amplitude for ``patience`` pulses is given up instead of hammering its lines.
 
-``passes`` repeats step 2 (each repeat costs only verify reads where nothing moved). The device,
-the verify loop and the pulse/half-select physics are the ones of ``imperfections.programming``
-(same ``SwitchingDevice``, same ``WriteVerifyConfig``; with the same seed the same thresholds
-are drawn), so the comparison with ``program_passive`` is like for like.
+``program_passive_session`` also continues on a chip programmed before (same devices, its state,
+the learned thresholds: a touch-up), and ``program_with_retraining`` uses that to combine tuning
+and training: program, read the map back, retrain the network around the cells that missed,
+touch up. ``scheme="1t1r"`` runs the same approaches on cells isolated by select transistors
+(``program_circuit_1t1r``: fewer pulses than the basic write-verify for the same tolerance).
+The device, the verify loop and the pulse/half-select physics are those of
+``imperfections.programming`` (same ``SwitchingDevice``, same ``WriteVerifyConfig``; with the same
+seed the same thresholds are drawn), so the comparison with ``program_passive`` is like for like.
 """
 
 from __future__ import annotations
