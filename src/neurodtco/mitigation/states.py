@@ -8,7 +8,9 @@ transport (low ReRAM states move most with temperature; deep-subthreshold eFlash
 other way round, IR drop, which shrinks with the conductances. ``choose_memory_states``
 evaluates each candidate window at every temperature of the range, with read noise drawn per
 inference group and the exact engine, and keeps the cheapest candidate whose *worst*
-temperature still meets the bound.
+temperature still meets the bound. A candidate may build its TIA feedback from cells of the same
+technology (``feedback="tracking"``, ``circuit_levers.track_temperature``), which cancels the
+common Arrhenius factor of thermally activated states and opens the low windows.
 """
 
 from __future__ import annotations
