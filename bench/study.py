@@ -9,8 +9,8 @@ Run on demand (not in CI)::
 A circuit-inference is one image through one whole (defective) circuit on the exact engine; the
 throughput counts the whole study (simulation, every corrector fit, the cross-defect matrix),
 divided by its wall time. The scaling runs the same sub-grid (the demo restricted to its first
-``--scaling-patterns`` patterns, no cross matrix) on a local Dask cluster of 1 and then 2 worker
-processes, timing ``run_study`` after the cluster is up. The load average is printed because
+``--scaling-patterns`` patterns, no cross matrix, ``--scaling-max-circuits`` circuits per task) on
+a local Dask cluster of 1 and then 2 worker processes, timing ``run_study`` after the cluster is up. The load average is printed because
 other processes on a shared machine slow every number down.
 """
 
@@ -59,11 +59,13 @@ def bench_demo(study_name: str, workers: int, root: Path) -> dict:
             "ideal_run_s": float(info["cpu_s"].sum()) / workers + summary.setup_s}
 
 
-def bench_scaling(study_name: str, n_patterns: int, root: Path) -> dict:
+def bench_scaling(study_name: str, n_patterns: int, max_circuits: int, root: Path) -> dict:
     """The same sub-grid on a local Dask cluster with 1, then 2 workers."""
     base = load_study(study_name)
     grid = base.defects.model_copy(update={"patterns": base.defects.patterns[:n_patterns]})
+    # Smaller tasks than the demo's, so that two workers have enough of them to share evenly.
     study = base.model_copy(update={"defects": grid, "cross_defect": base.cross_defect.model_copy(update={"enabled": False}),
+                                    "tasks": base.tasks.model_copy(update={"max_circuits": max_circuits}),
                                     "name": f"{base.name}-scaling"})
     times = {}
     inferences = 0
@@ -77,6 +79,7 @@ def bench_scaling(study_name: str, n_patterns: int, root: Path) -> dict:
         finally:
             executor.close()
     return {"patterns": list(grid.patterns), "circuits": study.n_circuits + 1, "inferences": inferences,
+            "tasks": len(list((root / "scaling-dask2" / "results" / "circuits").glob("*.parquet"))),
             "dask1_s": times[1], "dask2_s": times[2], "speedup": times[1] / times[2],
             "dask1_inferences_per_s": inferences / times[1], "dask2_inferences_per_s": inferences / times[2]}
 
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default="demo", help="built-in study name or study file (default: demo)")
     parser.add_argument("--workers", type=int, default=2, help="local worker processes for the demo run")
-    parser.add_argument("--scaling-patterns", type=int, default=2, help="patterns of the sub-grid for the Dask scaling")
+    parser.add_argument("--scaling-patterns", type=int, default=1, help="patterns of the sub-grid for the Dask scaling")
+    parser.add_argument("--scaling-max-circuits", type=int, default=8, help="circuits per task in the scaling runs")
     parser.add_argument("--skip-demo", action="store_true", help="only measure the Dask scaling")
     parser.add_argument("--skip-scaling", action="store_true", help="only measure the demo throughput")
     parser.add_argument("--keep", type=Path, default=None, help="keep the results folders here")
@@ -104,9 +108,10 @@ def main(argv: list[str] | None = None) -> dict:
                   f"(simulation {d['simulate_s']:.0f} s, corrector fits {d['fit_s']:.0f} s of task wall time): "
                   f"{d['ideal_run_s']:.0f} s on {d['workers']} otherwise idle cores", file=sys.stderr)
         if not args.skip_scaling:
-            s = bench_scaling(args.study, args.scaling_patterns, root)
+            s = bench_scaling(args.study, args.scaling_patterns, args.scaling_max_circuits, root)
             result["scaling"] = s
-            print(f"Dask scaling on {s['circuits']} circuits ({', '.join(s['patterns'])}): 1 worker {s['dask1_s']:.1f} s "
+            print(f"Dask scaling on {s['circuits']} circuits in {s['tasks']} tasks ({', '.join(s['patterns'])}): "
+                  f"1 worker {s['dask1_s']:.1f} s "
                   f"({s['dask1_inferences_per_s']:,.0f}/s), 2 workers {s['dask2_s']:.1f} s "
                   f"({s['dask2_inferences_per_s']:,.0f}/s): speed-up {s['speedup']:.2f}x", file=sys.stderr)
     result["load_after"] = _load()

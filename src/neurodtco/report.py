@@ -322,6 +322,11 @@ def figure_recovery(d: _Data) -> Optional[str]:
                 ax2.errorbar(b["n_parameters"], b[0.5] * 100, yerr=[(b[0.5] - b[0.25]) * 100, (b[0.75] - b[0.5]) * 100],
                              fmt=marker, color="#111827", ms=6, capsize=3, label=name)
         ax2.axhline(0, color="#6b7280", lw=1)
+        low = float(np.nanmin(m[0.25])) * 100 if len(m) else 0.0
+        if low < -100:  # a harmful tiny corrector would squash the informative range into a line
+            ax2.set_ylim(-100, 105)
+            ax2.text(0.1, 0.97, f"axis clipped at -100%:\nthe lower quartile reaches {low:.0f}%", transform=ax2.transAxes,
+                     fontsize=7.5, color="#6b7280", va="top")
         ax2.axvline(_MAX_CORRECTOR_PARAMS, color="#9ca3af", lw=1)
         _parameter_axis(ax2, c["n_parameters"])
         ax2.set_xlabel("corrector parameters")
