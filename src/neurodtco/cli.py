@@ -551,6 +551,7 @@ def mitigate(
     scenario: Annotated[Optional[list[str]], typer.Option("--scenario", help="compare: scenario (repeatable; default all).")] = None,
     only_lever: Annotated[Optional[list[str]], typer.Option("--lever", help="compare: lever (repeatable; default all).")] = None,
     quick: bool = typer.Option(False, "--quick", help="compare: smoke run with few epochs (not for reported numbers)."),
+    program_seed: int = typer.Option(0, "--program-seed", help="tune/tolerance/compare: seed of the programming draws and defect maps."),
     seed: int = SeedOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -573,16 +574,16 @@ def mitigate(
             payload = mc.mitigate_retrain(net, dataset, config, defect or [], defect_seed, epochs, engine)
         elif lever == "tolerance":
             payload = mc.mitigate_tolerance(net, dataset, config, floats(densities, "--densities"), instances, kind,
-                                            epochs, engine, seed)
+                                            epochs, engine, program_seed)
         elif lever == "tune":
-            payload = mc.mitigate_tune(net, dataset, config, threshold_variation, scheme, retrain, engine, seed)
+            payload = mc.mitigate_tune(net, dataset, config, threshold_variation, scheme, retrain, engine, program_seed)
         elif lever == "states":
             payload = mc.mitigate_states(net, dataset, config, floats(temperatures, "--temperatures"), engine)
         elif lever == "circuit":
             payload = mc.mitigate_circuit(net, dataset, config, [a.strip() for a in arrangements.split(",") if a.strip()],
                                           floats(temperatures, "--temperatures"), engine)
         else:
-            payload = mc.mitigate_compare(net, dataset, scenario or [], only_lever or [], quick, engine, seed)
+            payload = mc.mitigate_compare(net, dataset, scenario or [], only_lever or [], quick, engine, program_seed)
     payload = {"lever": lever, "engine": engine, **payload}
     payload.setdefault("timings", {}).update({"model_s": t_model, "total_s": time.perf_counter() - start})
     if as_json:
