@@ -1,0 +1,194 @@
+"""Transistor-level periphery: the op-amp neuron in FreePDK45, its characterization and behavioural model.
+
+Tests marked ``pdk`` run ngspice on the BSIM4 models (``make test`` installs them); the others
+check the data file, the extraction arithmetic and the behavioural model without a simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from neurodtco.circuit import NeuronModel
+from neurodtco.engines import simulate
+from neurodtco.mapping import MappingConfig, map_weights
+from neurodtco.periphery import (Characterization, NeuronCharacteristics, NeuronDesign, OpAmpDesign,
+                                 activation_model, apply_characterization, builtin_characterization_path,
+                                 load_characterization, mapping_from_characterization, neuron_from_characterization,
+                                 opamp_subckt, pdk_available)
+from neurodtco.periphery.characterize import _unity_gain, fit_gain_offset
+from neurodtco.periphery.model import difference_stage_load_s, with_difference_gain
+from neurodtco.periphery.spice import ngspice_available, parse_ascii_raw
+
+needs_pdk = pytest.mark.skipif(not (pdk_available() and ngspice_available()),
+                               reason="needs ngspice and the FreePDK45 models (pip install -e .[pdk])")
+
+
+@pytest.fixture(scope="module")
+def builtin() -> Characterization:
+    return load_characterization()
+
+
+def tiny_circuit(char: Characterization, seed: int = 0):
+    """A 6-4-3 network with seeded random weights, mapped for the characterized neuron."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, 1.0, (4, 6)), rng.normal(0, 1.0, (3, 4))]
+    biases = [rng.normal(0, 0.3, 4), rng.normal(0, 0.3, 3)]
+    config = mapping_from_characterization(char)
+    circuit = map_weights(weights, biases, config)
+    circuit = with_difference_gain(circuit, circuit.n_layers - 1, 1.0)
+    inputs = rng.uniform(0.0, config.v_read_v, (3, 6))
+    return circuit, inputs
+
+
+# --- without a simulator -------------------------------------------------------------------------
+
+def test_design_validation_names_the_bad_value():
+    with pytest.raises(ValueError, match="l_input_m"):
+        OpAmpDesign(l_input_m=10e-9)
+    with pytest.raises(ValueError, match="vdd_v"):
+        OpAmpDesign(vdd_v=-0.6)
+    with pytest.raises(ValueError, match="input_model"):
+        OpAmpDesign(input_model="NMOS_VTG")
+    with pytest.raises(ValueError, match="difference_gain"):
+        NeuronDesign(difference_gain=0.0)
+
+
+def test_opamp_subcircuit_has_eight_transistors_on_its_ports():
+    text = opamp_subckt(OpAmpDesign(), name="amp")
+    lines = text.splitlines()
+    assert lines[0] == ".subckt amp inp inn out vdd vss" and lines[-1] == ".ends amp"
+    devices = [ln for ln in lines if ln.startswith("m")]
+    assert len(devices) == OpAmpDesign().n_transistors == 8
+    # the input pair is the design's low-Vt PMOS with its bulk on its own source
+    assert any(ln.startswith("m2 x2 inp tail tail PMOS_VTL") for ln in devices)
+    assert all("rgatemod=0" in ln for ln in devices)
+    assert all("rgatemod" not in ln for ln in opamp_subckt(OpAmpDesign(resistance_networks=True)).splitlines())
+
+
+def test_gain_and_offset_fit_recovers_a_known_amplifier():
+    gain, offset = 2500.0, -37e-6
+    out = np.linspace(-0.45, 0.45, 91)
+    v_inn = offset - out / gain  # out = A (offset - v_inn)
+    a, vos, rms = fit_gain_offset(v_inn, out, fit_range_v=0.25)
+    assert a == pytest.approx(gain, rel=1e-9)
+    assert vos == pytest.approx(offset, abs=1e-12)
+    assert rms < 1e-12
+
+
+def test_activation_model_is_the_circuit_semantics():
+    neuron = NeuronModel(feedback_resistance_ohm=1e3, difference_gain=16.0, open_loop_gain=3000.0, saturation_v=0.47)
+    x = np.linspace(-0.06, 0.06, 25)
+    expected = neuron.activate(neuron.closed_loop_difference_gain * x)
+    np.testing.assert_allclose(activation_model(x, 16.0, 3000.0, 0.47), expected, rtol=0, atol=1e-15)
+
+
+def test_unity_gain_frequency_and_phase_margin_of_a_one_pole_amplifier():
+    a0, fp = 1e4, 1e3
+    f = np.logspace(0, 9, 400)
+    h = a0 / (1 + 1j * f / fp)
+    dc, fu, pm = _unity_gain(f, h)
+    assert dc == pytest.approx(a0, rel=1e-6)
+    assert fu == pytest.approx(fp * math.sqrt(a0 ** 2 - 1), rel=2e-3)  # |A(fu)| = 1
+    assert pm == pytest.approx(90.0 + math.degrees(math.atan(fp / fu)), abs=0.2)
+
+
+def test_ascii_rawfile_parser_reads_real_and_complex_plots():
+    real = ("Title: t\nDate: x\nPlotname: DC\nFlags: real\nNo. Variables: 2\nNo. Points: 2\nVariables:\n"
+            "\t0\tv(v-sweep)\tvoltage\n\t1\tv(out)\tvoltage\nValues:\n 0\t0.0\n\t1.5\n 1\t0.1\n\t-2.5e-3\n")
+    data = parse_ascii_raw(real)
+    np.testing.assert_array_equal(data["v(out)"], [1.5, -2.5e-3])
+    cplx = real.replace("Flags: real", "Flags: complex").replace("\t1.5", "\t1.5,2").replace("\t-2.5e-3", "\t0,-1")
+    cplx = cplx.replace(" 0\t0.0", " 0\t0.0,0").replace(" 1\t0.1", " 1\t0.1,0")
+    assert parse_ascii_raw(cplx)["v(out)"][0] == complex(1.5, 2)
+
+
+def test_builtin_characterization_covers_corners_and_temperatures(builtin):
+    assert builtin.corners == ("NOM", "FF", "SS")
+    for corner in builtin.corners:
+        assert builtin.temperatures(corner) == (25.0, 50.0, 75.0, 100.0)
+    design = builtin.design.opamp
+    for p in builtin.points:
+        # sanity against the physics: gain well above the 1 + r noise gain, a small systematic
+        # offset, and an output swing that stays inside the +-0.5 V rails
+        assert p.open_loop_gain > 20 * (1 + builtin.design.difference_gain)
+        assert abs(p.offset_v) < 1e-3
+        assert 0.3 < p.swing_positive_v < design.vdd_v and 0.3 < p.swing_negative_v < -design.vss_v
+        assert p.details["loop"]["phase_margin_deg"] > 45.0
+        # heavier loads lower the gain (the second stage's gain is gm / (g_out + G_load))
+        assert list(p.gain_at_load) == sorted(p.gain_at_load, reverse=True)
+    assert builtin.activation_v == pytest.approx(builtin.point("NOM", 25.0).saturation_at(
+        1 / builtin.bench.nominal_load_ohm + 1 / (builtin.design.difference_gain * builtin.design.r_difference_in_ohm)),
+        abs=6e-4)
+
+
+def test_characterization_round_trips_through_json(builtin, tmp_path):
+    path = builtin.save(tmp_path / "c.json")
+    again = load_characterization(path)
+    assert again.design == builtin.design and again.bench == builtin.bench
+    assert again.activation_v == builtin.activation_v
+    for a, b in zip(again.points, builtin.points):
+        assert (a.corner, a.temp_c) == (b.corner, b.temp_c)
+        assert a.open_loop_gain == pytest.approx(b.open_loop_gain, rel=1e-5)
+    data = json.loads(path.read_text())
+    data["format"] = "something-else"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="format"):
+        load_characterization(path)
+    with pytest.raises(FileNotFoundError, match="characterize"):
+        load_characterization(tmp_path / "missing.json")
+
+
+def test_points_between_temperatures_interpolate_and_outside_are_refused(builtin):
+    lo, hi = builtin.point("SS", 25.0), builtin.point("SS", 50.0)
+    mid = builtin.point("SS", 37.5)
+    assert min(lo.saturation_v, hi.saturation_v) <= mid.saturation_v <= max(lo.saturation_v, hi.saturation_v)
+    assert 1 / mid.open_loop_gain == pytest.approx(0.5 * (1 / lo.open_loop_gain + 1 / hi.open_loop_gain))
+    with pytest.raises(ValueError, match="outside the characterized range"):
+        builtin.point("SS", 125.0)
+    with pytest.raises(ValueError, match="corner"):
+        builtin.point("TT", 25.0)
+
+
+def test_gain_interpolates_linearly_in_one_over_a():
+    p = NeuronCharacteristics(corner="NOM", temp_c=25.0, open_loop_gain=2000.0, offset_v=0.0, saturation_v=0.45,
+                              swing_positive_v=0.44, swing_negative_v=0.46, load_conductance_s=(1e-4, 1e-3),
+                              gain_at_load=(8000.0, 1000.0), offset_at_load_v=(0.0, 1e-5),
+                              swing_positive_at_load_v=(0.49, 0.39), swing_negative_at_load_v=(0.49, 0.47))
+    g = 5.5e-4
+    assert 1 / p.open_loop_gain_at(g) == pytest.approx(0.5 * (1 / 8000 + 1 / 1000))
+    assert p.saturation_at(g) == pytest.approx(0.5 * (0.44 + 0.48))
+    assert p.open_loop_gain_at(1.0) == pytest.approx(1000.0)  # outside the table: the nearest load
+
+
+def test_neuron_and_mapping_from_characterization(builtin):
+    neuron = neuron_from_characterization(builtin, "FF", 100.0, feedback_resistance_ohm=2e3)
+    p = builtin.point("FF", 100.0)
+    assert neuron.difference_gain == builtin.design.difference_gain
+    assert neuron.saturation_v == pytest.approx(p.saturation_at(
+        1 / builtin.bench.nominal_load_ohm + 1 / (builtin.design.difference_gain * builtin.design.r_difference_in_ohm)))
+    config = mapping_from_characterization(builtin)
+    assert config.activation_v == builtin.activation_v and config.difference_gain == builtin.design.difference_gain
+    assert config.output_swing_v is not None and config.output_swing_v < builtin.design.opamp.vdd_v
+
+
+def test_apply_characterization_changes_the_op_amps_not_the_resistors(builtin):
+    circuit, _ = tiny_circuit(builtin)
+    ss = apply_characterization(circuit, builtin, "SS", 100.0)
+    for l, (a, b) in enumerate(zip(circuit.layers, ss.layers)):
+        assert b.neuron.feedback_resistance_ohm == a.neuron.feedback_resistance_ohm
+        assert b.neuron.difference_gain == a.neuron.difference_gain
+        g = difference_stage_load_s(builtin, circuit, l)
+        assert b.neuron.open_loop_gain == pytest.approx(builtin.point("SS", 100.0).open_loop_gain_at(g))
+    assert ss.metadata["periphery"] == {"characterization": "in-memory", "corner": "SS", "temp_c": 100.0}
+
+
+def test_difference_gain_rebalance_keeps_the_ideal_outputs(builtin):
+    circuit, x = tiny_circuit(builtin)
+    moved = with_difference_gain(circuit, 0, 4.0)
+    np.testing.assert_allclose(simulate(moved, x).outputs_v, simulate(circuit, x).outputs_v, rtol=1e-12, atol=1e-15)
+    assert moved.layers[0].neuron.feedback_resistance_ohm == pytest.approx(
+        circuit.layers[0].neuron.feedback_resistance_ohm * circuit.layers[0].neuron.difference_gain / 4.0)
