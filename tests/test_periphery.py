@@ -35,7 +35,8 @@ def builtin() -> Characterization:
 def tiny_circuit(char: Characterization, seed: int = 0):
     """A 6-4-3 network with seeded random weights, mapped for the characterized neuron."""
     rng = np.random.default_rng(seed)
-    weights = [rng.normal(0, 1.0, (4, 6)), rng.normal(0, 1.0, (3, 4))]
+    # large enough that some hidden neurons saturate at the op-amp swing
+    weights = [rng.normal(0, 3.0, (4, 6)), rng.normal(0, 1.0, (3, 4))]
     biases = [rng.normal(0, 0.3, 4), rng.normal(0, 0.3, 3)]
     config = mapping_from_characterization(char)
     circuit = map_weights(weights, biases, config)
@@ -192,3 +193,82 @@ def test_difference_gain_rebalance_keeps_the_ideal_outputs(builtin):
     np.testing.assert_allclose(simulate(moved, x).outputs_v, simulate(circuit, x).outputs_v, rtol=1e-12, atol=1e-15)
     assert moved.layers[0].neuron.feedback_resistance_ohm == pytest.approx(
         circuit.layers[0].neuron.feedback_resistance_ohm * circuit.layers[0].neuron.difference_gain / 4.0)
+
+
+# --- with ngspice and the FreePDK45 models -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def nom25():
+    from neurodtco.periphery import characterize_point
+
+    return characterize_point(NeuronDesign(), "NOM", 25.0)
+
+
+@needs_pdk
+def test_characterization_at_nom_25c_is_sane_and_self_consistent(nom25, builtin):
+    design = NeuronDesign()
+    r = design.difference_gain
+    p = nom25
+    # two independent benches see the same input offset: the inverting amplifier's fit and the
+    # unity-gain follower at zero common mode
+    vcm = np.array(p.details["common_mode"]["vcm_v"])
+    follower = float(np.interp(0.0, vcm, p.details["common_mode"]["offset_v"]))
+    assert abs(p.offset_v) < 1e-4
+    assert follower == pytest.approx(p.offset_v, abs=5e-6)
+    # the offset stays put over the difference stage's input common-mode range
+    assert p.details["common_mode"]["max_offset_shift_within_0p2v_v"] < 3e-4
+    # swing: below the rails, and lower with a heavier load (the output stage is class A)
+    assert 0.4 < p.swing_positive_v < design.opamp.vdd_v
+    assert 0.4 < p.swing_negative_v < -design.opamp.vss_v
+    assert p.swing_positive_at_load_v[0] > p.swing_positive_at_load_v[-1]
+    # the difference stage's measured small-signal gain is r / (1 + (1 + r) / A)
+    act = p.details["activation"]
+    assert act["small_signal_gain"] == pytest.approx(r / (1 + (1 + r) / act["open_loop_gain"]), rel=3e-3)
+    assert act["model_max_error_linear_v"] < 5e-3
+    assert p.details["loop"]["phase_margin_deg"] > 60.0
+    # the shipped file was made by the same code on the same models
+    ref = builtin.point("NOM", 25.0)
+    assert p.open_loop_gain == pytest.approx(ref.open_loop_gain, rel=1e-3)
+    assert p.saturation_v == pytest.approx(ref.saturation_v, abs=1e-4)
+
+
+@needs_pdk
+def test_transistor_tia_matches_the_finite_gain_formula(nom25):
+    """t = [V_os (1 + G R_f) - I R_f] / (1 + (1 + G R_f) / A) with the extracted A and V_os."""
+    from neurodtco.periphery import pdk
+    from neurodtco.periphery.opamp import supply_lines
+    from neurodtco.periphery.spice import Analysis, run_analyses
+
+    design = OpAmpDesign()
+    r_f, g_col = 5e3, 3e-4
+    body = "\n".join([pdk.lib_line("NOM"), ".temp 25", opamp_subckt(design), supply_lines(design),
+                      "iin 0 n dc 0", f"rf t n {r_f}", f"rcol n 0 {1 / g_col}", "x1 0 n t vdd vss opamp",
+                      ".nodeset v(t)=0"])
+    res = run_analyses(body, [Analysis("tia", "dc iin -40u 40u 5u", ("v(t)", "v(n)"))],
+                       options="reltol=1e-6 vntol=1e-9 abstol=1e-14")["tia"]
+    current = np.real(res["i(i-sweep)"]) if "i(i-sweep)" in res else np.linspace(-40e-6, 40e-6, 17)
+    t = np.real(res["v(t)"])
+    a = nom25.open_loop_gain_at(1 / r_f)  # the TIA's output load is its feedback resistor
+    noise_gain = 1 + g_col * r_f
+    model = (nom25.offset_v * noise_gain - current * r_f) / (1 + noise_gain / a)
+    np.testing.assert_allclose(t, model, rtol=0, atol=5e-4 * np.abs(current * r_f).max() + 2e-5)
+    # and the finite gain is visible: the ideal -R_f I misses by about I R_f (1 + G R_f) / A
+    assert np.abs(t + current * r_f).max() > 0.5 * np.abs(current * r_f).max() * noise_gain / a
+
+
+@needs_pdk
+def test_transistor_network_agrees_with_nodal_on_class_and_outputs(builtin):
+    from neurodtco.periphery.network import compare_with_behavioural, simulate_transistor_network
+
+    circuit, x = tiny_circuit(builtin)
+    circuit = apply_characterization(circuit, builtin, "NOM", 25.0)
+    agreement = compare_with_behavioural(circuit, x, builtin, "NOM", 25.0)
+    assert agreement.all_same_class
+    assert agreement.within_tolerance, agreement.summary()
+    # each layer on its own (same inputs) stays within the activation's characterized model error
+    limit = builtin.point("NOM", 25.0).details["activation"]["model_max_error_v"]
+    assert max(agreement.local_max_v) < limit
+    # the layer-by-layer solve (next array as resistive load) against one solve of the whole network
+    whole = simulate_transistor_network(circuit, x[:1], builtin.design, "NOM", 25.0, characterization=builtin,
+                                        mode="monolithic")
+    np.testing.assert_allclose(whole.outputs_v, agreement.transistor.outputs_v[:1], rtol=0, atol=2e-4)
