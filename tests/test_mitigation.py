@@ -363,3 +363,24 @@ def test_cli_mitigate_refuses_an_unknown_lever():
     out = subprocess.run([sys.executable, "-m", "neurodtco", "mitigate", "magic"], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 2 and "retrain" in out.stderr
+
+
+def test_cli_mitigate_circuit_prints_strict_json():
+    """An ideal op-amp (infinite gain) must not leak 'Infinity' into the JSON line."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "neurodtco", "mitigate", "circuit", "--arrangements",
+                          "differential,shared-row", "--temperatures", "25", "--engine", "ideal", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    payload = json.loads(out.stdout.strip().splitlines()[-1], parse_constant=refuse)
+    rows = {r["arrangement"]: r for r in payload["rows"]}
+    assert rows["differential"]["open_loop_gain"] is None
+    assert rows["differential"]["columns"] == 68 and rows["shared-row"]["columns"] == 38
+    assert rows["differential"]["accuracy"] == rows["shared-row"]["accuracy"]  # both exact in the ideal engine

@@ -31,11 +31,11 @@ def mitigate_retrain(net: TrainedNetwork, dataset: Dataset, config: MappingConfi
     fixed = retrain_defect_aware(chip, record, dataset, RetrainConfig(epochs=epochs, batch_size=256,
                                                                       learning_rate=2e-2))
     elapsed = time.perf_counter() - start
-    return {"accuracy_healthy": circuit_accuracy(healthy, dataset, engine),
+    return _json_safe({"accuracy_healthy": circuit_accuracy(healthy, dataset, engine),
             "accuracy_before": circuit_accuracy(chip, dataset, engine),
             "accuracy_after": circuit_accuracy(fixed, dataset, engine),
             "stuck_cells": int(sum(record.n_hit)), "defect_density": record.density,
-            "defects": [d.to_string() for d in record.requested], "timings": {"retrain_s": elapsed}}
+            "defects": [d.to_string() for d in record.requested], "timings": {"retrain_s": elapsed}})
 
 
 def mitigate_tolerance(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, densities: Sequence[float],
@@ -51,11 +51,11 @@ def mitigate_tolerance(net: TrainedNetwork, dataset: Dataset, config: MappingCon
     on_fraction = {"on": 1.0, "off": 0.0}.get(kind, 0.5)
     single = single_fault_tolerance(circuit, dataset, on_fraction=on_fraction, engine=engine)
     ratio = fixed.tolerance_density / single.tolerance_density
-    return {"accuracy_healthy": plain.healthy_accuracy, "densities": list(map(float, sorted(densities))),
+    return _json_safe({"accuracy_healthy": plain.healthy_accuracy, "densities": list(map(float, sorted(densities))),
             "accuracy_plain": plain.mean_accuracy().tolist(), "accuracy_retrained": fixed.mean_accuracy().tolist(),
             "tolerance_plain": _finite(plain.tolerance_density),
             "tolerance_plain_single_fault": _finite(single.tolerance_density),
-            "tolerance_retrained": _finite(fixed.tolerance_density), "ratio_vs_single_fault": _finite(ratio)}
+            "tolerance_retrained": _finite(fixed.tolerance_density), "ratio_vs_single_fault": _finite(ratio)})
 
 
 def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, threshold_variation: float,
@@ -77,7 +77,7 @@ def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, 
         prog, rec = fn()
         out[name] = {"accuracy": circuit_accuracy(prog, dataset, engine), "pulses_per_cell": rec["pulses_mean"],
                      "off_target": rec["out_of_tolerance"]}
-    return out
+    return _json_safe(out)
 
 
 def mitigate_states(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, temperatures: Sequence[float],
@@ -91,9 +91,9 @@ def mitigate_states(net: TrainedNetwork, dataset: Dataset, config: MappingConfig
                                 read_noise={"kind": "read_noise", "relative_sigma": 0.01, "group_size": 20})
     choice = choose_memory_states(table, cands[0].label)
     best = choice[choice["meets_bound"]].iloc[0]
-    return {"choice": best["candidate"], "energy_saving": float(best["energy_saving"]),
+    return _json_safe({"choice": best["candidate"], "energy_saving": float(best["energy_saving"]),
             "accuracy_cost_points": float(100 * best["accuracy_cost"]),
-            "candidates": choice[["candidate", "energy_j", "worst_accuracy", "meets_bound"]].to_dict(orient="records")}
+            "candidates": choice[["candidate", "energy_j", "worst_accuracy", "meets_bound"]].to_dict(orient="records")})
 
 
 def mitigate_circuit(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, arrangements: Sequence[str],
@@ -104,7 +104,7 @@ def mitigate_circuit(net: TrainedNetwork, dataset: Dataset, config: MappingConfi
     table = sweep_circuit(net, dataset, arrangements=arrangements, v_read_v=(config.v_read_v,),
                           open_loop_gain=(config.open_loop_gain,), wire_ohm=(config.r_word_ohm,),
                           temperatures_c=temperatures, base=config, engine=engine)
-    return {"rows": table.to_dict(orient="records")}
+    return _json_safe({"rows": table.to_dict(orient="records")})
 
 
 def mitigate_compare(net: TrainedNetwork, dataset: Dataset, scenarios: Sequence[str], levers: Sequence[str],
@@ -114,9 +114,24 @@ def mitigate_compare(net: TrainedNetwork, dataset: Dataset, scenarios: Sequence[
 
     table = run_comparison(net, dataset, scenarios=scenarios or SCENARIOS, levers=levers or LEVERS,
                            config=ComparisonConfig(engine=engine, seed=seed, quick=quick))
-    return {"rows": table.to_dict(orient="records"), "quick": quick}
+    return _json_safe({"rows": table.to_dict(orient="records"), "quick": quick})
 
 
 def _finite(value: float) -> Optional[float]:
     """JSON has no NaN/inf: report them as None."""
     return float(value) if math.isfinite(value) else None
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace NaN and infinities (not JSON) by None and NumPy scalars by Python ones, recursively."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
