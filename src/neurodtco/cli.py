@@ -595,6 +595,70 @@ def mitigate(
             typer.echo("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
 
+@app.command()
+def correct(
+    model: Optional[Path] = ModelOpt,
+    engine: str = typer.Option("nodal", "--engine", help="ideal, nodal or ngspice."),
+    cell: str = CellOpt,
+    r_on_ohm: float = RonOpt,
+    r_off_ohm: float = RoffOpt,
+    v_read_v: float = VreadOpt,
+    wire_ohm: float = WireOpt,
+    gain: float = GainOpt,
+    layout: str = LayoutOpt,
+    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
+    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
+    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
+    corrector: str = typer.Option("mlp", "--corrector", help="mlp, affine, logistic or lastlayer."),
+    hidden: int = typer.Option(8, "--hidden", help="Hidden neurons of the corrective MLP (10 -> H -> 10; H=8: 178 parameters)."),
+    with_hidden: bool = typer.Option(False, "--with-hidden", help="Feed the hidden layers' voltages to the MLP or logistic corrector too."),
+    n_calibration: Optional[int] = typer.Option(None, "--n-calibration", help="Labelled training images the corrector sees (class-balanced); default all."),
+    max_iter: int = typer.Option(300, "--max-iter", help="Full-batch Adam steps of the corrector's training."),
+    corrector_seed: int = typer.Option(0, "--corrector-seed", help="Seed of the corrector's initial weights and of the calibration subset."),
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Correct a (defective) chip: fit a small corrector on its training-image voltages, judge it on the test images."""
+    from .correction import correct_circuit, make_corrector
+    from .defects.commands import apply_option_defects
+    from .mapping import map_network
+
+    with user_errors():
+        features = "outputs"
+        if with_hidden:
+            if corrector not in ("mlp", "logistic"):
+                raise ValueError(f"--with-hidden works with --corrector mlp or logistic, not {corrector!r}")
+            features = "outputs+hidden"
+        kwargs: dict[str, Any] = {"seed": corrector_seed, "max_iter": max_iter}
+        if corrector != "lastlayer":
+            kwargs["features"] = features
+        fixer = make_corrector(corrector, hidden=hidden, **kwargs)
+        dataset, net, t_model = load_or_train(model, seed, as_json)
+        healthy = map_network(net, circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout))
+        circuit, record = apply_option_defects(healthy, defect, defects_file, defect_seed)
+        result = correct_circuit(circuit, dataset, fixer, engine=engine, healthy=healthy,
+                                 n_calibration=n_calibration, seed=corrector_seed)
+    payload = result.to_dict()
+    payload.update({
+        "accuracy_healthy": result.healthy_accuracy,
+        "hidden": hidden if corrector == "mlp" else None,
+        "defect_density": record.density if record else [0.0] * circuit.n_layers,
+        "defects": [d.to_string() for d in record.requested] if record else [],
+        "software_accuracy": net.accuracy(dataset.x_test, dataset.y_test),
+    })
+    payload["timings"] = {"model_s": t_model, **payload.get("timings", {})}
+    payload = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in payload.items()}
+    if as_json:
+        emit_json(payload)
+    else:
+        recovered = result.recovered_fraction
+        typer.echo(f"{engine} circuit: accuracy {result.accuracy_before:.2%} before, {result.accuracy_after:.2%} after "
+                   f"a {result.n_parameters}-parameter {result.corrector_name} corrector (healthy "
+                   f"{result.healthy_accuracy:.2%}; recovered "
+                   f"{'n/a' if math.isnan(recovered) else f'{recovered:.0%}'} of the loss), fitted on "
+                   f"{result.n_calibration} training images, judged on {len(result.test_index)} test images")
+
+
 def main() -> None:
     """Entry point for ``python -m neurodtco``."""
     app()

@@ -1,0 +1,21 @@
+"""Correcting defect-induced errors with lightweight networks on a chip's voltages, and the baselines.
+
+``MLPCorrector`` (10 -> h -> 10 on the output voltages), ``AffineCalibration`` (per-output gain
+and offset), ``LogisticCorrector`` (multinomial logistic regression) and ``LastLayerRetrain``
+(the last array retrained in software on the last hidden layer's voltages) follow
+scikit-learn's habits; their ``Batched*`` twins fit thousands of chips at once.
+``correct_circuit`` is the protocol for one chip; ``correct_circuits`` for many.
+"""
+
+from .models import (ACTIVATIONS, CORRECTORS, FEATURE_SETS, AffineCalibration, BatchedAffineCalibration,
+                     BatchedCorrector, BatchedLastLayerRetrain, BatchedLogisticCorrector, BatchedMLPCorrector,
+                     LastLayerRetrain, LogisticCorrector, MLPCorrector, NotFittedError, make_corrector)
+from .protocol import (ChipVoltages, CorrectionResult, calibration_indices, correct_circuit, correct_circuits,
+                       measure_chip)
+
+__all__ = [
+    "ACTIVATIONS", "CORRECTORS", "FEATURE_SETS", "AffineCalibration", "BatchedAffineCalibration", "BatchedCorrector",
+    "BatchedLastLayerRetrain", "BatchedLogisticCorrector", "BatchedMLPCorrector", "LastLayerRetrain",
+    "LogisticCorrector", "MLPCorrector", "NotFittedError", "make_corrector", "ChipVoltages", "CorrectionResult",
+    "calibration_indices", "correct_circuit", "correct_circuits", "measure_chip",
+]
