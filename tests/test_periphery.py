@@ -272,3 +272,45 @@ def test_transistor_network_agrees_with_nodal_on_class_and_outputs(builtin):
     whole = simulate_transistor_network(circuit, x[:1], builtin.design, "NOM", 25.0, characterization=builtin,
                                         mode="monolithic")
     np.testing.assert_allclose(whole.outputs_v, agreement.transistor.outputs_v[:1], rtol=0, atol=2e-4)
+
+
+def test_accuracy_holds_across_corners_and_temperatures(default_net, digits, builtin):
+    """The shipped design's claim: every corner and temperature stays within 2 points of the software network."""
+    from neurodtco.periphery.study import corner_temperature_table, markdown_table
+
+    rows = corner_temperature_table(default_net, digits, builtin, temps_c=(25.0, 100.0), defect=None)
+    assert [(r.corner, r.temp_c) for r in rows] == [(c, t) for c in ("NOM", "FF", "SS") for t in (25.0, 100.0)]
+    software = default_net.accuracy(digits.x_test, digits.y_test)
+    for r in rows:
+        assert abs(r.accuracy - software) <= 0.02, r
+    # hotter op-amps have less gain and a lower clamp
+    by = {(r.corner, r.temp_c): r for r in rows}
+    for corner in ("NOM", "FF", "SS"):
+        assert by[(corner, 100.0)].open_loop_gain < by[(corner, 25.0)].open_loop_gain
+        assert by[(corner, 100.0)].saturation_v < by[(corner, 25.0)].saturation_v
+    assert markdown_table(rows).count("\n") == len(rows) + 1
+
+
+def test_characterize_command_refuses_an_unknown_corner(tmp_path):
+    from typer.testing import CliRunner
+
+    from neurodtco.cli import app
+
+    result = CliRunner().invoke(app, ["characterize", "--corner", "TT", "--out", str(tmp_path / "c.json")])
+    assert result.exit_code == 2
+    assert "corner='TT'" in result.output and "NOM, FF, SS" in result.output
+
+
+@needs_pdk
+def test_characterize_command_writes_a_loadable_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from neurodtco.cli import app
+
+    out = tmp_path / "ss.json"
+    result = CliRunner().invoke(app, ["characterize", "--corner", "SS", "--temp-c", "75", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    char = load_characterization(out)
+    assert char.corners == ("SS",) and char.temperatures("SS") == (75.0,)
+    assert payload["points"][0]["open_loop_gain"] == pytest.approx(char.point("SS", 75.0).open_loop_gain, rel=1e-5)
