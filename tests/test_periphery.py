@@ -1,6 +1,6 @@
 """Transistor-level periphery: the op-amp neuron in FreePDK45, its characterization and behavioural model.
 
-Tests marked ``pdk`` run ngspice on the BSIM4 models (``make test`` installs them); the others
+Tests under ``needs_pdk`` run ngspice on the BSIM4 models (``make test`` installs them); the others
 check the data file, the extraction arithmetic and the behavioural model without a simulator.
 """
 
@@ -14,9 +14,9 @@ import pytest
 
 from neurodtco.circuit import NeuronModel
 from neurodtco.engines import simulate
-from neurodtco.mapping import MappingConfig, map_weights
+from neurodtco.mapping import map_weights
 from neurodtco.periphery import (Characterization, NeuronCharacteristics, NeuronDesign, OpAmpDesign,
-                                 activation_model, apply_characterization, builtin_characterization_path,
+                                 activation_model, apply_characterization,
                                  load_characterization, mapping_from_characterization, neuron_from_characterization,
                                  opamp_subckt, pdk_available)
 from neurodtco.periphery.characterize import _unity_gain, fit_gain_offset

@@ -7,14 +7,16 @@ it needs neither.
 
 from .characterize import (BenchConfig, Characterization, NeuronCharacteristics, activation_model, characterize,
                            characterize_point)
-from .model import (apply_characterization, builtin_characterization_path, difference_stage_load_s,
-                    load_characterization, mapping_from_characterization, neuron_from_characterization)
+from .model import (apply_characterization, builtin_characterization_path, characterized_circuit,
+                    difference_stage_load_s, load_characterization, mapping_from_characterization,
+                    neuron_from_characterization, with_difference_gain)
 from .opamp import NeuronDesign, OpAmpDesign, neuron_subckt, opamp_subckt
 from .pdk import CORNERS, model_library_path, pdk_available
 
 __all__ = [
     "BenchConfig", "CORNERS", "Characterization", "NeuronCharacteristics", "NeuronDesign", "OpAmpDesign",
     "activation_model", "apply_characterization", "builtin_characterization_path", "characterize",
-    "characterize_point", "difference_stage_load_s", "load_characterization", "mapping_from_characterization",
-    "model_library_path", "neuron_from_characterization", "neuron_subckt", "opamp_subckt", "pdk_available",
+    "characterize_point", "characterized_circuit", "difference_stage_load_s", "load_characterization",
+    "mapping_from_characterization", "model_library_path", "neuron_from_characterization", "neuron_subckt",
+    "opamp_subckt", "pdk_available", "with_difference_gain",
 ]

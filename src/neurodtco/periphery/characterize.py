@@ -30,7 +30,7 @@ import numpy as np
 
 from .._validate import check_positive
 from . import pdk
-from .opamp import NeuronDesign, OpAmpDesign, opamp_subckt, supply_lines
+from .opamp import NeuronDesign, opamp_subckt, supply_lines
 from .spice import Analysis, run_analyses
 
 FORMAT = "neurodtco-periphery/1"

@@ -14,7 +14,7 @@ import json
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -109,7 +109,7 @@ def apply_characterization(circuit: Circuit, source: Source = None, corner: str 
     char = load_characterization(source)
     point = char.point(corner, temp_c)
 
-    def update(index: int, layer):  # type: ignore[no-untyped-def]
+    def update(index: int, layer: Any) -> Any:
         g = difference_stage_load_s(char, circuit, index, output_load_s)
         neuron = replace(layer.neuron, open_loop_gain=point.open_loop_gain_at(g), offset_v=point.offset_at(g),
                          saturation_v=point.saturation_at(g))
@@ -139,7 +139,7 @@ def with_difference_gain(circuit: Circuit, layer_index: int, difference_gain: fl
     return circuit.replace_layer(layer_index, neuron=neuron)
 
 
-def characterized_circuit(network, source: Source = None, corner: str = "NOM", temp_c: float = 25.0, *,
+def characterized_circuit(network: Any, source: Source = None, corner: str = "NOM", temp_c: float = 25.0, *,
                           base: MappingConfig = MappingConfig(), output_scale_v: float = 0.02,
                           output_difference_gain: float = 1.0) -> Circuit:
     """Map a trained network for the characterized neuron and attach its parameters at one corner/temperature.
