@@ -314,3 +314,21 @@ def test_characterize_command_writes_a_loadable_file(tmp_path):
     char = load_characterization(out)
     assert char.corners == ("SS",) and char.temperatures("SS") == (75.0,)
     assert payload["points"][0]["open_loop_gain"] == pytest.approx(char.point("SS", 75.0).open_loop_gain, rel=1e-5)
+
+
+@needs_pdk
+def test_transistor_engine_behind_the_engine_interface(builtin):
+    from neurodtco.engines import get_engine
+
+    circuit, x = tiny_circuit(builtin)
+    circuit = apply_characterization(circuit, builtin, "FF", 50.0)
+    result = simulate(circuit, x[:2], engine=get_engine("transistor", corner="FF", temp_c=50.0), return_hidden=True)
+    nodal = simulate(circuit, x[:2], engine="nodal", return_hidden=True)
+    assert result.engine == "transistor" and result.info["corner"] == "FF"
+    np.testing.assert_array_equal(result.predictions(), nodal.predictions())
+    np.testing.assert_allclose(result.outputs_v, nodal.outputs_v, rtol=0, atol=circuit.output_scale_v)
+    assert len(result.hidden_v) == 1
+    with pytest.raises(ValueError, match="node voltages"):
+        simulate(circuit, x[:1], engine="transistor", return_nodes=True)
+    with pytest.raises(ValueError, match="outside the characterized range"):
+        get_engine("transistor", temp_c=150.0)

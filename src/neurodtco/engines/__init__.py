@@ -15,6 +15,8 @@ _ENGINES = {
     "ideal": ("neurodtco.engines.ideal", "IdealEngine"),
     "nodal": ("neurodtco.engines.nodal", "NodalEngine"),
     "ngspice": ("neurodtco.engines.ngspice", "NgspiceEngine"),
+    # FreePDK45 op-amp neurons in ngspice (needs the optional pdk extra); see docs/periphery.md
+    "transistor": ("neurodtco.periphery.engine", "TransistorEngine"),
 }
 
 
