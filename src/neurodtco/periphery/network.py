@@ -344,7 +344,8 @@ def output_tolerance_v(circuit: Circuit) -> float:
     (``r R_f sum|G+ - G-|``, 0.68 for the default network) and through hidden layers whose neurons
     mostly saturate (and then pass no error on). A worst-case bound that multiplies the hidden
     layers' gains (6-54 in the default network) gives 0.5 V, which says nothing; one logit unit
-    is what decides a close call between two classes, and it is 2-4 x the observed differences.
+    is what decides a close call between two classes, and it is 1.4-1.6 x the largest differences
+    observed (12.3 and 14.5 mV on 60 test images of the default network at NOM 25 and FF 100 degC).
     """
     return float(circuit.output_scale_v)
 
