@@ -12,7 +12,7 @@ from neurodtco.correction import (AffineCalibration, BatchedLogisticCorrector, B
                                   LogisticCorrector, MLPCorrector, NotFittedError, calibration_indices,
                                   correct_circuit, correct_circuits, make_corrector, measure_chip)
 from neurodtco.correction.protocol import CorrectionResult
-from neurodtco.correction.studies import cross_defect_matrix, make_defective, severity_search
+from neurodtco.correction.studies import cross_defect_matrix, make_defective, severity_search, unseen_chip_matrix
 from neurodtco.defects import Defect, apply_defects
 
 ENGINE = "nodal"
@@ -181,22 +181,26 @@ def test_severity_search_lands_in_the_band(default_circuit, digits):
     assert medians[0] >= medians[-1]  # lowest density tried is the most accurate
 
 
-def test_cross_defect_matrix_refuses_training_chips_in_test(chip_voltages, digits):
-    """The diagonal must be judged on other instances: the same chip on both sides is refused."""
+def test_unseen_chip_matrix_refuses_training_chips_in_test(chip_voltages, digits):
+    """Unseen-chip generalization must be judged on other chips: the same chip on both sides is refused."""
     with pytest.raises(ValueError, match="both in training and in test"):
-        cross_defect_matrix({"column": [chip_voltages]}, {"column": [chip_voltages]}, digits, LogisticCorrector())
+        unseen_chip_matrix({"column": [chip_voltages]}, {"column": [chip_voltages]}, digits, LogisticCorrector())
 
 
-def test_cross_defect_matrix_shape_and_diagonal(default_circuit, digits):
-    """Two types, one chip each way: a 3 x 2 matrix (two types + mixture) of accuracies."""
-    def chips(pattern, layer, density, instances):
+def test_cross_defect_diagonal_is_the_per_chip_protocol(default_circuit, digits):
+    """Entry (A, A) trains and judges on the same chip (held-out images): it must equal what the
+    per-chip protocol reports for those chips; the matrix has a mixture row and the uncorrected row."""
+    def chips(pattern, layer, density):
         return [measure_chip(make_defective(default_circuit, pattern, layer, density, i)[0], digits, "ideal")
-                for i in instances]
-    train = {"column": chips("column", 2, 0.2, [0]), "random": chips("random", 3, 0.1, [0])}
-    test = {"column": chips("column", 2, 0.2, [1]), "random": chips("random", 3, 0.1, [1])}
-    result = cross_defect_matrix(train, test, digits, LogisticCorrector(max_iter=150))
+                for i in (0, 1)]
+    paired = {"column": chips("column", 2, 0.3), "random": chips("random", 2, 0.1)}
+    fixer = LogisticCorrector(max_iter=150, dtype="float64")
+    result = cross_defect_matrix(paired, digits, fixer)
     assert result.accuracy.shape == (3, 2) and result.train_types[-1] == "mixture"
-    assert np.all((result.accuracy >= 0) & (result.accuracy <= 1))
+    for j, name in enumerate(("column", "random")):
+        alone = correct_circuits([None, None], digits, fixer, chips=paired[name])
+        assert result.accuracy[j, j] == pytest.approx(np.mean([r.accuracy_after for r in alone]))
+        assert result.before[j] == pytest.approx(np.mean([r.accuracy_before for r in alone]))
     assert "| mixture |" in result.to_markdown()
 
 

@@ -331,98 +331,6 @@ def verify(
         raise typer.Exit(code=1)
 
 
-defects_app = typer.Typer(no_args_is_help=True, help="Stuck-at defects in spatial patterns: see what they hit.")
-app.add_typer(defects_app, name="defects")
-
-
-@defects_app.command("show")
-def defects_show(
-    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
-    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Picture to write (.png, .svg or .pdf).")] = Path("defects.png"),
-    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
-    model: Optional[Path] = ModelOpt,
-    cell: str = CellOpt,
-    layout: str = LayoutOpt,
-    seed: int = SeedOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Draw every array's conductance map with the cells the defects hit marked (defect maps)."""
-    from .defects import apply_defects, plot_defect_maps
-    from .defects.commands import defects_from_options
-    from .mapping import map_network
-
-    with user_errors():
-        defects = defects_from_options(defect, defects_file)  # refuse nonsense before loading anything
-        if not defects:
-            raise ValueError("no defect given: add --defect PATTERN:key=value,... or --defects-file FILE.yaml")
-        _, net, _ = load_or_train(model, seed, as_json)
-        circuit = map_network(net, circuit_options(cell, 10e3, 1e6, 0.2, 1.0, math.inf, layout))
-        defective, record = apply_defects(circuit, defects, seed=defect_seed)
-        path = plot_defect_maps(defective, record, out)
-    if as_json:
-        emit_json({"path": str(path), **record.summary()})
-    else:
-        typer.echo(f"wrote {path}: hit {', '.join(f'layer {i} {d:.1%}' for i, d in enumerate(record.density))}")
-
-
-@app.command()
-def imperfect(
-    model: Optional[Path] = ModelOpt,
-    engine: str = typer.Option("nodal", "--engine", help="ideal, nodal or ngspice."),
-    cell: str = CellOpt,
-    r_on_ohm: float = RonOpt,
-    r_off_ohm: float = RoffOpt,
-    v_read_v: float = VreadOpt,
-    wire_ohm: float = WireOpt,
-    gain: float = GainOpt,
-    layout: str = LayoutOpt,
-    temperature_c: Optional[float] = typer.Option(None, "--temperature-c", help="Operate at this temperature (C); cells were programmed at 25 C."),
-    technology: str = typer.Option("reram", "--technology", help="How cells respond to temperature: reram or eflash."),
-    read_noise: Optional[float] = typer.Option(None, "--read-noise", help="Relative read-noise sigma per cell, sampled per inference (plus thermal and shot noise)."),
-    tuning_tolerance: Optional[float] = typer.Option(None, "--tuning-tolerance", help="Program every cell by write-verify to this relative tolerance, e.g. 0.02."),
-    passive_scheme: Optional[str] = typer.Option(None, "--passive-scheme", help="Program as passive 0T1R crossbars with v/2 or v/3 half-select biasing."),
-    threshold_variation: float = typer.Option(0.0, "--threshold-variation", help="Normalized sigma/mean of the cells' switching thresholds (with a programming option)."),
-    max_pulses: int = typer.Option(100, "--max-pulses", help="Write-verify gives a cell up after this many pulses."),
-    drift_time_s: Optional[float] = typer.Option(None, "--drift-time-s", help="Read this many seconds after programming (power-law drift)."),
-    drift_nu: float = typer.Option(0.05, "--drift-nu", help="Drift exponent nu of G(t) = G0 (t/t0)^-nu."),
-    spec_file: Optional[Path] = typer.Option(None, "--spec", help="YAML/JSON list of imperfection dicts (the study file's vocabulary), applied first."),
-    read_time_s: float = typer.Option(1e-7, "--read-time-s", help="Seconds the inputs are held per inference (energy, noise bandwidth)."),
-    repeats: int = typer.Option(1, "--repeats", help="Independent imperfection draws (seeds) to average."),
-    imperfection_seed: int = typer.Option(0, "--imperfection-seed", help="Seed of the first draw."),
-    n_images: Optional[int] = typer.Option(None, "--n-images", help="Use only the first N test images."),
-    seed: int = SeedOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Map the network, apply temperature, noise, tuning, passive programming or drift; report accuracy and energy."""
-    from .data import to_voltages
-    from .imperfections.commands import run_imperfect, specs_from_options
-    from .mapping import map_network
-
-    with user_errors():
-        specs = specs_from_options(spec_file, temperature_c, technology, read_noise, read_time_s, tuning_tolerance,
-                                   passive_scheme, threshold_variation, max_pulses, drift_time_s, drift_nu)
-        dataset, net, t_model = load_or_train(model, seed, as_json)
-        circuit = map_network(net, circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout))
-        x, y = dataset.x_test, dataset.y_test
-        if n_images is not None:
-            if n_images < 1:
-                raise ValueError(f"--n-images {n_images} must be >= 1")
-            x, y = x[:n_images], y[:n_images]
-        payload = run_imperfect(circuit, to_voltages(x, v_read_v), y, specs, engine=engine, repeats=repeats,
-                                seed=imperfection_seed, read_time_s=read_time_s)
-    payload["software_accuracy"] = net.accuracy(x, y)
-    payload["timings"]["model_s"] = t_model
-    if as_json:
-        emit_json(payload)
-    else:
-        kinds = ", ".join(s["kind"] for s in specs) or "none"
-        typer.echo(f"{engine} circuit with imperfections ({kinds}): accuracy {payload['accuracy']:.2%} "
-                   f"(+-{payload['accuracy_std']:.2%} over {repeats} draws; {payload['accuracy_without_imperfections']:.2%} "
-                   f"without); arrays' energy {payload['energy_per_inference_j'] * 1e12:.3g} pJ per inference "
-                   f"({payload['energy_without_imperfections_j'] * 1e12:.3g} pJ without) at {read_time_s:g} s reads")
-
-
 @app.command()
 def run(
     study: Path = typer.Argument(..., help="Study file (YAML or TOML), or a built-in study name: demo, quick."),
@@ -525,6 +433,162 @@ def _run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Op
         typer.echo(f"report: {payload['report']} ({payload['report_s']:.1f} s); total {payload['total_s']:.1f} s")
 
 
+defects_app = typer.Typer(no_args_is_help=True, help="Stuck-at defects in spatial patterns: see what they hit.")
+app.add_typer(defects_app, name="defects")
+
+
+@defects_app.command("show")
+def defects_show(
+    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
+    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Picture to write (.png, .svg or .pdf).")] = Path("defects.png"),
+    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
+    model: Optional[Path] = ModelOpt,
+    cell: str = CellOpt,
+    layout: str = LayoutOpt,
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Draw every array's conductance map with the cells the defects hit marked (defect maps)."""
+    from .defects import apply_defects, plot_defect_maps
+    from .defects.commands import defects_from_options
+    from .mapping import map_network
+
+    with user_errors():
+        defects = defects_from_options(defect, defects_file)  # refuse nonsense before loading anything
+        if not defects:
+            raise ValueError("no defect given: add --defect PATTERN:key=value,... or --defects-file FILE.yaml")
+        _, net, _ = load_or_train(model, seed, as_json)
+        circuit = map_network(net, circuit_options(cell, 10e3, 1e6, 0.2, 1.0, math.inf, layout))
+        defective, record = apply_defects(circuit, defects, seed=defect_seed)
+        path = plot_defect_maps(defective, record, out)
+    if as_json:
+        emit_json({"path": str(path), **record.summary()})
+    else:
+        typer.echo(f"wrote {path}: hit {', '.join(f'layer {i} {d:.1%}' for i, d in enumerate(record.density))}")
+
+
+@app.command()
+def imperfect(
+    model: Optional[Path] = ModelOpt,
+    engine: str = typer.Option("nodal", "--engine", help="ideal, nodal or ngspice."),
+    cell: str = CellOpt,
+    r_on_ohm: float = RonOpt,
+    r_off_ohm: float = RoffOpt,
+    v_read_v: float = VreadOpt,
+    wire_ohm: float = WireOpt,
+    gain: float = GainOpt,
+    layout: str = LayoutOpt,
+    temperature_c: Optional[float] = typer.Option(None, "--temperature-c", help="Operate at this temperature (C); cells were programmed at 25 C."),
+    technology: str = typer.Option("reram", "--technology", help="How cells respond to temperature: reram or eflash."),
+    read_noise: Optional[float] = typer.Option(None, "--read-noise", help="Relative read-noise sigma per cell, sampled per inference (plus thermal and shot noise)."),
+    tuning_tolerance: Optional[float] = typer.Option(None, "--tuning-tolerance", help="Program every cell by write-verify to this relative tolerance, e.g. 0.02."),
+    passive_scheme: Optional[str] = typer.Option(None, "--passive-scheme", help="Program as passive 0T1R crossbars with v/2 or v/3 half-select biasing."),
+    threshold_variation: float = typer.Option(0.0, "--threshold-variation", help="Normalized sigma/mean of the cells' switching thresholds (with a programming option)."),
+    max_pulses: int = typer.Option(100, "--max-pulses", help="Write-verify gives a cell up after this many pulses."),
+    drift_time_s: Optional[float] = typer.Option(None, "--drift-time-s", help="Read this many seconds after programming (power-law drift)."),
+    drift_nu: float = typer.Option(0.05, "--drift-nu", help="Drift exponent nu of G(t) = G0 (t/t0)^-nu."),
+    spec_file: Optional[Path] = typer.Option(None, "--spec", help="YAML/JSON list of imperfection dicts (the study file's vocabulary), applied first."),
+    read_time_s: float = typer.Option(1e-7, "--read-time-s", help="Seconds the inputs are held per inference (energy, noise bandwidth)."),
+    repeats: int = typer.Option(1, "--repeats", help="Independent imperfection draws (seeds) to average."),
+    imperfection_seed: int = typer.Option(0, "--imperfection-seed", help="Seed of the first draw."),
+    n_images: Optional[int] = typer.Option(None, "--n-images", help="Use only the first N test images."),
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Map the network, apply temperature, noise, tuning, passive programming or drift; report accuracy and energy."""
+    from .data import to_voltages
+    from .imperfections.commands import run_imperfect, specs_from_options
+    from .mapping import map_network
+
+    with user_errors():
+        specs = specs_from_options(spec_file, temperature_c, technology, read_noise, read_time_s, tuning_tolerance,
+                                   passive_scheme, threshold_variation, max_pulses, drift_time_s, drift_nu)
+        dataset, net, t_model = load_or_train(model, seed, as_json)
+        circuit = map_network(net, circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout))
+        x, y = dataset.x_test, dataset.y_test
+        if n_images is not None:
+            if n_images < 1:
+                raise ValueError(f"--n-images {n_images} must be >= 1")
+            x, y = x[:n_images], y[:n_images]
+        payload = run_imperfect(circuit, to_voltages(x, v_read_v), y, specs, engine=engine, repeats=repeats,
+                                seed=imperfection_seed, read_time_s=read_time_s)
+    payload["software_accuracy"] = net.accuracy(x, y)
+    payload["timings"]["model_s"] = t_model
+    if as_json:
+        emit_json(payload)
+    else:
+        kinds = ", ".join(s["kind"] for s in specs) or "none"
+        typer.echo(f"{engine} circuit with imperfections ({kinds}): accuracy {payload['accuracy']:.2%} "
+                   f"(+-{payload['accuracy_std']:.2%} over {repeats} draws; {payload['accuracy_without_imperfections']:.2%} "
+                   f"without); arrays' energy {payload['energy_per_inference_j'] * 1e12:.3g} pJ per inference "
+                   f"({payload['energy_without_imperfections_j'] * 1e12:.3g} pJ without) at {read_time_s:g} s reads")
+
+
+@app.command()
+def correct(
+    model: Optional[Path] = ModelOpt,
+    engine: str = typer.Option("nodal", "--engine", help="ideal, nodal or ngspice."),
+    cell: str = CellOpt,
+    r_on_ohm: float = RonOpt,
+    r_off_ohm: float = RoffOpt,
+    v_read_v: float = VreadOpt,
+    wire_ohm: float = WireOpt,
+    gain: float = GainOpt,
+    layout: str = LayoutOpt,
+    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
+    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
+    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
+    corrector: str = typer.Option("mlp", "--corrector", help="mlp, affine, logistic or lastlayer."),
+    hidden: int = typer.Option(8, "--hidden", help="Hidden neurons of the corrective MLP (10 -> H -> 10; H=8: 178 parameters)."),
+    with_hidden: bool = typer.Option(False, "--with-hidden", help="Feed the hidden layers' voltages to the MLP or logistic corrector too."),
+    n_calibration: Optional[int] = typer.Option(None, "--n-calibration", help="Labelled training images the corrector sees (class-balanced); default all."),
+    max_iter: int = typer.Option(300, "--max-iter", help="Full-batch Adam steps of the corrector's training."),
+    corrector_seed: int = typer.Option(0, "--corrector-seed", help="Seed of the corrector's initial weights and of the calibration subset."),
+    seed: int = SeedOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Correct a (defective) chip: fit a small corrector on its training-image voltages, judge it on the test images."""
+    from .correction import correct_circuit, make_corrector
+    from .defects.commands import apply_option_defects
+    from .mapping import map_network
+
+    with user_errors():
+        features = "outputs"
+        if with_hidden:
+            if corrector not in ("mlp", "logistic"):
+                raise ValueError(f"--with-hidden works with --corrector mlp or logistic, not {corrector!r}")
+            features = "outputs+hidden"
+        kwargs: dict[str, Any] = {"seed": corrector_seed, "max_iter": max_iter}
+        if corrector != "lastlayer":
+            kwargs["features"] = features
+        fixer = make_corrector(corrector, hidden=hidden, **kwargs)
+        dataset, net, t_model = load_or_train(model, seed, as_json)
+        healthy = map_network(net, circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout))
+        circuit, record = apply_option_defects(healthy, defect, defects_file, defect_seed)
+        result = correct_circuit(circuit, dataset, fixer, engine=engine, healthy=healthy,
+                                 n_calibration=n_calibration, seed=corrector_seed)
+    payload = result.to_dict()
+    payload.update({
+        "accuracy_healthy": result.healthy_accuracy,
+        "hidden": hidden if corrector == "mlp" else None,
+        "defect_density": record.density if record else [0.0] * circuit.n_layers,
+        "defects": [d.to_string() for d in record.requested] if record else [],
+        "software_accuracy": net.accuracy(dataset.x_test, dataset.y_test),
+    })
+    payload["timings"] = {"model_s": t_model, **payload.get("timings", {})}
+    payload = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in payload.items()}
+    if as_json:
+        emit_json(payload)
+    else:
+        recovered = result.recovered_fraction
+        typer.echo(f"{engine} circuit: accuracy {result.accuracy_before:.2%} before, {result.accuracy_after:.2%} after "
+                   f"a {result.n_parameters}-parameter {result.corrector_name} corrector (healthy "
+                   f"{result.healthy_accuracy:.2%}; recovered "
+                   f"{'n/a' if math.isnan(recovered) else f'{recovered:.0%}'} of the loss), fitted on "
+                   f"{result.n_calibration} training images, judged on {len(result.test_index)} test images")
+
+
 @app.command()
 def mitigate(
     lever: str = typer.Argument(..., help="retrain, tolerance, tune, states, circuit or compare (see docs/mitigation.md)."),
@@ -593,70 +657,6 @@ def mitigate(
         typer.echo(json.dumps(shown, indent=2, default=_json_default))
         for row in payload.get("rows", []):
             typer.echo("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-
-
-@app.command()
-def correct(
-    model: Optional[Path] = ModelOpt,
-    engine: str = typer.Option("nodal", "--engine", help="ideal, nodal or ngspice."),
-    cell: str = CellOpt,
-    r_on_ohm: float = RonOpt,
-    r_off_ohm: float = RoffOpt,
-    v_read_v: float = VreadOpt,
-    wire_ohm: float = WireOpt,
-    gain: float = GainOpt,
-    layout: str = LayoutOpt,
-    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
-    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
-    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
-    corrector: str = typer.Option("mlp", "--corrector", help="mlp, affine, logistic or lastlayer."),
-    hidden: int = typer.Option(8, "--hidden", help="Hidden neurons of the corrective MLP (10 -> H -> 10; H=8: 178 parameters)."),
-    with_hidden: bool = typer.Option(False, "--with-hidden", help="Feed the hidden layers' voltages to the MLP or logistic corrector too."),
-    n_calibration: Optional[int] = typer.Option(None, "--n-calibration", help="Labelled training images the corrector sees (class-balanced); default all."),
-    max_iter: int = typer.Option(300, "--max-iter", help="Full-batch Adam steps of the corrector's training."),
-    corrector_seed: int = typer.Option(0, "--corrector-seed", help="Seed of the corrector's initial weights and of the calibration subset."),
-    seed: int = SeedOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Correct a (defective) chip: fit a small corrector on its training-image voltages, judge it on the test images."""
-    from .correction import correct_circuit, make_corrector
-    from .defects.commands import apply_option_defects
-    from .mapping import map_network
-
-    with user_errors():
-        features = "outputs"
-        if with_hidden:
-            if corrector not in ("mlp", "logistic"):
-                raise ValueError(f"--with-hidden works with --corrector mlp or logistic, not {corrector!r}")
-            features = "outputs+hidden"
-        kwargs: dict[str, Any] = {"seed": corrector_seed, "max_iter": max_iter}
-        if corrector != "lastlayer":
-            kwargs["features"] = features
-        fixer = make_corrector(corrector, hidden=hidden, **kwargs)
-        dataset, net, t_model = load_or_train(model, seed, as_json)
-        healthy = map_network(net, circuit_options(cell, r_on_ohm, r_off_ohm, v_read_v, wire_ohm, gain, layout))
-        circuit, record = apply_option_defects(healthy, defect, defects_file, defect_seed)
-        result = correct_circuit(circuit, dataset, fixer, engine=engine, healthy=healthy,
-                                 n_calibration=n_calibration, seed=corrector_seed)
-    payload = result.to_dict()
-    payload.update({
-        "accuracy_healthy": result.healthy_accuracy,
-        "hidden": hidden if corrector == "mlp" else None,
-        "defect_density": record.density if record else [0.0] * circuit.n_layers,
-        "defects": [d.to_string() for d in record.requested] if record else [],
-        "software_accuracy": net.accuracy(dataset.x_test, dataset.y_test),
-    })
-    payload["timings"] = {"model_s": t_model, **payload.get("timings", {})}
-    payload = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in payload.items()}
-    if as_json:
-        emit_json(payload)
-    else:
-        recovered = result.recovered_fraction
-        typer.echo(f"{engine} circuit: accuracy {result.accuracy_before:.2%} before, {result.accuracy_after:.2%} after "
-                   f"a {result.n_parameters}-parameter {result.corrector_name} corrector (healthy "
-                   f"{result.healthy_accuracy:.2%}; recovered "
-                   f"{'n/a' if math.isnan(recovered) else f'{recovered:.0%}'} of the loss), fitted on "
-                   f"{result.n_calibration} training images, judged on {len(result.test_index)} test images")
 
 
 @app.command()

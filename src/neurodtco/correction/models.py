@@ -64,7 +64,7 @@ class BatchedCorrector:
 
     def __init__(self, *, features: str = "outputs", seed: int = 0, solver: str = "lbfgs",
                  max_iter: Optional[int] = None, learning_rate: float = 0.05, weight_decay: float = 1e-4,
-                 tol: float = 1e-5, dtype: str = "float32", n_threads: int = 1) -> None:
+                 tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1) -> None:
         if features not in FEATURE_SETS:
             raise ValueError(f"features={features!r} is not accepted: choose one of {FEATURE_SETS}")
         self.features = features

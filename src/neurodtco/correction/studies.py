@@ -160,6 +160,27 @@ class CrossDefectResult:
         lines.append("| (no correction) | " + " | ".join(f"{100 * v:.{digits}f}" for v in self.before) + " |")
         return "\n".join(lines)
 
+    @staticmethod
+    def average(results: Sequence["CrossDefectResult"]) -> "CrossDefectResult":
+        """Entry-wise mean of matrices over the same defect types (e.g. one matrix per array)."""
+        if not results:
+            raise ValueError("nothing to average: give at least one CrossDefectResult")
+        first = results[0]
+        for r in results[1:]:
+            if r.train_types != first.train_types or r.test_types != first.test_types:
+                raise ValueError("matrices to average must have the same rows and columns")
+        return CrossDefectResult(first.train_types, first.test_types,
+                                 np.mean([r.accuracy for r in results], axis=0),
+                                 np.mean([r.before for r in results], axis=0), first.n_parameters,
+                                 first.n_train_chips, sum(r.n_test_chips for r in results))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CrossDefectResult":
+        """Inverse of ``to_dict``."""
+        return cls(list(data["train_types"]), list(data["test_types"]), np.asarray(data["accuracy"]),
+                   np.asarray(data["before"]), int(data["n_parameters"]), int(data["n_train_chips"]),
+                   int(data["n_test_chips"]))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"train_types": self.train_types, "test_types": self.test_types,
@@ -168,11 +189,51 @@ class CrossDefectResult:
                 "n_test_chips": self.n_test_chips}
 
 
-def cross_defect_matrix(train: dict[str, Sequence[ChipVoltages]], test: dict[str, Sequence[ChipVoltages]],
-                        dataset: Dataset, corrector: BatchedCorrector, *, mixture: bool = True,
-                        seed: int = 0) -> CrossDefectResult:
-    """Train one corrector per defect type on the pooled training images of that type's chips, and
-    judge it on the test images of every type's *test* chips (which must be other instances).
+def cross_defect_matrix(chips: dict[str, Sequence[ChipVoltages]], dataset: Dataset, corrector: BatchedCorrector,
+                        *, mixture: bool = True) -> CrossDefectResult:
+    """Train a corrector on one chip of defect type A, judge it on a chip of type B (the published 7x7).
+
+    ``chips[type]`` lists chips aligned by position (e.g. instance ``i`` of every type on the same
+    array): the corrector fitted on ``chips[A][i]``'s training images is judged on ``chips[B][i]``'s
+    test images, and entry (A, B) is the mean over ``i``. The diagonal is the per-chip protocol (same
+    chip, held-out images). The mixture corrector ``i`` is fitted on the training images of
+    ``chips[*][i]`` of every type together, and judged on each.
+    """
+    types = list(chips)
+    counts = {len(v) for v in chips.values()}
+    if not types or len(counts) != 1 or 0 in counts:
+        raise ValueError(f"every defect type needs the same number (>= 1) of chips; got "
+                         f"{ {t: len(v) for t, v in chips.items()} }")
+    n = counts.pop()
+    batched = corrector.batched()
+    feats = batched.features
+    x_fit = np.stack([chips[t][i].features(feats, "train") for t in types for i in range(n)])
+    batched.fit(x_fit, dataset.y_train, n_classes=dataset.n_classes)
+    m = len(dataset.y_test)
+    accuracy = np.zeros((len(types) + int(mixture), len(types)))
+    for j, target in enumerate(types):
+        # Model (A, i) reads chip (B, i): the batch is rebuilt so that model k sees its partner chip.
+        x_test = np.stack([chips[target][i].features(feats, "test") for _ in types for i in range(n)])
+        scores = batched.score(x_test, dataset.y_test).reshape(len(types), n)
+        accuracy[:len(types), j] = scores.mean(axis=1)
+    if mixture:
+        mix = corrector.batched()
+        x_mix = np.stack([np.concatenate([chips[t][i].features(feats, "train") for t in types]) for i in range(n)])
+        mix.fit(x_mix, np.tile(dataset.y_train, len(types)), n_classes=dataset.n_classes)
+        for j, target in enumerate(types):
+            x_test = np.stack([chips[target][i].features(feats, "test") for i in range(n)])
+            accuracy[-1, j] = mix.score(x_test, dataset.y_test).mean()
+    before = np.array([np.mean([c.accuracy(dataset.y_test) for c in chips[t]]) for t in types])
+    names = types + (["mixture"] if mixture else [])
+    return CrossDefectResult(train_types=names, test_types=types, accuracy=accuracy, before=before,
+                             n_parameters=batched.n_parameters, n_train_chips=1, n_test_chips=n)
+
+
+def unseen_chip_matrix(train: dict[str, Sequence[ChipVoltages]], test: dict[str, Sequence[ChipVoltages]],
+                       dataset: Dataset, corrector: BatchedCorrector, *, mixture: bool = True,
+                       seed: int = 0) -> CrossDefectResult:
+    """Train one corrector per defect type on the pooled training images of several chips of that type,
+    and judge it on the test images of *other* chips (unseen instances) of every type.
 
     The mixture corrector sees as many training rows as each single-type one, drawn (seeded) from
     all types' chips, so that it is not favoured by more data.
@@ -281,5 +342,5 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
 
 
 __all__ = ["STUDY_PATTERNS", "CrossDefectResult", "SeverityPoint", "calibration_budget", "calibration_indices",
-           "cross_defect_matrix", "defect_instance", "make_defective", "plot_cross_defect", "severity_search",
+           "cross_defect_matrix", "defect_instance", "unseen_chip_matrix", "make_defective", "plot_cross_defect", "severity_search",
            "summarize"]
