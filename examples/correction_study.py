@@ -341,8 +341,8 @@ def main() -> None:
     parser.add_argument("--patterns", default=",".join(STUDY_PATTERNS), help="Patterns, comma separated.")
     parser.add_argument("--out", type=Path, default=Path("out/correction"), help="Folder for figures and results.json.")
     parser.add_argument("--dtype", default="float32",
-                        help="Corrector arithmetic: float32 (default, ~1.5x faster) or float64 (batched fits then "
-                             "equal one-by-one fits exactly; medians moved by at most about 1 point when measured).")
+                        help="Corrector arithmetic: float32 (default, faster for most sizes) or float64 (batched fits "
+                             "then match one-by-one fits; case medians moved by at most 1.7 points when measured).")
     parser.add_argument("--quick", action="store_true", help="2 instances, h in {1,2,8,32}, 4 budgets.")
     parser.add_argument("--json", action="store_true", help="Print the whole result as one JSON line at the end.")
     parser.add_argument("--from-results", type=Path, default=None,
