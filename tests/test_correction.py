@@ -81,6 +81,17 @@ def test_same_seed_same_model_other_seed_other_model():
     assert not np.allclose(a.decision_function(x[0]), c.decision_function(x[0]))
 
 
+def test_adam_and_lbfgs_reach_the_same_convex_optimum():
+    """Logistic regression is convex: L-BFGS reaches the optimum, Adam comes within 2 % of its loss,
+    and both classify (nearly) alike."""
+    x, y = _blobs(2, 150, seed=7)
+    lbfgs = BatchedLogisticCorrector(max_iter=300, dtype="float64").fit(x, y)
+    adam = BatchedLogisticCorrector(solver="adam", max_iter=1500, learning_rate=0.05, dtype="float64").fit(x, y)
+    assert np.all(lbfgs.final_loss_ <= adam.final_loss_ + 1e-9)  # L-BFGS sits at the optimum
+    np.testing.assert_allclose(adam.final_loss_, lbfgs.final_loss_, rtol=0.02)
+    assert np.mean(adam.predict(x) == lbfgs.predict(x)) >= 0.98
+
+
 def test_standardization_survives_a_pinned_output():
     """An output stuck at a rail (zero spread) must not turn the inputs into NaN."""
     x, y = _blobs(1, 60, seed=1)
