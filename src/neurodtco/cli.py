@@ -102,6 +102,9 @@ VreadOpt = typer.Option(0.2, "--v-read", help="Read voltage: a pixel of 1 drives
 WireOpt = typer.Option(1.0, "--wire-ohm", help="Resistance of one word-line or bit-line segment (ohm).")
 GainOpt = typer.Option(math.inf, "--gain", help="Op-amp open-loop gain (V/V); inf for ideal.")
 LayoutOpt = typer.Option("interleaved", "--layout", help="Differential pair columns: interleaved or split.")
+DefectArg = Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")]
+DefectsFileArg = Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")]
+DefectSeedArg = Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")]
 
 
 @app.command()
@@ -153,9 +156,9 @@ def simulate(
     n_images: Optional[int] = typer.Option(None, "--n-images", help="Simulate only the first N test images."),
     seed: int = SeedOpt,
     as_json: bool = JsonOpt,
-    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
-    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
-    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
+    defect: DefectArg = None,
+    defects_file: DefectsFileArg = None,
+    defect_seed: DefectSeedArg = 0,
 ) -> None:
     """Map the network onto the circuit and report its accuracy on the test images (with and without defects)."""
     from .data import to_voltages
@@ -439,10 +442,10 @@ app.add_typer(defects_app, name="defects")
 
 @defects_app.command("show")
 def defects_show(
-    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
-    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
+    defect: DefectArg = None,
+    defects_file: DefectsFileArg = None,
     out: Annotated[Path, typer.Option("--out", help="Picture to write (.png, .svg or .pdf).")] = Path("defects.png"),
-    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
+    defect_seed: DefectSeedArg = 0,
     model: Optional[Path] = ModelOpt,
     cell: str = CellOpt,
     layout: str = LayoutOpt,
@@ -536,9 +539,9 @@ def correct(
     wire_ohm: float = WireOpt,
     gain: float = GainOpt,
     layout: str = LayoutOpt,
-    defect: Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")] = None,
-    defects_file: Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")] = None,
-    defect_seed: Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")] = 0,
+    defect: DefectArg = None,
+    defects_file: DefectsFileArg = None,
+    defect_seed: DefectSeedArg = 0,
     corrector: str = typer.Option("mlp", "--corrector", help="mlp, affine, logistic or lastlayer."),
     hidden: int = typer.Option(8, "--hidden", help="Hidden neurons of the corrective MLP (10 -> H -> 10; H=8: 178 parameters)."),
     with_hidden: bool = typer.Option(False, "--with-hidden", help="Feed the hidden layers' voltages to the MLP or logistic corrector too."),
