@@ -82,15 +82,10 @@ def column_pairs(n_outputs: int, layout: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"layout={layout!r} is not accepted: choose 'interleaved' or 'split'")
 
 
-def map_weights(
-    weights: list[np.ndarray], biases: list[np.ndarray], config: MappingConfig = MappingConfig()
-) -> Circuit:
-    """Build the circuit for weight matrices ``[out, in]`` and bias vectors."""
+def signed_layers(weights: list[np.ndarray], biases: list[np.ndarray], config: MappingConfig):
+    """Per layer ``(index, last, signed [out, in+1], v_in, v_bias)``: the matrix a mapping must encode."""
     if len(weights) != len(biases) or not weights:
         raise ValueError("need one bias vector per weight matrix, and at least one layer")
-    cell = config.make_cell()
-    g_min, g_max = cell.g_min, cell.g_max
-    layers = []
     v_in = config.v_read_v
     for index, (w, b) in enumerate(zip(weights, biases)):
         w = np.asarray(w, dtype=np.float64)
@@ -99,6 +94,30 @@ def map_weights(
             raise ValueError(f"layer {index}: weights must be [out, in] and bias [out]; got {w.shape} and {b.shape}")
         v_bias = config.bias_voltage_v if config.bias_voltage_v is not None else v_in
         signed = np.concatenate([w, (b * v_in / v_bias)[:, None]], axis=1)
+        yield index, index == len(weights) - 1, signed, v_in, v_bias
+        v_in = config.hidden_rail_v
+
+
+def layer_neuron(config: MappingConfig, weight_scale_s: float, v_in: float, last: bool) -> NeuronModel:
+    """The neuron whose difference stage outputs ``S z`` for a layer of weight scale ``k``."""
+    scale = config.output_scale_v if last else config.hidden_rail_v
+    return NeuronModel(
+        feedback_resistance_ohm=scale / (config.difference_gain * weight_scale_s * v_in),
+        difference_gain=config.difference_gain,
+        open_loop_gain=config.open_loop_gain,
+        offset_v=config.offset_v,
+        saturation_v=config.output_swing_v if last else config.hidden_rail_v,
+    )
+
+
+def map_weights(
+    weights: list[np.ndarray], biases: list[np.ndarray], config: MappingConfig = MappingConfig()
+) -> Circuit:
+    """Build the circuit for weight matrices ``[out, in]`` and bias vectors."""
+    cell = config.make_cell()
+    g_min, g_max = cell.g_min, cell.g_max
+    layers = []
+    for index, last, signed, v_in, v_bias in signed_layers(weights, biases, config):
         peak = float(np.max(np.abs(signed)))
         if peak == 0:
             raise ValueError(f"layer {index} has all-zero weights and bias; nothing to map")
@@ -110,24 +129,15 @@ def map_weights(
             g_mid = 0.5 * (g_max + g_min)
             g_plus = g_mid + 0.5 * k * signed.T
             g_minus = g_mid - 0.5 * k * signed.T
-        n_out = w.shape[0]
+        n_out = signed.shape[0]
         plus, minus = column_pairs(n_out, config.layout)
         g = np.empty((signed.shape[1], 2 * n_out))
         g[:, plus] = g_plus
         g[:, minus] = g_minus
-        last = index == len(weights) - 1
-        scale = config.output_scale_v if last else config.hidden_rail_v
-        neuron = NeuronModel(
-            feedback_resistance_ohm=scale / (config.difference_gain * k * v_in),
-            difference_gain=config.difference_gain,
-            open_loop_gain=config.open_loop_gain,
-            offset_v=config.offset_v,
-            saturation_v=config.output_swing_v if last else config.hidden_rail_v,
-        )
-        layers.append(Layer(conductance=g, plus_columns=plus, minus_columns=minus, neuron=neuron,
-                            bias_voltage_v=v_bias, r_word_ohm=config.r_word_ohm, r_bit_ohm=config.r_bit_ohm,
+        layers.append(Layer(conductance=g, plus_columns=plus, minus_columns=minus,
+                            neuron=layer_neuron(config, k, v_in, last), bias_voltage_v=v_bias,
+                            r_word_ohm=config.r_word_ohm, r_bit_ohm=config.r_bit_ohm,
                             input_scale_v=v_in, weight_scale_s=k))
-        v_in = config.hidden_rail_v
     return Circuit(layers=tuple(layers), cell=cell, input_scale_v=config.v_read_v,
                    output_scale_v=config.output_scale_v, metadata={"mapping": config.__dict__.copy()})
 

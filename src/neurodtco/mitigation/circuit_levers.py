@@ -38,9 +38,9 @@ from typing import Any, Iterable, Literal, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..circuit import Circuit, Layer, NeuronModel
+from ..circuit import Circuit, Layer
 from ..data import Dataset, to_voltages
-from ..mapping import MappingConfig, map_network, map_weights
+from ..mapping import MappingConfig, layer_neuron, map_network, signed_layers
 from ..network import TrainedNetwork
 from .common import resolve_engine
 
@@ -54,20 +54,12 @@ def map_shared_reference(weights: Sequence[np.ndarray], biases: Sequence[np.ndar
     """Map weights onto arrays with one shared reference column per layer (last column)."""
     if reference not in REFERENCES:
         raise ValueError(f"reference={reference!r} is not accepted: choose one of {list(REFERENCES)}")
-    if len(weights) != len(biases) or not weights:
-        raise ValueError("need one bias vector per weight matrix, and at least one layer")
     cell = config.make_cell()
     g_min, g_max = cell.g_min, cell.g_max
     span = g_max - g_min
     layers = []
-    v_in = config.v_read_v
-    for index, (w, b) in enumerate(zip(weights, biases)):
-        w = np.asarray(w, dtype=np.float64)
-        b = np.asarray(b, dtype=np.float64)
-        if w.ndim != 2 or b.shape != (w.shape[0],):
-            raise ValueError(f"layer {index}: weights must be [out, in] and bias [out]; got {w.shape} and {b.shape}")
-        v_bias = config.bias_voltage_v if config.bias_voltage_v is not None else v_in
-        signed = np.concatenate([w, (b * v_in / v_bias)[:, None]], axis=1).T  # [rows, neurons]
+    for index, last, signed, v_in, v_bias in signed_layers(weights, biases, config):
+        signed = signed.T  # [rows, neurons]
         low = np.minimum(signed.min(axis=1), 0.0)
         high = np.maximum(signed.max(axis=1), 0.0)
         if reference == "row":
@@ -86,20 +78,11 @@ def map_shared_reference(weights: Sequence[np.ndarray], biases: Sequence[np.ndar
         g[:, :-1] = ref[:, None] + k * signed
         g[:, -1] = ref
         g = np.clip(g, g_min, g_max)  # rounding only: every entry is inside by construction
-        n_out = w.shape[0]
-        last = index == len(weights) - 1
-        scale = config.output_scale_v if last else config.hidden_rail_v
-        neuron = NeuronModel(
-            feedback_resistance_ohm=scale / (config.difference_gain * k * v_in),
-            difference_gain=config.difference_gain,
-            open_loop_gain=config.open_loop_gain,
-            offset_v=config.offset_v,
-            saturation_v=config.output_swing_v if last else config.hidden_rail_v,
-        )
+        n_out = signed.shape[1]
+        neuron = layer_neuron(config, k, v_in, last)
         layers.append(Layer(conductance=g, plus_columns=np.arange(n_out), minus_columns=np.full(n_out, n_out),
                             neuron=neuron, bias_voltage_v=v_bias, r_word_ohm=config.r_word_ohm,
                             r_bit_ohm=config.r_bit_ohm, input_scale_v=v_in, weight_scale_s=k))
-        v_in = config.hidden_rail_v
     metadata = {"mapping": config.__dict__.copy(), "arrangement": f"shared-{reference}"}
     return Circuit(layers=tuple(layers), cell=cell, input_scale_v=config.v_read_v,
                    output_scale_v=config.output_scale_v, metadata=metadata)
