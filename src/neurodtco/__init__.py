@@ -1,7 +1,7 @@
 """neurodtco: design-technology co-optimization of fully analog ReRAM inference circuits."""
 
 from .circuit import Circuit, Layer, NeuronModel
-from .crossbar import solve_crossbar
+from .engines.crossbar import solve_crossbar
 from .data import Dataset, load_digits, load_idx, split_arrays, to_voltages
 from .devices import GapReRAMCell, LinearCell
 from .engines import SimulationResult, get_engine, simulate

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validate import check_finite_array
-from .engines._nodal import ArrayNetwork, factorize, solve, unit_drives, wire_conductance
+from .._validate import check_finite_array
+from ._nodal import ArrayNetwork, factorize, solve, unit_drives, wire_conductance
 
 
 class CrossbarSolution(NamedTuple):
