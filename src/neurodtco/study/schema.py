@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import importlib
 import json
-import math
 import re
 import tomllib
 import typing
