@@ -6,6 +6,7 @@ Layout of a store ``DIR``::
     DIR/study.resolved.json      every setting with its default filled in, and the study's hash
     DIR/environment.json         package versions, git commit, platform, seeds of the latest run
     DIR/runs.jsonl               one line per run: executor, workers, tasks run, wall time
+    DIR/.lock                    held (flock) by the run writing the folder: pid, host, start time
     DIR/results/<table>/<task>.parquet   one file per finished task (tables: circuits, cross)
     DIR/arrays/<task>.npz        float32 output voltages, defect masks (beside a circuits task)
 
@@ -14,31 +15,46 @@ its final name (``os.replace`` is atomic on POSIX), so a reader sees a whole fil
 task's arrays are written before its table, and a task counts as finished exactly when its
 table file exists: a run killed at any instant leaves finished tasks and stray temporary files,
 never a half-written result.
+
+One run writes a folder at a time: it holds an exclusive ``flock`` on ``DIR/.lock`` (the kernel
+drops it when the process ends, however it ends, so a killed run never leaves a stale lock), and a
+second run on the same folder stops at once with ``StoreBusyError``. Readers take no lock.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 TABLES = ("circuits", "cross")
 _META_KEY = b"neurodtco.task"
 _TMP_MARK = ".tmp-"
+LOCK_NAME = ".lock"
 
 
 class StudyChangedError(ValueError):
     """The store holds results of a different study; rerun with ``force`` to replace them."""
+
+
+class StoreBusyError(ValueError):
+    """Another run holds the store's lock (the message says which process, and what to do)."""
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = True) -> None:
@@ -77,6 +93,28 @@ class ResultStore:
     def arrays_path(self, task_id: str) -> Path:
         """Where a task's arrays (voltages, masks) live."""
         return self.root / "arrays" / f"{task_id}.npz"
+
+    # -- one writer at a time
+    @contextmanager
+    def lock(self) -> Iterator[dict[str, Any]]:
+        """Hold the folder for one run (creating it); ``StoreBusyError`` at once if another run holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreBusyError(_busy_message(self.root, _read_holder(fd))) from None
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+            try:
+                yield holder
+            finally:
+                os.ftruncate(fd, 0)  # while still locked: an empty file means no run holds it
+        finally:
+            os.close(fd)  # closing the only descriptor releases the flock
 
     # -- the study and its hash
     def stored_hash(self) -> Optional[str]:
@@ -123,9 +161,6 @@ class ResultStore:
     def write_task(self, task_id: str, table: str, frame: pd.DataFrame, arrays: Optional[dict[str, np.ndarray]] = None,
                    info: Optional[dict[str, Any]] = None) -> None:
         """Store one finished task: its arrays first, then its table (whose presence marks it finished)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         if arrays is not None:
             atomic_write(self.arrays_path(task_id), lambda fh: np.savez(fh, **arrays))
         tab = pa.Table.from_pandas(frame, preserve_index=False)
@@ -198,6 +233,21 @@ class ResultStore:
         return out
 
 
+def _read_holder(fd: int) -> dict[str, Any]:
+    """What the lock's holder recorded (empty while it has not written it yet)."""
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+
+
+def _busy_message(root: Path, holder: dict[str, Any]) -> str:
+    who = (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}" if holder
+           else "a process that is just starting")
+    return (f"{str(root)!r} is in use by another run ({who}); wait for that run to finish (rerunning the same "
+            "command then resumes or skips its tasks), or write to another --out folder")
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -220,9 +270,6 @@ def load_results(root: Union[str, Path], table: str = "circuits") -> pd.DataFram
     ``table="circuits"``: one row per circuit and corrector (``corrector == "none"`` is the circuit
     itself). ``table="cross"``: one row per (training pattern, test pattern, grid point).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     root = _check_store(root)
     store = ResultStore(root)
     store.table_path(table, "x")  # validates the table name
@@ -236,8 +283,6 @@ def load_results(root: Union[str, Path], table: str = "circuits") -> pd.DataFram
 
 def load_task_info(root: Union[str, Path]) -> pd.DataFrame:
     """Per finished task: its timing and size (elapsed, simulate and fit seconds, circuit-inferences)."""
-    import pyarrow.parquet as pq
-
     root = _check_store(root)
     rows = []
     for table in TABLES:
@@ -252,8 +297,6 @@ def load_task_info(root: Union[str, Path]) -> pd.DataFrame:
 
 def environment() -> dict[str, Any]:
     """Python, platform, versions of the packages results depend on, and the git commit of the code."""
-    from importlib import metadata
-
     versions = {}
     for pkg in ("neurodtco", "numpy", "scipy", "torch", "scikit-learn", "pandas", "pyarrow", "pydantic", "dask",
                 "distributed", "matplotlib"):

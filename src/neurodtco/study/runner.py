@@ -97,11 +97,19 @@ def run_study(study: Union[Study, str, Path], out: Union[str, Path], *, executor
 
     ``executor``: a ``LocalExecutor``, ``DaskExecutor`` or ``SerialExecutor`` (closed by the
     caller); by default a ``LocalExecutor(workers)`` that the run closes. A store that holds
-    another study's results is refused (``StudyChangedError``) unless ``force``.
+    another study's results is refused (``StudyChangedError``) unless ``force``; a store that
+    another run is writing is refused at once (``StoreBusyError``, naming that run).
     """
     start = time.perf_counter()
     study, text = _resolve_study(study)
     store = ResultStore(out)
+    with store.lock():  # before the setup (which may train a network): a second run stops at once
+        return _run_locked(study, text, store, start, executor, workers, force, progress)
+
+
+def _run_locked(study: Study, text: str, store: ResultStore, start: float, executor: Any, workers: Optional[int],
+                force: bool, progress: Optional[Callable[[RunProgress], None]]) -> RunSummary:
+    """``run_study`` once this process holds the store."""
     study_hash = study.hash()
     store.claim(study_hash, study.canonical(), text, force=force)
     store.remove_temporary()
@@ -110,7 +118,7 @@ def run_study(study: Union[Study, str, Path], out: Union[str, Path], *, executor
     if force:
         store.retire(t.id for t in tasks)
     own = executor is None
-    summary = RunSummary(out=Path(out), study_hash=study_hash, n_tasks=len(tasks), n_skipped=0, n_run=0)
+    summary = RunSummary(out=store.root, study_hash=study_hash, n_tasks=len(tasks), n_skipped=0, n_run=0)
     done = store.finished() & {t.id for t in tasks}
     summary.n_skipped = len(done)
     pending = [t for t in tasks if t.id not in done]

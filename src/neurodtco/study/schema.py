@@ -12,13 +12,16 @@ import dataclasses
 import hashlib
 import importlib
 import json
-import math
+import re
+import tomllib
 import typing
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from ..engines import engine_names
 from ..mapping import MappingConfig
 from ..network import NetworkConfig
 
@@ -230,8 +233,6 @@ class Study(_Strict):
     @field_validator("engine")
     @classmethod
     def _engine(cls, value: str) -> str:
-        from ..engines import engine_names
-
         if value not in engine_names():
             raise ValueError(f"unknown engine {value!r}; choose one of {', '.join(engine_names())}")
         return value
@@ -312,6 +313,10 @@ def _accepted_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[lis
     return None
 
 
+#: pydantic error types of a field that expects a boolean (a boolean there is no quoting mistake)
+_BOOL_ERRORS = ("bool_type", "bool_parsing")
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
     """One line per problem: the dotted key, what is wrong, and what is accepted."""
     lines = []
@@ -326,8 +331,34 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             msg = "is required"
         elif "input" in e and e["type"] not in ("value_error", "assertion_error") and not isinstance(e["input"], dict):
             msg = f"{e['input']!r}: {msg}"
+            if isinstance(e["input"], bool) and e["type"] not in _BOOL_ERRORS:
+                msg += ("; a boolean where text is expected: put the value in quotes (YAML reads a bare "
+                        "true/false, and many YAML readers also on/off/yes/no, as a boolean)")
         lines.append(f"  {key}: {msg}")
     return f"{source} is not a valid study file:\n" + "\n".join(lines)
+
+
+class _StudyLoader(yaml.SafeLoader):
+    """YAML with only ``true``/``false`` as booleans (as in YAML 1.2), so ``kinds: [on, off]`` stays text."""
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+# New lists, not the SafeLoader's own: add_implicit_resolver copies the dict but shares the lists.
+_StudyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_StudyLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def read_study_yaml(text: str) -> Any:
+    """Parse study YAML: like ``yaml.safe_load``, except that on/off/yes/no stay strings."""
+    return yaml.load(text, Loader=_StudyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def _what_a_study_needs() -> str:
+    return (f"a study file is a mapping of settings (name, dataset, network, circuit, engine, defects, correctors, "
+            f"...); start from a built-in study ({', '.join(BUILTIN_STUDIES)}: `neurodtco run demo --out DIR`, files "
+            f"in {builtin_study_path('demo').parent}) or see docs/studies.md")
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
@@ -335,23 +366,21 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
-            import tomllib
-
             data = tomllib.loads(text)
         elif suffix in (".yaml", ".yml", ".json"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = read_study_yaml(text)
         else:
             raise StudyFileError(f"{str(path)!r}: unknown study file type {suffix!r}; use .yaml, .yml, .toml or .json")
     except StudyFileError:
         raise
     except Exception as exc:  # yaml and tomllib raise their own error types
         raise StudyFileError(f"{str(path)!r} cannot be parsed: {exc}") from exc
-    if data is None:
-        data = {}
+    # An empty file would otherwise run the default study, which is never what its author meant.
+    if data is None or data == {}:
+        raise StudyFileError(f"{str(path)!r} is empty: {_what_a_study_needs()}")
     if not isinstance(data, dict):
-        raise StudyFileError(f"{str(path)!r} must hold a mapping of keys (name, dataset, defects, ...), not {type(data).__name__}")
+        raise StudyFileError(f"{str(path)!r} holds a {type(data).__name__} at its top level, not a mapping of keys: "
+                             f"{_what_a_study_needs()}")
     return data
 
 

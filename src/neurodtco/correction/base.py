@@ -1,0 +1,314 @@
+"""The corrector base class: scikit-learn's estimator contract, input checks, and the shared training loop.
+
+Every corrector is trained the same way, so that their numbers are comparable: the mean
+cross-entropy plus an L2 penalty ``weight_decay/2 * |W|^2`` on the weight matrices (biases and
+calibration gains are not penalised) is minimised over the whole training set at once (full batch)
+by L-BFGS with a backtracking line search (or Adam with a cosine step decay, ``solver="adam"``), on
+inputs standardized per feature with the training set's mean and standard deviation. The
+standardization is an affine map that folds into the first weight matrix, so it adds no
+parameters to the count.
+
+The estimator contract is scikit-learn's: the constructor stores its arguments unchanged (so
+``get_params``, ``set_params`` and ``sklearn.base.clone`` work), settings are checked when they
+are set, and ``fit``/``predict`` check their inputs (shape, finite values, labels in range).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Union
+
+import numpy as np
+import sklearn.base
+import torch
+
+from .solvers import adam, lbfgs
+
+FEATURE_SETS = ("outputs", "outputs+hidden", "last_hidden")
+ACTIVATIONS = ("tanh", "relu", "hardtanh")
+SOLVERS = ("lbfgs", "adam")
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class NotFittedError(RuntimeError):
+    """A corrector was used before ``fit``."""
+
+
+def check_int(name: str, value: Any, low: int, accepted: str) -> int:
+    """``value`` as an int >= ``low``, or a ValueError naming it and what is accepted."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r} is not accepted: expected an integer >= {low} ({accepted})")
+    return int(value)
+
+
+def check_positive_float(name: str, value: Any, accepted: str, allow_zero: bool = False) -> float:
+    """``value`` as a finite float > 0 (or >= 0), or a ValueError naming it and what is accepted."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}={value!r} is not accepted: expected a finite number {bound} ({accepted})")
+    return float(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, or a ValueError naming it and the choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}={value!r} is not accepted: choose one of {choices}")
+    return value
+
+
+class BatchedCorrector(sklearn.base.BaseEstimator):
+    """Base of the batched correctors: ``K`` independent classifiers trained at once.
+
+    ``fit(X [K, N, F], y [N] or [K, N])``, ``predict(X [K, M, F]) -> [K, M]``,
+    ``predict_proba(X) -> [K, M, C]``, ``score(X, y) -> [K]`` accuracies; ``n_parameters`` counts
+    one model's trainable numbers. Settings: ``features`` (which voltages it reads), ``seed`` (of
+    the initial draw), ``solver`` (``lbfgs`` or ``adam``), ``max_iter`` (None: the class's default),
+    ``learning_rate`` (Adam), ``weight_decay`` (L2 on weight matrices), ``tol`` (L-BFGS stops a
+    model when its largest gradient entry is below), ``dtype``, ``n_threads`` (torch threads in fit).
+    """
+
+    name = "base"
+    #: True for the single-chip classes, which take ``[N, F]`` voltages
+    single_chip = False
+    #: names of the parameters that get the L2 penalty (weight matrices, not biases)
+    _penalised: tuple[str, ...] = ()
+
+    def __init__(self, *, features: str = "outputs", seed: int = 0, solver: str = "lbfgs",
+                 max_iter: Optional[int] = None, learning_rate: float = 0.05, weight_decay: float = 1e-4,
+                 tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1) -> None:
+        self.features = features
+        self.seed = seed
+        self.solver = solver
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.tol = tol
+        self.dtype = dtype
+        self.n_threads = n_threads
+        self._settings()
+
+    def _settings(self) -> dict[str, Any]:
+        """The checked settings (a bad one raises a ValueError naming it and what is accepted)."""
+        return {
+            "features": check_choice("features", self.features, FEATURE_SETS),
+            "seed": check_int("seed", self.seed, 0, "a non-negative integer seed"),
+            "solver": check_choice("solver", self.solver, SOLVERS),
+            "max_iter": None if self.max_iter is None else check_int(
+                "max_iter", self.max_iter, 1, "optimizer iterations, or None for the default"),
+            "learning_rate": check_positive_float("learning_rate", self.learning_rate, "Adam step size, e.g. 0.05"),
+            "weight_decay": check_positive_float("weight_decay", self.weight_decay,
+                                                  "L2 penalty on the weight matrices, e.g. 1e-4", allow_zero=True),
+            "tol": check_positive_float("tol", self.tol,
+                                         "L-BFGS stops a model when its largest gradient entry is below"),
+            "dtype": check_choice("dtype", self.dtype, tuple(_DTYPES)),
+            "n_threads": check_int("n_threads", self.n_threads, 1,
+                                    "torch CPU threads used inside fit; 1 is reproducible"),
+        }
+
+    @property
+    def iterations(self) -> int:
+        """Optimizer iterations the fit will run at most (``max_iter``, or the solver's default)."""
+        return int(self.max_iter) if self.max_iter is not None else 300
+
+    # ----- what a subclass defines -------------------------------------------------------------
+    def _init_params(self, n_features: int, n_classes: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One model's initial parameters (no leading K axis)."""
+        raise NotImplementedError
+
+    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]`` (features-major)."""
+        raise NotImplementedError
+
+    def count_parameters(self, n_features: int = 10, n_classes: int = 10) -> int:
+        """Trainable numbers of one model for ``n_features`` inputs and ``n_classes`` classes."""
+        gen = torch.Generator().manual_seed(0)
+        return int(sum(p.numel() for p in self._init_params(n_features, n_classes, gen).values()))
+
+    # ----- the estimator contract ----------------------------------------------------------------
+    def set_params(self, **params: Any) -> "BatchedCorrector":
+        """Change settings (returns self); an unknown name or a bad value is refused and nothing changes."""
+        valid = self.get_params(deep=False)
+        for key in params:
+            if key not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {key!r}; valid parameters: "
+                                 f"{', '.join(sorted(valid))}")
+        type(self)(**{**valid, **params})  # checks the new settings together, before any is changed
+        return super().set_params(**params)
+
+    def clone(self) -> "BatchedCorrector":
+        """An unfitted copy with the same settings (``sklearn.base.clone``)."""
+        return sklearn.base.clone(self)
+
+    def batched(self) -> "BatchedCorrector":
+        """The unfitted batched twin of this corrector (same settings, fits ``K`` chips at once)."""
+        return sklearn.base.clone(self)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """What ``sklearn.utils.validation.check_is_fitted`` asks."""
+        return self.is_fitted
+
+    @property
+    def is_fitted(self) -> bool:
+        """True once ``fit`` has run."""
+        return hasattr(self, "params_")
+
+    @property
+    def n_parameters(self) -> int:
+        """Trainable numbers of one fitted model (standardization folds into them)."""
+        self._check_fitted()
+        return self.count_parameters(self.n_features_in_, self.n_classes_)
+
+    # ----- fit and predict ---------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, n_classes: Optional[int] = None) -> "BatchedCorrector":
+        """Train ``K`` models on ``X`` ``[K, N, F]`` with labels ``y`` ``[N]`` (shared) or ``[K, N]``."""
+        settings = self._settings()
+        x = self._check_x(X, fitted=False)
+        k, n, f = x.shape
+        if n_classes is not None:
+            c = check_int("n_classes", n_classes, 2, "number of classes")
+        labels = self._check_y(y, k, n, n_classes=None if n_classes is None else c)
+        if n_classes is None:
+            c = int(labels.max()) + 1
+            if c < 2:
+                raise ValueError("labels hold only class 0: a classifier needs at least two classes; pass "
+                                 "n_classes if the others are merely absent from this training set")
+        dtype = _DTYPES[settings["dtype"]]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(settings["n_threads"])  # tiny matrices: one thread is as fast and bit-reproducible
+        try:
+            xt = torch.as_tensor(x, dtype=dtype)
+            mean = xt.mean(dim=1, keepdim=True)
+            std = xt.std(dim=1, keepdim=True, unbiased=False)
+            # A feature that never moves (a neuron pinned at a rail) carries nothing: leave it unscaled.
+            std = torch.where(std > 0, std, torch.ones_like(std))
+            # Features-major layout [K, F, N]: the image axis is contiguous, which makes the batched
+            # products and the elementwise work about twice as fast as [K, N, F] on a CPU.
+            xs = ((xt - mean) / std).transpose(1, 2).contiguous()
+            yt = torch.as_tensor(np.array(labels, dtype=np.int64)).reshape(k, 1, n)
+            gen = torch.Generator().manual_seed(settings["seed"])
+            # Every model starts from the same draw: the fit of chip k then does not depend on K.
+            init = self._init_params(f, c, gen)
+            shapes = {name: tuple(p.shape) for name, p in init.items()}
+            theta0 = torch.cat([p.to(dtype).reshape(1, -1) for p in init.values()], dim=1).expand(k, -1).clone()
+            weight_decay = settings["weight_decay"]
+
+            def unflatten(theta: torch.Tensor) -> dict[str, torch.Tensor]:
+                out, start = {}, 0
+                for name, shape in shapes.items():
+                    size = math.prod(shape)
+                    out[name] = theta[:, start:start + size].reshape(theta.shape[0], *shape)
+                    start += size
+                return out
+
+            def objective(theta: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+                """Loss of the models ``index``: mean cross-entropy plus the L2 penalty on weight matrices."""
+                params = unflatten(theta)
+                x_sub, y_sub = (xs, yt) if len(index) == k else (xs[index], yt[index])
+                logits = self._logits(params, x_sub)  # [K', C, N]
+                peak = logits.detach().amax(dim=1, keepdim=True)  # log-sum-exp without overflow
+                lse = (logits - peak).exp().sum(dim=1).log() + peak.squeeze(1)
+                loss = (lse - logits.gather(1, y_sub).squeeze(1)).mean(dim=1)
+                for name in self._penalised:
+                    loss = loss + 0.5 * weight_decay * params[name].pow(2).flatten(1).sum(dim=1)
+                return loss
+
+            if settings["solver"] == "lbfgs":
+                theta, history, iterations, evaluations = lbfgs(objective, theta0, self.iterations, settings["tol"])
+            else:
+                theta, history, iterations, evaluations = adam(objective, theta0, self.iterations,
+                                                               settings["learning_rate"])
+        finally:
+            torch.set_num_threads(threads)
+        params = unflatten(theta)
+        self.params_ = {name: p.detach() for name, p in params.items()}
+        self.mean_, self.std_ = mean, std
+        self.n_models_, self.n_features_in_, self.n_classes_ = k, f, c
+        self.loss_history_ = np.stack(history)
+        self.final_loss_ = self.loss_history_[-1]
+        self.n_iter_ = iterations
+        self.n_evaluations_ = evaluations  # objective + gradient passes over the whole batch
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits ``[K, M, C]`` of the fitted models on ``X`` ``[K, M, F]`` (one chip: ``[M, C]`` of ``[M, F]``)."""
+        self._check_fitted()
+        x = self._check_x(X, fitted=True)
+        xt = ((torch.as_tensor(x, dtype=_DTYPES[self.dtype]) - self.mean_) / self.std_).transpose(1, 2)
+        with torch.no_grad():
+            z = self._logits(self.params_, xt.contiguous()).transpose(1, 2).double().numpy()
+        return z[0] if self.single_chip else z
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``[K, M, C]`` (one chip: ``[M, C]``)."""
+        z = self.decision_function(X)
+        z = np.exp(z - z.max(axis=-1, keepdims=True))
+        return z / z.sum(axis=-1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted classes ``[K, M]`` (one chip: ``[M]``)."""
+        return self.decision_function(X).argmax(axis=-1)
+
+    def score(self, X: Any, y: Any) -> Union[np.ndarray, float]:
+        """Accuracy of each model ``[K]`` on ``X`` ``[K, M, F]`` with labels ``[M]`` or ``[K, M]`` (one chip: a float)."""
+        pred = self.predict(X)
+        if self.single_chip:
+            pred = pred[None]
+        labels = self._check_y(y, pred.shape[0], pred.shape[1], n_classes=self.n_classes_)
+        accuracy = (pred == labels).mean(axis=1)
+        return float(accuracy[0]) if self.single_chip else accuracy
+
+    # ----- checks ------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(voltages, labels) first")
+
+    def _shape_names(self, what: str) -> str:
+        """The shape this class expects for ``what`` (``"voltages"`` or ``"labels"``), in words."""
+        if self.single_chip:
+            return "[N images, F features]" if what == "voltages" else "[N]"
+        return "[K chips, N images, F features]" if what == "voltages" else "[N] or [K, N]"
+
+    def _check_x(self, X: Any, fitted: bool) -> np.ndarray:
+        """Voltages as a float64 ``[K, N, F]`` array (a copy: torch refuses read-only arrays)."""
+        expected = self._shape_names("voltages")
+        try:
+            x = np.array(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"voltages must be a numeric array of shape {expected}; could not read them: {exc}") from None
+        want = 2 if self.single_chip else 3
+        if x.ndim != want or min(x.shape) < 1:
+            raise ValueError(f"voltages must have shape {expected}; got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+            raise ValueError(f"voltages have a non-finite entry {x[where]} at index {where}; all values must be finite")
+        if self.single_chip:
+            x = x[None]
+        if fitted and (x.shape[0] != self.n_models_ or x.shape[2] != self.n_features_in_):
+            got = x.shape[1:] if self.single_chip else x.shape
+            expected = (f"[M, {self.n_features_in_}]" if self.single_chip
+                        else f"[{self.n_models_}, M, {self.n_features_in_}]")
+            raise ValueError(f"voltages of shape {got} do not match the fitted model{'' if self.single_chip else 's'}: "
+                             f"expected {expected}")
+        return x
+
+    def _check_y(self, y: Any, k: int, n: int, n_classes: Optional[int]) -> np.ndarray:
+        """Labels as a ``[K, N]`` array of class indices in ``[0, n_classes)``."""
+        labels = np.asarray(y)
+        if self.single_chip:
+            if labels.shape != (n,):
+                raise ValueError(f"labels must have shape [N] with one label per image: the voltages hold {n} images, "
+                                 f"the labels have shape {labels.shape}")
+        elif labels.shape not in ((n,), (k, n)):
+            raise ValueError(f"labels must have shape [N] or [K, N] with one label per image: the voltages hold "
+                             f"{k} chips of {n} images, the labels have shape {labels.shape}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integer class indices; got dtype {labels.dtype} "
+                             f"(first label {labels.flat[0]!r}); convert them with labels.astype(int)")
+        bad = (labels < 0) | (labels >= n_classes) if n_classes is not None else labels < 0
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            accepted = f"in [0, {n_classes})" if n_classes is not None else "non-negative"
+            raise ValueError(f"label {int(labels[where])} at index {where} is out of range: class indices must be "
+                             f"{accepted}")
+        return np.broadcast_to(labels, (k, n))
