@@ -184,12 +184,13 @@ def test_bad_programming_specs_are_refused(spec, message):
         apply_imperfections(circuit, spec)
 
 
-def test_validate_checks_every_item_without_a_circuit():
-    from neurodtco.imperfections import validate_imperfections
+def test_parsing_checks_every_item_without_a_circuit():
+    from neurodtco.imperfections import PassiveProgramming, Temperature, parse_imperfections
 
     good = [{"kind": "temperature", "temperature_c": 85}, {"kind": "passive_programming", "scheme": "v/3"}]
-    assert validate_imperfections(good) == good
+    items = parse_imperfections(good)
+    assert [type(i) for i in items] == [Temperature, PassiveProgramming] and items[1].scheme == "v/3"
     with pytest.raises(ValueError, match="imperfection 1: .*scheme"):
-        validate_imperfections([good[0], {"kind": "passive_programming", "scheme": "v/5"}])
+        parse_imperfections([good[0], {"kind": "passive_programming", "scheme": "v/5"}])
     with pytest.raises(ValueError, match="imperfection 0: .*temperature_c"):
-        validate_imperfections({"kind": "temperature", "temperature_c": "hot"})
+        parse_imperfections({"kind": "temperature", "temperature_c": "hot"})
