@@ -1,8 +1,8 @@
 """Interchangeable simulators behind one interface: ``ideal``, ``nodal``, ``ngspice`` and registered ones.
 
 Engines are found by name in a registry. The built-in ones register here; a higher package
-plugs its own in with ``register_engine`` (``neurodtco.periphery`` registers ``transistor``), so
-this layer never names the packages above it.
+plugs its own in with ``register_engine`` when it is imported, so this layer never names the
+packages above it.
 """
 
 from __future__ import annotations
