@@ -299,8 +299,8 @@ def test_imperfections_are_parsed_once_and_applied_per_circuit(monkeypatch, tmp_
 
     spec = [{"kind": "temperature", "temperature_c": 60.0, "technology": "reram"},
             {"kind": "read_noise", "relative_sigma": 0.02, "group_size": 100}]
-    study = parse_study(small_study(imperfections=spec, defects={"patterns": ["random"], "arrays": [3], "kinds": ["on"]},
-                                    cross_defect={"enabled": False}))
+    grid = {"patterns": ["random"], "arrays": [3], "kinds": ["on"]}
+    study = parse_study(small_study(imperfections=spec, defects=grid, cross_defect={"enabled": False}))
     assert isinstance(study.imperfection_items, Imperfections) and isinstance(study.imperfection_items[0], Temperature)
     assert study.imperfection_items.read_noise == ReadNoiseModel(relative_sigma=0.02, group_size=100)
     # The canonical form (hence the hash and every task id) keeps the dicts as written, defaults not filled in.

@@ -89,7 +89,8 @@ def _run_with_read_noise(eng: Engine, circuit: Circuit, inputs_v: np.ndarray, re
                          "(inferences that share one noise sample)")
     seeds = (int, np.integer, np.random.SeedSequence, np.random.Generator)
     if isinstance(seed, bool) or not (seed is None or isinstance(seed, seeds)):
-        raise ValueError(f"seed={seed!r} is not accepted: expected a non-negative integer, a SeedSequence or a Generator")
+        raise ValueError(f"seed={seed!r} is not accepted: expected a non-negative integer, a SeedSequence "
+                         "or a Generator")
     x = circuit.check_inputs(inputs_v)
     rng = np.random.default_rng(seed)
     v_read = circuit.cell.v_read_v

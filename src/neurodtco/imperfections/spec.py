@@ -76,7 +76,8 @@ class Temperature:
         kelvin(temperature_c)
         technology = params.pop("technology", "reram")
         if technology not in TECHNOLOGIES:
-            raise ValueError(f"temperature: technology={technology!r} is not accepted: choose one of {list(TECHNOLOGIES)}")
+            raise ValueError(f"temperature: technology={technology!r} is not accepted: "
+                             f"choose one of {list(TECHNOLOGIES)}")
         cell_cls = ReRAMThermalModel if technology == "reram" else EFlashThermalModel
         wire_tcr = params.pop("wire_tcr_per_k", WireThermalModel().tcr_per_k)
         feedback = params.pop("feedback_tcr_per_k", 0.0)
@@ -166,7 +167,8 @@ class PassiveProgramming:
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
-            raise ValueError(f"passive_programming: scheme={self.scheme!r} is not accepted: choose one of {list(SCHEMES)}")
+            raise ValueError(f"passive_programming: scheme={self.scheme!r} is not accepted: "
+                             f"choose one of {list(SCHEMES)}")
         if self.order not in ORDERS:
             raise ValueError(f"passive_programming: order={self.order!r} is not accepted: choose one of {list(ORDERS)}")
         if isinstance(self.passes, bool) or not isinstance(self.passes, int) or self.passes < 1:
