@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from .drift import PowerLawDrift, apply_drift
 from .energy import DEFAULT_READ_TIME_S, energy_per_inference_j, evaluate
-from .noise import ReadNoiseModel, circuit_temperature_c, read_noise_record, sample_read_noise
+from .noise import ReadNoiseModel, circuit_temperature_c, read_noise_record
 from .programming import (ORDERS, SCHEMES, ProgrammingResult, SwitchingDevice, WriteVerifyConfig,
                           apply_passive_programming, apply_write_verify, cell_thresholds, check_targets,
                           initial_state, layer_record, program_passive, programming_totals, write_verify)
@@ -40,7 +40,7 @@ __all__ = [
     "Imperfection", "Imperfections", "Temperature", "ReadNoise", "WriteVerify", "PassiveProgramming", "Drift",
     "ReRAMThermalModel", "EFlashThermalModel", "WireThermalModel", "TECHNOLOGIES", "thermal_model",
     "apply_temperature",
-    "ReadNoiseModel", "sample_read_noise", "read_noise_record", "circuit_temperature_c",
+    "ReadNoiseModel", "read_noise_record", "circuit_temperature_c",
     "SwitchingDevice", "WriteVerifyConfig", "ProgrammingResult", "write_verify", "program_passive",
     "apply_write_verify", "apply_passive_programming", "SCHEMES", "ORDERS", "cell_thresholds", "check_targets",
     "initial_state", "layer_record", "programming_totals",

@@ -86,12 +86,6 @@ def circuit_temperature_c(circuit: Circuit) -> float:
     return float(circuit.metadata.get(TEMPERATURE_KEY, 25.0))
 
 
-def sample_read_noise(circuit: Circuit, model: ReadNoiseModel, rng: np.random.Generator) -> Circuit:
-    """One noisy copy of the circuit (every cell read once)."""
-    v_read, temp = circuit.cell.v_read_v, circuit_temperature_c(circuit)
-    return circuit.with_conductances([model.sample(g, rng, v_read, temp) for g in circuit.conductances])
-
-
 def read_noise_record(circuit: Circuit, model: ReadNoiseModel) -> dict:
     """The model's parameters and the relative sigma its cells are read with (at the circuit's temperature)."""
     temp = circuit_temperature_c(circuit)
@@ -104,4 +98,4 @@ def read_noise_record(circuit: Circuit, model: ReadNoiseModel) -> dict:
             "sampling": "per group of group_size inferences, in the simulation (simulate(..., read_noise=...))"}
 
 
-__all__ = ["ReadNoiseModel", "sample_read_noise", "read_noise_record", "circuit_temperature_c"]
+__all__ = ["ReadNoiseModel", "read_noise_record", "circuit_temperature_c"]
