@@ -184,12 +184,38 @@ def test_bad_programming_specs_are_refused(spec, message):
         apply_imperfections(circuit, spec)
 
 
-def test_validate_checks_every_item_without_a_circuit():
-    from neurodtco.imperfections import validate_imperfections
+def test_parsing_checks_every_item_without_a_circuit():
+    from neurodtco.imperfections import PassiveProgramming, Temperature, parse_imperfections
 
     good = [{"kind": "temperature", "temperature_c": 85}, {"kind": "passive_programming", "scheme": "v/3"}]
-    assert validate_imperfections(good) == good
+    items = parse_imperfections(good)
+    assert [type(i) for i in items] == [Temperature, PassiveProgramming] and items[1].scheme == "v/3"
     with pytest.raises(ValueError, match="imperfection 1: .*scheme"):
-        validate_imperfections([good[0], {"kind": "passive_programming", "scheme": "v/5"}])
+        parse_imperfections([good[0], {"kind": "passive_programming", "scheme": "v/5"}])
     with pytest.raises(ValueError, match="imperfection 0: .*temperature_c"):
-        validate_imperfections({"kind": "temperature", "temperature_c": "hot"})
+        parse_imperfections({"kind": "temperature", "temperature_c": "hot"})
+
+
+def test_public_programming_primitives_add_up_the_layer_records():
+    from neurodtco.imperfections import (cell_thresholds, check_targets, initial_state, layer_record,
+                                         programming_totals)
+
+    rng = np.random.default_rng(4)
+    device, config = SwitchingDevice(threshold_variation=0.1), WriteVerifyConfig(tolerance=0.05, max_pulses=30)
+    results = [write_verify(targets(shape, seed), G_MIN, G_MAX, device, config, rng)
+               for seed, shape in enumerate([(5, 6), (3, 4)])]
+    layers = [layer_record(i, r) for i, r in enumerate(results)]
+    total = programming_totals(layers)
+    errors = np.concatenate([r.relative_error.ravel() for r in results])
+    assert total["cells"] == errors.size == 42
+    assert total["pulses_total"] == sum(int(r.pulses.sum()) for r in results)
+    assert total["failed"] == sum(int(r.failed.sum()) for r in results)
+    assert total["relative_error_rms"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-12)
+    assert "failed_mask" not in layers[0] and layer_record(0, results[0], masks=True)["failed_mask"] is results[0].failed
+    np.testing.assert_array_equal(initial_state((2, 2), WriteVerifyConfig(initial_state="max")), np.ones((2, 2)))
+    v_set, _ = cell_thresholds(device, (3, 4), np.random.default_rng(1))
+    np.testing.assert_array_equal(v_set, device.draw_thresholds((3, 4), np.random.default_rng(1))[0])
+    with pytest.raises(ValueError, match=r"set thresholds must be positive finite volts of shape \(3, 4\)"):
+        cell_thresholds(device, (3, 4), rng, given=(np.ones((2, 2)), np.ones((3, 4))))
+    with pytest.raises(ValueError, match=r"targets must lie in the programmable window \[1e-06, 0.0001\] S"):
+        check_targets(np.array([2e-4]), G_MIN, G_MAX)

@@ -332,3 +332,34 @@ def test_transistor_engine_behind_the_engine_interface(builtin):
         simulate(circuit, x[:1], engine="transistor", return_nodes=True)
     with pytest.raises(ValueError, match="outside the characterized range"):
         get_engine("transistor", temp_c=150.0)
+
+
+def test_the_periphery_registers_the_transistor_engine_itself():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import neurodtco.engines as engines
+    from neurodtco.periphery import TransistorEngine
+
+    assert "transistor" in engines.engine_names() and engines._REGISTRY["transistor"] is TransistorEngine
+    # The engines layer does not name the package above it: the name lives in the periphery.
+    source = "".join(p.read_text() for p in Path(engines.__file__).parent.glob("*.py"))
+    assert "transistor" not in source.lower() and "..periphery" not in source and "neurodtco.periphery" not in source
+    # A fresh process that imports only neurodtco finds it (the characterization is read, nothing simulated).
+    code = "import neurodtco as nd; e = nd.get_engine('transistor'); print(type(e).__module__, e.corner)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["neurodtco.periphery.engine", "NOM"]
+
+
+def test_register_engine_refuses_a_taken_name_and_a_non_callable():
+    from neurodtco.engines import IdealEngine, get_engine, register_engine
+
+    register_engine("ideal", IdealEngine)  # the same factory again changes nothing
+    assert type(get_engine("ideal")) is IdealEngine
+    with pytest.raises(ValueError, match="engine name 'nodal' is already registered"):
+        register_engine("nodal", IdealEngine)
+    with pytest.raises(ValueError, match="must be callable"):
+        register_engine("other", "IdealEngine")
+    with pytest.raises(ValueError, match="unknown engine 'spectre'; choose one of .*'transistor'"):
+        get_engine("spectre")

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -294,33 +293,36 @@ def test_real_imperfections_change_the_voltages_reproducibly(tmp_path):
         np.testing.assert_array_equal(v_hot, v_again)
 
 
-def test_imperfections_are_passed_to_the_hook(monkeypatch, tmp_path):
-    calls = []
+def test_imperfections_are_parsed_once_and_applied_per_circuit(monkeypatch, tmp_path):
+    from neurodtco.imperfections import Imperfections, ReadNoiseModel, Temperature, parse_imperfections
+    from neurodtco.study import compute
 
-    def apply_imperfections(circuit, spec, seed):
-        calls.append((spec, seed))
-        g = [np.asarray(layer.conductance) * 0.5 + 0.5 * circuit.cell.g_min for layer in circuit.layers]
-        return circuit.with_conductances(g), {"halved": True, "seed": seed}
+    spec = [{"kind": "temperature", "temperature_c": 60.0, "technology": "reram"},
+            {"kind": "read_noise", "relative_sigma": 0.02, "group_size": 100}]
+    grid = {"patterns": ["random"], "arrays": [3], "kinds": ["on"]}
+    study = parse_study(small_study(imperfections=spec, defects=grid, cross_defect={"enabled": False}))
+    assert isinstance(study.imperfection_items, Imperfections) and isinstance(study.imperfection_items[0], Temperature)
+    assert study.imperfection_items.read_noise == ReadNoiseModel(relative_sigma=0.02, group_size=100)
+    # The canonical form (hence the hash and every task id) keeps the dicts as written, defaults not filled in.
+    assert study.canonical()["imperfections"] == spec
+    assert parse_study(small_study(imperfections=[spec[0]])).hash() != parse_study(
+        small_study(imperfections=[{**spec[0], "technology": "eflash"}])).hash()
 
-    fake = types.ModuleType("neurodtco.imperfections")
-    fake.apply_imperfections = apply_imperfections
-    monkeypatch.setitem(sys.modules, "neurodtco.imperfections", fake)
-    spec = [{"model": "tuning", "tolerance": 0.05}]
-    data = small_study(imperfections=spec, defects={"patterns": ["random"], "arrays": [3], "kinds": ["on"]},
-                       cross_defect={"enabled": False})
-    run_study(parse_study(data), tmp_path / "imp", executor=SerialExecutor())
-    df = load_results(tmp_path / "imp")
-    # One up-front check in the runner (so that a bad spec fails once, early), then one call per circuit:
-    # the healthy circuit and the two instances, each with its own seed.
+    calls, real = [], compute.apply_imperfections
+
+    def spy(circuit, items, seed):
+        calls.append((items, seed))
+        return real(circuit, items, seed)
+
+    monkeypatch.setattr(compute, "apply_imperfections", spy)
+    run_study(study, tmp_path / "imp", executor=SerialExecutor())
+    # One up-front check in the runner (so that a bad spec fails once, early), then one call per circuit
+    # (the healthy one and the two instances), each with its own seed, all with the typed items.
     assert len(calls) == 1 + 1 + 2
-    assert all(s == spec for s, _ in calls)
+    assert all(items == parse_imperfections(spec) for items, _ in calls)
     assert len({seed for _, seed in calls[1:]}) == 3
-    records = [json.loads(r) for r in df["imperfections"]]
-    assert all(r["halved"] for r in records)
-
-    monkeypatch.setitem(sys.modules, "neurodtco.imperfections", types.ModuleType("neurodtco.imperfections"))
-    with pytest.raises(StudyFileError, match="imperfections: .*no neurodtco.imperfections.apply_imperfections"):
-        parse_study(data)
+    records = [json.loads(r) for r in load_results(tmp_path / "imp")["imperfections"]]
+    assert all([item["kind"] for item in r["items"]] == ["temperature", "read_noise"] for r in records)
 
 
 def test_cli_run_names_the_bad_key_and_creates_nothing(tmp_path):

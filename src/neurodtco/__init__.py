@@ -7,6 +7,7 @@ from .devices import GapReRAMCell, LinearCell
 from .engines import SimulationResult, get_engine, simulate
 from .mapping import MappingConfig, map_network, map_weights
 from .network import NetworkConfig, TrainedNetwork, default_network, load_network, train
+from . import periphery  # noqa: E402,F401  (registers the transistor engine)
 
 __version__ = "0.1.0"
 

@@ -1,48 +1,78 @@
-"""Interchangeable simulators behind one interface: ``ideal``, ``nodal`` and ``ngspice``."""
+"""Interchangeable simulators behind one interface: ``ideal``, ``nodal``, ``ngspice`` and registered ones.
+
+Engines are found by name in a registry. The built-in ones register here; a higher package
+plugs its own in with ``register_engine`` when it is imported, so this layer never names the
+packages above it.
+"""
 
 from __future__ import annotations
 
-import importlib
 import time
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..circuit import Circuit
-from .base import Engine, SimulationResult
+from .base import Engine, ReadNoise, SimulationResult, concatenate_results
+from .ideal import IdealEngine
+from .ngspice import NgspiceEngine
+from .nodal import NodalEngine
 
-_ENGINES = {
-    "ideal": ("neurodtco.engines.ideal", "IdealEngine"),
-    "nodal": ("neurodtco.engines.nodal", "NodalEngine"),
-    "ngspice": ("neurodtco.engines.ngspice", "NgspiceEngine"),
-    # FreePDK45 op-amp neurons in ngspice (needs the optional pdk extra); see docs/periphery.md
-    "transistor": ("neurodtco.periphery.engine", "TransistorEngine"),
-}
+#: Circuit metadata key of the temperature a circuit is at (set by ``imperfections.apply_temperature``).
+TEMPERATURE_KEY = "temperature_c"
+
+_REGISTRY: dict[str, Callable[..., Engine]] = {}
+
+
+def register_engine(name: str, factory: Callable[..., Engine]) -> None:
+    """Make ``get_engine(name, **options)`` return ``factory(**options)``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"engine name {name!r} is not accepted: expected a non-empty string")
+    if not callable(factory):
+        raise ValueError(f"the factory of engine {name!r} must be callable (a class or a function); got {factory!r}")
+    known = _REGISTRY.get(name)
+    if known is not None and known is not factory:
+        raise ValueError(f"engine name {name!r} is already registered to {known!r}; choose another name")
+    _REGISTRY[name] = factory
+
+
+register_engine("ideal", IdealEngine)
+register_engine("nodal", NodalEngine)
+register_engine("ngspice", NgspiceEngine)
 
 
 def engine_names() -> list[str]:
     """Names accepted by ``get_engine``."""
-    return list(_ENGINES)
+    return list(_REGISTRY)
 
 
 def get_engine(name: str, **options: Any) -> Engine:
     """An engine instance by name, with engine-specific options."""
-    if isinstance(name, str) and name in _ENGINES:
-        module, cls = _ENGINES[name]
-        return getattr(importlib.import_module(module), cls)(**options)
+    if isinstance(name, str) and name in _REGISTRY:
+        return _REGISTRY[name](**options)
     raise ValueError(f"unknown engine {name!r}; choose one of {engine_names()}")
 
 
-def simulate(circuit: Circuit, inputs_v: Any, engine: str | Engine = "ideal", **kwargs: Any) -> SimulationResult:
-    """Simulate input voltages through a circuit; torch inputs give torch outputs."""
+def simulate(circuit: Circuit, inputs_v: Any, engine: str | Engine = "ideal", *,
+             read_noise: Optional[ReadNoise] = None, seed: Any = 0, **kwargs: Any) -> SimulationResult:
+    """Simulate input voltages through a circuit; torch inputs give torch outputs.
+
+    ``read_noise`` (e.g. ``imperfections.ReadNoiseModel``): every group of ``read_noise.group_size``
+    inferences reads its own noisy sample of the conductances, drawn from ``seed`` (an int, a
+    ``SeedSequence`` or a ``Generator``); without it the circuit is read noise-free and ``seed``
+    is unused.
+    """
     is_torch = type(inputs_v).__module__.startswith("torch")
     x = inputs_v.detach().cpu().double().numpy() if is_torch else np.asarray(inputs_v, dtype=np.float64)
     eng = get_engine(engine) if isinstance(engine, str) else engine
     start = time.perf_counter()
-    result = eng.run(circuit, x, **kwargs)
+    if read_noise is None:
+        result = eng.run(circuit, x, **kwargs)
+    else:
+        result = _run_with_read_noise(eng, circuit, x, read_noise, seed, **kwargs)
     result.info.setdefault("elapsed_s", time.perf_counter() - start)
     if is_torch:
-        import torch
+        import torch  # optional dependency, only when the caller passed torch tensors
 
         result.outputs_v = torch.from_numpy(result.outputs_v)
         if result.hidden_v is not None:
@@ -50,4 +80,30 @@ def simulate(circuit: Circuit, inputs_v: Any, engine: str | Engine = "ideal", **
     return result
 
 
-__all__ = ["Engine", "SimulationResult", "engine_names", "get_engine", "simulate"]
+def _run_with_read_noise(eng: Engine, circuit: Circuit, inputs_v: np.ndarray, read_noise: ReadNoise, seed: Any,
+                         **kwargs: Any) -> SimulationResult:
+    """A fresh noisy conductance sample per group of ``read_noise.group_size`` inferences."""
+    group = read_noise.group_size
+    if isinstance(group, bool) or not isinstance(group, (int, np.integer)) or group < 1:
+        raise ValueError(f"group_size={group!r} is not accepted: expected an integer >= 1 "
+                         "(inferences that share one noise sample)")
+    seeds = (int, np.integer, np.random.SeedSequence, np.random.Generator)
+    if isinstance(seed, bool) or not (seed is None or isinstance(seed, seeds)):
+        raise ValueError(f"seed={seed!r} is not accepted: expected a non-negative integer, a SeedSequence "
+                         "or a Generator")
+    x = circuit.check_inputs(inputs_v)
+    rng = np.random.default_rng(seed)
+    v_read = circuit.cell.v_read_v
+    temperature_c = float(circuit.metadata.get(TEMPERATURE_KEY, 25.0))
+    parts = []
+    for begin in range(0, len(x), group):
+        noisy = circuit.with_conductances([read_noise.sample(g, rng, v_read, temperature_c)
+                                           for g in circuit.conductances])
+        parts.append(eng.run(noisy, x[begin:begin + group], **kwargs))
+    result = concatenate_results(parts)
+    result.info.update({"noise_samples": len(parts), "group_size": int(group)})
+    return result
+
+
+__all__ = ["Engine", "ReadNoise", "SimulationResult", "TEMPERATURE_KEY", "concatenate_results", "engine_names",
+           "get_engine", "register_engine", "simulate"]

@@ -55,3 +55,35 @@ class Engine(Protocol):
     ) -> SimulationResult:
         """Simulate ``inputs_v`` ``[batch, n_inputs]`` (volts) through the whole circuit."""
         ...
+
+
+class ReadNoise(Protocol):
+    """What ``simulate(..., read_noise=...)`` needs of a read-noise model (``imperfections.ReadNoiseModel`` is one).
+
+    ``sample`` returns one noisy read of conductances ``g`` (S) at read voltage ``v_read_v`` and
+    ``temperature_c``; ``group_size`` inferences share one sample.
+    """
+
+    group_size: int
+
+    def sample(self, g: np.ndarray, rng: np.random.Generator, v_read_v: float,
+               temperature_c: float = 25.0) -> np.ndarray:
+        """One noisy read of every cell."""
+        ...
+
+
+def concatenate_results(parts: list[SimulationResult]) -> SimulationResult:
+    """One result from several batches simulated in order."""
+    if not parts:
+        raise ValueError("no results to concatenate: the input batch was empty")
+    first = parts[0]
+    hidden = None
+    if first.hidden_v is not None:
+        hidden = [np.concatenate([p.hidden_v[i] for p in parts]) for i in range(len(first.hidden_v))]
+    nodes = None
+    if first.nodes is not None:
+        nodes = [{key: np.concatenate([p.nodes[i][key] for p in parts]) for key in first.nodes[i]}
+                 for i in range(len(first.nodes))]
+    power = np.concatenate([p.power_w for p in parts]) if first.power_w is not None else None
+    return SimulationResult(outputs_v=np.concatenate([p.outputs_v for p in parts]), engine=first.engine,
+                            hidden_v=hidden, nodes=nodes, power_w=power)

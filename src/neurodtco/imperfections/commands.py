@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
+import yaml
 
 from ..circuit import Circuit
-from . import apply_imperfections
 from .energy import evaluate
+from .spec import Imperfection, apply_imperfections, parse_imperfections
 
 
 def specs_from_options(
@@ -56,8 +57,6 @@ def load_spec_file(path: Path) -> list[dict]:
     if path.suffix.lower() == ".json":
         data = json.loads(text)
     else:
-        import yaml
-
         data = yaml.safe_load(text)
     if isinstance(data, dict) and "imperfections" in data:
         data = data["imperfections"]
@@ -80,7 +79,7 @@ def run_imperfect(
     circuit: Circuit,
     inputs_v: np.ndarray,
     labels: np.ndarray,
-    specs: list[dict],
+    specs: Sequence[Mapping[str, Any] | Imperfection],
     engine: str = "nodal",
     repeats: int = 1,
     seed: int = 0,
@@ -89,15 +88,17 @@ def run_imperfect(
     """Accuracy and arrays' energy per inference with and without the imperfections, over seeds."""
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} is not accepted: expected an integer >= 1")
+    items = parse_imperfections(list(specs))
     start = time.perf_counter()
     clean = evaluate(circuit, inputs_v, labels, engine=engine, read_time_s=read_time_s)
     t_clean = time.perf_counter() - start
     runs, records = [], []
     start = time.perf_counter()
     for k in range(repeats):
-        imperfect, record = apply_imperfections(circuit, specs, seed=seed + k) if specs else (circuit, {"items": []})
-        runs.append(evaluate(imperfect, inputs_v, labels, engine=engine, seed=seed + k, read_time_s=read_time_s))
-        records.append(summarize_record(record) if specs else [])
+        imperfect, record = apply_imperfections(circuit, items, seed=seed + k)
+        runs.append(evaluate(imperfect, inputs_v, labels, engine=engine, seed=seed + k, read_time_s=read_time_s,
+                             read_noise=items.read_noise))
+        records.append(summarize_record(record))
     t_imperfect = time.perf_counter() - start
     acc = np.array([r["accuracy"] for r in runs])
     energy = np.array([r["energy_per_inference_j"] for r in runs])
@@ -113,7 +114,7 @@ def run_imperfect(
         "engine": engine,
         "repeats": repeats,
         "seeds": list(range(seed, seed + repeats)),
-        "imperfections": specs,
+        "imperfections": [dict(s) if isinstance(s, Mapping) else s.to_dict() for s in specs],
         "records": records,
         "n_test": int(len(labels)),
         "timings": {"clean_s": t_clean, "imperfect_s": t_imperfect},

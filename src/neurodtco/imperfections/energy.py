@@ -9,14 +9,14 @@ analog circuit holds its inputs for one read time, so the arrays' energy per inf
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from .._validate import check_positive
 from ..circuit import Circuit
-from ..engines import SimulationResult
-from .noise import simulate
+from ..engines import SimulationResult, simulate
+from .noise import ReadNoiseModel
 
 DEFAULT_READ_TIME_S = 1e-7
 
@@ -36,11 +36,13 @@ def evaluate(
     engine: Any = "ideal",
     seed: Any = 0,
     read_time_s: float = DEFAULT_READ_TIME_S,
+    read_noise: Optional[ReadNoiseModel] = None,
     **engine_kwargs: Any,
 ) -> dict:
-    """Accuracy and arrays' energy per inference (read noise honoured when attached)."""
+    """Accuracy and arrays' energy per inference; ``read_noise`` resampled per inference group from ``seed``."""
     check_positive("read_time_s", read_time_s, "seconds the inputs are held per inference, e.g. 1e-7")
-    result = simulate(circuit, inputs_v, engine=engine, seed=seed, return_power=True, **engine_kwargs)
+    result = simulate(circuit, inputs_v, engine=engine, read_noise=read_noise, seed=seed, return_power=True,
+                      **engine_kwargs)
     energy = energy_per_inference_j(result, read_time_s)
     return {
         "accuracy": result.accuracy(np.asarray(labels)),

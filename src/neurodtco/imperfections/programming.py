@@ -191,8 +191,9 @@ class ProgrammingResult:
         return out
 
 
-def _thresholds(device: SwitchingDevice, shape: tuple[int, ...], rng: np.random.Generator,
-                given: Optional[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def cell_thresholds(device: SwitchingDevice, shape: tuple[int, ...], rng: np.random.Generator,
+                    given: Optional[tuple[np.ndarray, np.ndarray]] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell's (set, reset) thresholds (V): ``given`` maps checked, else drawn from ``device``."""
     if given is None:
         return device.draw_thresholds(shape, rng)
     v_set, v_reset = (np.asarray(v, dtype=np.float64) for v in given)
@@ -202,11 +203,13 @@ def _thresholds(device: SwitchingDevice, shape: tuple[int, ...], rng: np.random.
     return v_set, v_reset
 
 
-def _initial(shape: tuple[int, ...], config: WriteVerifyConfig) -> np.ndarray:
+def initial_state(shape: tuple[int, ...], config: WriteVerifyConfig) -> np.ndarray:
+    """Log-position ``w`` of every cell before programming (``config.initial_state``)."""
     return np.full(shape, 1.0 if config.initial_state == "max" else 0.0)
 
 
-def _check_targets(targets: np.ndarray, g_min: float, g_max: float) -> np.ndarray:
+def check_targets(targets: np.ndarray, g_min: float, g_max: float) -> np.ndarray:
+    """Target conductances (S) as float64, refused outside the programmable window ``[g_min, g_max]``."""
     t = np.asarray(targets, dtype=np.float64)
     if not 0 < g_min < g_max:
         raise ValueError(f"the window g_min={g_min:g}, g_max={g_max:g} S must satisfy 0 < g_min < g_max")
@@ -229,12 +232,12 @@ def write_verify(
 
     ``thresholds``: measured (set, reset) threshold maps in volts; drawn from ``device`` when None.
     """
-    targets = _check_targets(targets, g_min, g_max)
+    targets = check_targets(targets, g_min, g_max)
     shape = targets.shape
-    v_set, v_reset = _thresholds(device, shape, rng, thresholds)
+    v_set, v_reset = cell_thresholds(device, shape, rng, thresholds)
     log_span = math.log(g_max / g_min)
     log_target = np.log(targets)
-    w = _initial(shape, config)
+    w = initial_state(shape, config)
     amplitude = np.zeros(shape)
     polarity = np.zeros(shape, dtype=np.int8)
     pulses = np.zeros(shape, dtype=np.int64)
@@ -340,18 +343,18 @@ def program_passive(
         raise ValueError(f"order={order!r} is not accepted: choose one of {list(ORDERS)}")
     if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes < 1:
         raise ValueError(f"passes={passes!r} is not accepted: expected an integer >= 1 (sweeps over the array)")
-    targets = _check_targets(targets, g_min, g_max)
+    targets = check_targets(targets, g_min, g_max)
     if targets.ndim != 2:
         raise ValueError(f"a passive crossbar is a [rows, columns] array; got shape {targets.shape}")
     n_rows, n_cols = targets.shape
-    v_set, v_reset = _thresholds(device, targets.shape, rng, thresholds)
+    v_set, v_reset = cell_thresholds(device, targets.shape, rng, thresholds)
     set_lines, reset_lines = _SortedLines(v_set), _SortedLines(v_reset)
     divisor = 2.0 if scheme == "v/2" else 3.0
     log_span, log_g_min = math.log(g_max / g_min), math.log(g_min)
     # The loop is inherently sequential (each pulse may disturb cells tuned before) and touches one
     # cell plus a handful of half-selected ones per pulse: plain Python floats beat small NumPy calls.
     n_cells = targets.size
-    w = _initial(targets.shape, config).ravel()
+    w = initial_state(targets.shape, config).ravel()
     set_list, reset_list = v_set.ravel().tolist(), v_reset.ravel().tolist()
     log_targets = np.log(targets).ravel().tolist()
     pulses, failed = [0] * n_cells, [False] * n_cells
@@ -440,7 +443,8 @@ def _cell_order(n_rows: int, n_cols: int, order: str, rng: np.random.Generator) 
     return cells
 
 
-def _layer_record(index: int, result: ProgrammingResult, masks: bool) -> dict:
+def layer_record(index: int, result: ProgrammingResult, masks: bool = False) -> dict:
+    """Record of one programmed array: the scalar summary, plus the cell maps when ``masks``."""
     out = {"layer": index, **result.summary()}
     if masks:  # cell maps are large; study stores keep only the counts unless asked
         out.update({"failed_mask": result.failed, "out_of_tolerance_mask": result.out_of_tolerance,
@@ -451,7 +455,8 @@ def _layer_record(index: int, result: ProgrammingResult, masks: bool) -> dict:
     return out
 
 
-def _totals(layers: list[dict]) -> dict:
+def programming_totals(layers: list[dict]) -> dict:
+    """Whole-circuit counts and error from the ``layer_record`` of every array."""
     cells = sum(r["cells"] for r in layers)
     total = {
         "cells": cells,
@@ -473,9 +478,9 @@ def apply_write_verify(circuit: Circuit, device: SwitchingDevice, config: WriteV
                        rng: np.random.Generator, record_masks: bool = False) -> tuple[Circuit, dict]:
     """Program every array by write-verify (cells isolated by select transistors)."""
     results = [write_verify(g, circuit.cell.g_min, circuit.cell.g_max, device, config, rng) for g in circuit.conductances]
-    layers = [_layer_record(i, r, record_masks) for i, r in enumerate(results)]
+    layers = [layer_record(i, r, record_masks) for i, r in enumerate(results)]
     record = {"kind": "write_verify", "tolerance": config.tolerance, "max_pulses": int(config.max_pulses),
-              "threshold_variation": device.threshold_variation, **_totals(layers), "layers": layers}
+              "threshold_variation": device.threshold_variation, **programming_totals(layers), "layers": layers}
     return circuit.with_conductances([r.conductance for r in results]), record
 
 
@@ -485,12 +490,13 @@ def apply_passive_programming(circuit: Circuit, device: SwitchingDevice, config:
     """Program every array as a passive crossbar with a V/2 or V/3 scheme (disturbance included)."""
     results = [program_passive(g, circuit.cell.g_min, circuit.cell.g_max, device, config, rng, scheme, order, passes)
                for g in circuit.conductances]
-    layers = [_layer_record(i, r, record_masks) for i, r in enumerate(results)]
+    layers = [layer_record(i, r, record_masks) for i, r in enumerate(results)]
     record = {"kind": "passive_programming", "scheme": scheme, "order": order, "passes": int(passes),
               "tolerance": config.tolerance, "max_pulses": int(config.max_pulses),
-              "threshold_variation": device.threshold_variation, **_totals(layers), "layers": layers}
+              "threshold_variation": device.threshold_variation, **programming_totals(layers), "layers": layers}
     return circuit.with_conductances([r.conductance for r in results]), record
 
 
 __all__ = ["SwitchingDevice", "WriteVerifyConfig", "ProgrammingResult", "write_verify", "program_passive",
-           "apply_write_verify", "apply_passive_programming", "SCHEMES", "ORDERS"]
+           "apply_write_verify", "apply_passive_programming", "SCHEMES", "ORDERS", "INITIAL_STATES",
+           "cell_thresholds", "initial_state", "check_targets", "layer_record", "programming_totals"]

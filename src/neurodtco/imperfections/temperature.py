@@ -43,6 +43,7 @@ import numpy as np
 
 from .._validate import check_positive, check_range
 from ..circuit import Circuit, Layer
+from ..engines import TEMPERATURE_KEY
 from ._common import BOLTZMANN_EV_PER_K, kelvin
 
 CONDUCTANCE_QUANTUM_S = 7.748091729e-5  # 2 e^2 / h
@@ -216,7 +217,7 @@ def apply_temperature(
                              neuron=neuron)
 
     hot = circuit.map_layers(heat)
-    hot = hot.replace(metadata={**circuit.metadata, "temperature_c": float(temperature_c)})
+    hot = hot.replace(metadata={**circuit.metadata, TEMPERATURE_KEY: float(temperature_c)})
     every = np.concatenate([f.ravel() for f in factors])
     record = {
         "kind": "temperature",

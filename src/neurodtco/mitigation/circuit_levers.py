@@ -40,6 +40,9 @@ import pandas as pd
 
 from ..circuit import Circuit, Layer
 from ..data import Dataset, to_voltages
+from ..engines import simulate
+from ..imperfections import apply_imperfections, parse_imperfections
+from ..imperfections.temperature import EFlashThermalModel, thermal_model
 from ..mapping import MappingConfig, layer_neuron, map_network, signed_layers
 from ..network import TrainedNetwork
 from .common import resolve_engine
@@ -110,11 +113,10 @@ def sweep_circuit(network: TrainedNetwork, dataset: Dataset, *, arrangements: It
     scale, hence also the hidden rails), op-amp open-loop gain and wire segment resistance, then
     applies ``imperfection`` (an ``apply_imperfections`` spec, e.g. programming) and the temperature
     (the ReRAM model of ``imperfections.temperature``; 25 C is the reference, no change), and runs
-    ``engine`` on the test images.
+    ``engine`` on the test images (a read-noise item of ``imperfection`` is drawn per inference group).
     """
-    from ..imperfections import apply_imperfections
-
     eng = resolve_engine(engine)
+    items = parse_imperfections(imperfection if imperfection is not None else [])
     rows = []
     for arrangement in arrangements:
         for v in v_read_v:
@@ -123,13 +125,13 @@ def sweep_circuit(network: TrainedNetwork, dataset: Dataset, *, arrangements: It
                     config = replace(base, v_read_v=float(v), open_loop_gain=float(gain), r_word_ohm=float(wire),
                                      r_bit_ohm=float(wire))
                     circuit = map_arrangement(network, config, arrangement)
-                    if imperfection is not None:
-                        circuit, _ = apply_imperfections(circuit, imperfection, seed=seed)
+                    circuit, _ = apply_imperfections(circuit, items, seed=seed)
                     for t in temperatures_c:
                         hot = circuit
                         if float(t) != 25.0:
                             hot, _ = apply_imperfections(circuit, {"kind": "temperature", "temperature_c": float(t)})
-                        result = eng.run(hot, to_voltages(dataset.x_test, hot.input_scale_v), return_power=True)
+                        result = simulate(hot, to_voltages(dataset.x_test, hot.input_scale_v), engine=eng,
+                                          read_noise=items.read_noise, seed=seed, return_power=True)
                         rows.append({"arrangement": arrangement, "v_read_v": float(v), "open_loop_gain": float(gain),
                                      "wire_ohm": float(wire), "temperature_c": float(t),
                                      "accuracy": result.accuracy(dataset.y_test),
@@ -150,8 +152,6 @@ def track_temperature(cold: Circuit, hot: Circuit, temperature_c: float, feedbac
     uniform shift) the product ``R_f G`` and hence every output is exactly temperature-independent.
     Feedback resistors already scaled by a linear TCR in ``hot`` keep that scaling on top.
     """
-    from ..imperfections.temperature import EFlashThermalModel, thermal_model
-
     model = thermal_model(technology, **model_params)
     cell = cold.cell
     g_f = feedback_state_s if feedback_state_s is not None else float(np.sqrt(cell.g_min * cell.g_max))

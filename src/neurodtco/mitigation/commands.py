@@ -10,6 +10,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..data import Dataset
+from ..imperfections import SwitchingDevice, WriteVerifyConfig, apply_passive_programming
 from ..mapping import MappingConfig, map_network
 from ..network import TrainedNetwork
 from .common import circuit_accuracy
@@ -61,7 +62,6 @@ def mitigate_tolerance(net: TrainedNetwork, dataset: Dataset, config: MappingCon
 def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, threshold_variation: float,
                   scheme: str, retrain: bool, engine: str, seed: int) -> dict:
     """Basic vs ordered (and optionally retrained) passive programming of every array."""
-    from ..imperfections import SwitchingDevice, WriteVerifyConfig, apply_passive_programming
     from .tuning import apply_ordered_programming, program_with_retraining
 
     circuit = map_network(net, config)

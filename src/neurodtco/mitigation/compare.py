@@ -35,7 +35,12 @@ import numpy as np
 import pandas as pd
 
 from ..circuit import Circuit
+from ..correction import ChipVoltages, MLPCorrector
 from ..data import Dataset, to_voltages
+from ..engines import simulate
+from ..imperfections import (ReadNoiseModel, ReRAMThermalModel, SwitchingDevice, WriteVerifyConfig,
+                             apply_imperfections, apply_passive_programming, apply_write_verify, evaluate,
+                             parse_imperfections)
 from ..mapping import MappingConfig, map_network
 from ..network import NetworkConfig, TrainedNetwork
 from .common import resolve_engine
@@ -81,18 +86,17 @@ class _Context:
     cache: dict = field(default_factory=dict)
 
 
-def _evaluate(ctx: _Context, circuit: Circuit, seed: int = 0) -> tuple[float, float]:
-    """Accuracy and array energy per inference (J), read noise honoured when attached."""
-    from ..imperfections import evaluate
-
+def _evaluate(ctx: _Context, circuit: Circuit, seed: int = 0,
+              read_noise: Optional[ReadNoiseModel] = None) -> tuple[float, float]:
+    """Accuracy and array energy per inference (J), with read noise drawn per inference group when given."""
     x = to_voltages(ctx.dataset.x_test, circuit.input_scale_v)
-    out = evaluate(circuit, x, ctx.dataset.y_test, engine=ctx.engine, seed=seed, read_time_s=ctx.config.read_time_s)
+    out = evaluate(circuit, x, ctx.dataset.y_test, engine=ctx.engine, seed=seed, read_time_s=ctx.config.read_time_s,
+                   read_noise=read_noise)
     return out["accuracy"], out["energy_per_inference_j"]
 
 
 def _hat_network(ctx: _Context, sigma: float, temperature: bool) -> TrainedNetwork:
     """A hardware-aware network (cached on disk next to the default network)."""
-    from ..imperfections import ReRAMThermalModel
     from ..network import cache_dir, load_network
     from .training import HardwareNoise, train_hardware_aware
 
@@ -118,22 +122,21 @@ def _hat_network(ctx: _Context, sigma: float, temperature: bool) -> TrainedNetwo
 
 def _temperature_sweep(ctx: _Context, circuit: Circuit, tracking: bool = False,
                        corrector: Optional[Any] = None) -> dict:
-    from ..imperfections import apply_imperfections
     from .circuit_levers import track_temperature
 
     cfg = ctx.config.effective()
     accs, energy = [], math.nan
     for t in cfg.temperatures_c:
-        spec = [{"kind": "temperature", "temperature_c": t},
-                {"kind": "read_noise", "relative_sigma": cfg.read_noise_sigma, "group_size": 20}]
+        spec = parse_imperfections([{"kind": "temperature", "temperature_c": t},
+                                    {"kind": "read_noise", "relative_sigma": cfg.read_noise_sigma, "group_size": 20}])
         hot, _ = apply_imperfections(circuit, spec, seed=cfg.seed)
         if tracking:
             hot = track_temperature(circuit, hot, t)
         if corrector is not None:
-            acc = _corrected_accuracy(ctx, hot, corrector)
-            _, e = _evaluate(ctx, hot, cfg.seed)
+            acc = _corrected_accuracy(ctx, hot, corrector, spec.read_noise)
+            _, e = _evaluate(ctx, hot, cfg.seed, spec.read_noise)
         else:
-            acc, e = _evaluate(ctx, hot, cfg.seed)
+            acc, e = _evaluate(ctx, hot, cfg.seed, spec.read_noise)
         accs.append(acc)
         if t == cfg.temperatures_c[0]:
             energy = e
@@ -141,18 +144,25 @@ def _temperature_sweep(ctx: _Context, circuit: Circuit, tracking: bool = False,
             "detail": "worst of " + ", ".join(f"{t:g}C {a:.1%}" for t, a in zip(cfg.temperatures_c, accs))}
 
 
-def _corrected_accuracy(ctx: _Context, circuit: Circuit, corrector: Any) -> float:
-    from ..correction import measure_chip
+def _measure(ctx: _Context, circuit: Circuit, read_noise: Optional[ReadNoiseModel] = None) -> ChipVoltages:
+    """A chip's voltages on every image (training images first); read noise drawn per inference group when given."""
+    x = to_voltages(ctx.dataset.x_all, circuit.input_scale_v)
+    result = simulate(circuit, x, engine=ctx.engine, read_noise=read_noise, seed=ctx.config.seed, return_hidden=True)
+    n = len(ctx.dataset.y_train)
+    hidden = result.hidden_v or []
+    return ChipVoltages(result.outputs_v[:n], result.outputs_v[n:], tuple(h[:n] for h in hidden),
+                        tuple(h[n:] for h in hidden))
 
-    chip = measure_chip(circuit, ctx.dataset, ctx.engine)
+
+def _corrected_accuracy(ctx: _Context, circuit: Circuit, corrector: Any,
+                        read_noise: Optional[ReadNoiseModel] = None) -> float:
+    chip = _measure(ctx, circuit, read_noise)
     return float(corrector.score(chip.features(corrector.features, "test"), ctx.dataset.y_test))
 
 
-def _fit_corrector(ctx: _Context, circuit: Circuit) -> Any:
-    from ..correction import MLPCorrector, measure_chip
-
+def _fit_corrector(ctx: _Context, circuit: Circuit, read_noise: Optional[ReadNoiseModel] = None) -> Any:
     corrector = MLPCorrector(hidden=8, seed=ctx.config.seed)
-    chip = measure_chip(circuit, ctx.dataset, ctx.engine)
+    chip = _measure(ctx, circuit, read_noise)
     corrector.fit(chip.features(corrector.features, "train"), ctx.dataset.y_train, n_classes=ctx.dataset.n_classes)
     return corrector
 
@@ -172,11 +182,8 @@ def _temperature(ctx: _Context, lever: str) -> dict:
     if lever == "circuit":
         return _temperature_sweep(ctx, base, tracking=True)
     if lever == "corrector":
-        from ..imperfections import apply_imperfections
-
-        cold, _ = apply_imperfections(base, {"kind": "read_noise", "relative_sigma": cfg.read_noise_sigma,
-                                             "group_size": 20}, seed=cfg.seed)
-        return _temperature_sweep(ctx, base, corrector=_fit_corrector(ctx, cold))
+        noise = ReadNoiseModel(relative_sigma=cfg.read_noise_sigma, group_size=20)
+        return _temperature_sweep(ctx, base, corrector=_fit_corrector(ctx, base, noise))
     if lever == "combined":
         plain = _temperature_sweep(ctx, map_network(ctx.network, low), tracking=True)
         plain["detail"] += "; low window + tracking feedback"
@@ -190,8 +197,6 @@ def _temperature(ctx: _Context, lever: str) -> dict:
 
 
 def _tuning(ctx: _Context, lever: str) -> dict:
-    from ..imperfections import SwitchingDevice, WriteVerifyConfig, apply_write_verify
-
     cfg = ctx.config.effective()
     device = SwitchingDevice(threshold_variation=cfg.tuning_variation)
     wv = WriteVerifyConfig(tolerance=cfg.tuning_tolerance)
@@ -246,8 +251,6 @@ def _tuning(ctx: _Context, lever: str) -> dict:
 
 
 def _threshold(ctx: _Context, lever: str) -> dict:
-    from ..imperfections import SwitchingDevice, WriteVerifyConfig, apply_passive_programming
-
     cfg = ctx.config.effective()
     device = SwitchingDevice(threshold_variation=cfg.threshold_variation)
     wv = WriteVerifyConfig()

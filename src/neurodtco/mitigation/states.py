@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import Dataset, to_voltages
+from ..imperfections import apply_imperfections, evaluate, parse_imperfections
 from ..mapping import MappingConfig, map_network
 from ..network import TrainedNetwork
 from .circuit_levers import track_temperature
@@ -95,8 +96,6 @@ def evaluate_candidates(network: TrainedNetwork, dataset: Dataset, candidates: S
     "relative_sigma": 0.01, "group_size": 20}``), drawn per inference group; ``programming``: an
     optional programming item applied first (tuning error at 25 C).
     """
-    from ..imperfections import apply_imperfections, evaluate
-
     eng = resolve_engine(engine)
     rows = []
     for cand in candidates:
@@ -106,14 +105,14 @@ def evaluate_candidates(network: TrainedNetwork, dataset: Dataset, candidates: S
         for t in temperatures_c:
             accs, energies = [], []
             for seed in seeds:
-                spec = ([programming] if programming else []) + [temperature_spec(cand, t)]
-                if read_noise:
-                    spec.append(read_noise)
+                spec = parse_imperfections(([programming] if programming else []) + [temperature_spec(cand, t)]
+                                           + ([read_noise] if read_noise else []))
                 hot, _ = apply_imperfections(circuit, spec, seed=seed)
                 if cand.feedback == "tracking":
                     params = {"g_threshold_s": cand.g_threshold_s} if cand.g_threshold_s is not None else {}
                     hot = track_temperature(circuit, hot, t, technology=cand.technology, **params)
-                out = evaluate(hot, x, dataset.y_test, engine=eng, seed=seed, read_time_s=read_time_s)
+                out = evaluate(hot, x, dataset.y_test, engine=eng, seed=seed, read_time_s=read_time_s,
+                               read_noise=spec.read_noise)
                 accs.append(out["accuracy"])
                 energies.append(out["energy_per_inference_j"])
             rows.append({"candidate": cand.label, "technology": cand.technology, "r_on_ohm": cand.r_on_ohm,

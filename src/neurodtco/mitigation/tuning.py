@@ -45,6 +45,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..circuit import Circuit
+from ..imperfections.programming import (ProgrammingResult, SwitchingDevice, WriteVerifyConfig, cell_thresholds,
+                                         check_targets, initial_state, layer_record, programming_totals)
 
 SCHEMES = ("v/2", "v/3", "1t1r")
 
@@ -78,9 +80,9 @@ class ChipMemory:
     conductance: np.ndarray
 
 
-def program_passive_ordered(targets: np.ndarray, g_min: float, g_max: float, device: Any, config: Any,
-                            rng: np.random.Generator, scheme: str = "v/2", rounds: int = 4,
-                            patience: Optional[int] = 3) -> Any:
+def program_passive_ordered(targets: np.ndarray, g_min: float, g_max: float, device: SwitchingDevice,
+                            config: WriteVerifyConfig, rng: np.random.Generator, scheme: str = "v/2", rounds: int = 4,
+                            patience: Optional[int] = 3) -> ProgrammingResult:
     """Tune a passive crossbar: probe set thresholds, then one-polarity approaches in threshold order.
 
     ``device`` is an ``imperfections.SwitchingDevice``, ``config`` a ``WriteVerifyConfig`` (its
@@ -94,10 +96,10 @@ def program_passive_ordered(targets: np.ndarray, g_min: float, g_max: float, dev
                                    patience=patience)[0]
 
 
-def program_passive_session(targets: np.ndarray, g_min: float, g_max: float, device: Any, config: Any,
-                            rng: np.random.Generator, scheme: str = "v/2", rounds: int = 4,
+def program_passive_session(targets: np.ndarray, g_min: float, g_max: float, device: SwitchingDevice,
+                            config: WriteVerifyConfig, rng: np.random.Generator, scheme: str = "v/2", rounds: int = 4,
                             patience: Optional[int] = 3, memory: Optional[ChipMemory] = None,
-                            probe: Optional[bool] = None) -> tuple[Any, ChipMemory]:
+                            probe: Optional[bool] = None) -> tuple[ProgrammingResult, ChipMemory]:
     """``program_passive_ordered`` that can continue on a chip programmed before (``memory``).
 
     Without ``memory`` the devices are drawn (as ``program_passive`` does: same seed, same devices),
@@ -107,21 +109,19 @@ def program_passive_session(targets: np.ndarray, g_min: float, g_max: float, dev
     select transistors (no half-select); ``probe`` (default: only for a fresh passive array) runs
     the threshold-probing pass, else thresholds are learned during the approaches.
     """
-    from ..imperfections.programming import ProgrammingResult, _check_targets
-
     if scheme not in SCHEMES:
         raise ValueError(f"scheme={scheme!r} is not accepted: choose one of {list(SCHEMES)}")
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
         raise ValueError(f"rounds={rounds!r} is not accepted: expected an integer >= 1 (up/down phase pairs)")
-    targets = _check_targets(targets, g_min, g_max)
+    targets = check_targets(targets, g_min, g_max)
     if targets.ndim != 2:
         raise ValueError(f"a passive crossbar is a [rows, columns] array; got shape {targets.shape}")
     shape = targets.shape
     log_span = math.log(g_max / g_min)
     if memory is None:
         # Drawn first, exactly as program_passive does: the same seed gives the same devices.
-        v_set, v_reset = device.draw_thresholds(shape, rng)
-        w0 = np.full(shape, 1.0 if config.initial_state == "max" else 0.0)
+        v_set, v_reset = cell_thresholds(device, shape, rng)
+        w0 = initial_state(shape, config)
         learned_set, learned_reset = np.full(shape, np.nan), np.full(shape, np.nan)
     else:
         if memory.conductance.shape != shape:
@@ -171,8 +171,8 @@ class _Context:
     log_targets: np.ndarray
     log_g_min: float
     log_span: float
-    device: Any
-    config: Any
+    device: SwitchingDevice
+    config: WriteVerifyConfig
     rng: np.random.Generator
     divisor: float
     scheme: str
@@ -251,7 +251,7 @@ def _probe(ctx: _Context, i: int, j: int, direction: int) -> None:
         amplitude += config.v_step_v
 
 
-def _read(state: _State, i: int, j: int, log_g_min: float, log_span: float, config: Any,
+def _read(state: _State, i: int, j: int, log_g_min: float, log_span: float, config: WriteVerifyConfig,
           rng: np.random.Generator) -> float:
     log_read = log_g_min + float(state.w[i, j]) * log_span
     if config.verify_noise > 0:
@@ -259,8 +259,8 @@ def _read(state: _State, i: int, j: int, log_g_min: float, log_span: float, conf
     return log_read
 
 
-def _pulse(state: _State, i: int, j: int, volts: float, device: Any, rng: np.random.Generator, divisor: float,
-           scheme: str) -> None:
+def _pulse(state: _State, i: int, j: int, volts: float, device: SwitchingDevice, rng: np.random.Generator,
+           divisor: float, scheme: str) -> None:
     """One programming pulse on cell (i, j), with the half-select disturbance it causes."""
     xi = float(device.cycle_factor(rng))
     state.w[i, j] = device.response_scalar(float(state.w[i, j]), volts, float(state.v_set[i, j]),
@@ -288,7 +288,7 @@ def _pulse(state: _State, i: int, j: int, volts: float, device: Any, rng: np.ran
             state.w[mask] = new
 
 
-def _disturb(state: _State, line: tuple, volts: float, thresholds: np.ndarray, device: Any,
+def _disturb(state: _State, line: tuple, volts: float, thresholds: np.ndarray, device: SwitchingDevice,
              rng: np.random.Generator, skip: int) -> None:
     exposed = np.abs(volts) > thresholds[line]
     exposed[skip] = False
@@ -305,7 +305,7 @@ def _disturb(state: _State, line: tuple, volts: float, thresholds: np.ndarray, d
     state.w[sub] = new
 
 
-def _noise_floor(config: Any) -> float:
+def _noise_floor(config: WriteVerifyConfig) -> float:
     """Smallest change of a log read that counts as movement (three verify-noise sigmas, or any)."""
     return 3.0 * config.verify_noise if config.verify_noise > 0 else 1e-12
 
@@ -316,28 +316,26 @@ def _learn(state: _State, i: int, j: int, direction: int, amplitude: float) -> N
         learned[i, j] = amplitude
 
 
-def apply_ordered_programming(circuit: Circuit, device: Any, config: Any, rng: np.random.Generator,
-                              scheme: str = "v/2", rounds: int = 4, patience: Optional[int] = 3
-                              ) -> tuple[Circuit, dict]:
+def apply_ordered_programming(circuit: Circuit, device: SwitchingDevice, config: WriteVerifyConfig,
+                              rng: np.random.Generator, scheme: str = "v/2", rounds: int = 4,
+                              patience: Optional[int] = 3) -> tuple[Circuit, dict]:
     """Program every array as a passive crossbar with ``program_passive_ordered``; returns the circuit and a record.
 
     The record has the fields of ``imperfections.apply_passive_programming``'s, so the two compare
     line by line.
     """
-    from ..imperfections.programming import _layer_record, _totals
-
     results = [program_passive_ordered(g, circuit.cell.g_min, circuit.cell.g_max, device, config, rng, scheme=scheme,
                                        rounds=rounds, patience=patience) for g in circuit.conductances]
-    layers = [_layer_record(i, r, False) for i, r in enumerate(results)]
+    layers = [layer_record(i, r) for i, r in enumerate(results)]
     record = {"kind": "passive_programming_ordered", "scheme": scheme, "rounds": int(rounds),
               "tolerance": config.tolerance, "max_pulses": int(config.max_pulses),
-              "threshold_variation": device.threshold_variation, **_totals(layers), "layers": layers}
+              "threshold_variation": device.threshold_variation, **programming_totals(layers), "layers": layers}
     return circuit.with_conductances([r.conductance for r in results]), record
 
 
-def program_with_retraining(circuit: Circuit, dataset: Any, device: Any, config: Any, rng: np.random.Generator,
-                            scheme: str = "v/2", retrain: Any = None, iterations: int = 1, rounds: int = 4,
-                            patience: Optional[int] = 3) -> tuple[Circuit, dict]:
+def program_with_retraining(circuit: Circuit, dataset: Any, device: SwitchingDevice, config: WriteVerifyConfig,
+                            rng: np.random.Generator, scheme: str = "v/2", retrain: Any = None, iterations: int = 1,
+                            rounds: int = 4, patience: Optional[int] = 3) -> tuple[Circuit, dict]:
     """Program passively, measure, retrain around the cells that missed, and touch up: tuning + training.
 
     1. every array is programmed with ``program_passive_session`` (probe, ordered approaches);
@@ -381,19 +379,17 @@ def _session_counts(sessions: list) -> dict:
             "pulses": int(sum(r.pulses.sum() for r, _ in sessions))}
 
 
-def program_circuit_1t1r(circuit: Circuit, device: Any, config: Any, rng: np.random.Generator,
-                         rounds: int = 4) -> tuple[Circuit, dict]:
+def program_circuit_1t1r(circuit: Circuit, device: SwitchingDevice, config: WriteVerifyConfig,
+                         rng: np.random.Generator, rounds: int = 4) -> tuple[Circuit, dict]:
     """Program every array cell by cell with the adaptive algorithm on 1T1R cells (no disturbance).
 
     The comparison partner is ``imperfections.apply_write_verify``: same device and config; the
     adaptive variant approaches from one side with amplitudes that fall as well as rise, and
     restarts from the learned threshold instead of the start amplitude after an overshoot.
     """
-    from ..imperfections.programming import _layer_record, _totals
-
     results = [program_passive_session(g, circuit.cell.g_min, circuit.cell.g_max, device, config, rng,
                                        scheme="1t1r", rounds=rounds)[0] for g in circuit.conductances]
-    layers = [_layer_record(i, r, False) for i, r in enumerate(results)]
+    layers = [layer_record(i, r) for i, r in enumerate(results)]
     record = {"kind": "write_verify_adaptive", "tolerance": config.tolerance, "max_pulses": int(config.max_pulses),
-              "threshold_variation": device.threshold_variation, **_totals(layers), "layers": layers}
+              "threshold_variation": device.threshold_variation, **programming_totals(layers), "layers": layers}
     return circuit.with_conductances([r.conductance for r in results]), record

@@ -19,9 +19,11 @@ its own source so that one DC sweep moves one bench only:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -31,7 +33,7 @@ import numpy as np
 from .._validate import check_positive
 from . import pdk
 from .opamp import NeuronDesign, opamp_subckt, supply_lines
-from .spice import Analysis, run_analyses
+from .spice import Analysis, ngspice_path, run_analyses
 
 FORMAT = "neurodtco-periphery/1"
 SPICE_OPTIONS = "reltol=1e-6 vntol=1e-9 abstol=1e-14"
@@ -489,11 +491,6 @@ def _interpolate(a: NeuronCharacteristics, b: NeuronCharacteristics, temp_c: flo
 
 
 def _provenance() -> dict:
-    import importlib.metadata
-    import subprocess
-
-    from .spice import ngspice_path
-
     try:
         version = importlib.metadata.version(pdk.DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:

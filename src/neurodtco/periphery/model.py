@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..circuit import Circuit, NeuronModel
-from ..mapping import MappingConfig
+from ..mapping import MappingConfig, map_network
 from .characterize import Characterization
 
 BUILTIN = "freepdk45_opamp.json"
@@ -149,8 +149,6 @@ def characterized_circuit(network: Any, source: Source = None, corner: str = "NO
     The output layer's difference ratio is lowered to ``output_difference_gain`` (``R_f`` raised to
     match) because its small output scale would otherwise ask for a ``R_f`` of about 100 ohm.
     """
-    from ..mapping import map_network
-
     char = load_characterization(source)
     ref_corner, ref_temp = char.provenance.get("reference_point", [char.points[0].corner, char.points[0].temp_c])
     config = mapping_from_characterization(char, ref_corner, float(ref_temp), base=base, output_scale_v=output_scale_v)

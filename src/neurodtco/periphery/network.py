@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import netlist as nl
 from ..circuit import Circuit
+from ..engines import simulate
 from ..engines.base import SimulationResult
 from . import pdk
 from .characterize import Characterization
@@ -225,15 +226,13 @@ def simulate_transistor_network(circuit: Circuit, inputs_v: Any, design: NeuronD
     ``circuit`` should carry the characterized behavioural neurons (``apply_characterization``):
     they only provide the starting point of each solve, not its result.
     """
-    from ..engines import simulate
-
     if mode not in ("layerwise", "monolithic"):
         raise ValueError(f"mode={mode!r} is not accepted: choose 'layerwise' or 'monolithic'")
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not accepted: expected an integer >= 1 (ngspice processes at once)")
     x = circuit.check_inputs(inputs_v)
     n = len(x)
-    engine = _behavioural_engine()
+    engine = "nodal"
     start = time.perf_counter()
     fallbacks = 0
     done = 0
@@ -282,14 +281,6 @@ def simulate_transistor_network(circuit: Circuit, inputs_v: Any, design: NeuronD
                          n_transistors=n_transistors,
                          info={"mode": mode, "corner": pdk.check_corner(corner), "temp_c": float(temp_c),
                                "gmin_fallbacks": int(fallbacks), "per_image_s": elapsed / n, "jobs": jobs})
-
-
-def _behavioural_engine() -> str:
-    try:
-        from ..engines import nodal  # noqa: F401
-    except ImportError:
-        return "ideal"
-    return "nodal"
 
 
 @dataclass
@@ -355,13 +346,11 @@ def compare_with_behavioural(circuit: Circuit, inputs_v: Any, characterization: 
                              design: Optional[NeuronDesign] = None, mode: Mode = "layerwise", jobs: int = 1,
                              progress: Any = None) -> Agreement:
     """Run the transistor-level network and the behavioural one (nodal) on the same inputs and compare."""
-    from ..engines import simulate
-
     x = circuit.check_inputs(inputs_v)
     design = characterization.design if design is None else design
     run = simulate_transistor_network(circuit, x, design, corner, temp_c, characterization=characterization,
                                       mode=mode, jobs=jobs, progress=progress)
-    engine = _behavioural_engine()
+    engine = "nodal"
     beh = simulate(circuit, x, engine=engine, return_hidden=True)
     beh_layers = list(beh.hidden_v) + [beh.outputs_v]
     tr_layers = list(run.hidden_v) + [run.outputs_v]

@@ -7,12 +7,13 @@ defect case is applied to the designed circuit first, so it is the same defect a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ..data import to_voltages
+from ..defects import apply_defects, parse_defect
 from ..engines import simulate
 from .characterize import Characterization
 from .model import apply_characterization, characterized_circuit
@@ -44,8 +45,6 @@ def corner_temperature_table(network: Any, dataset: Any, characterization: Chara
     y = dataset.y_test
     cases = [("healthy", design)]
     if defect:
-        from ..defects import apply_defects, parse_defect
-
         damaged, _ = apply_defects(design, [parse_defect(defect)], seed=seed)
         cases.append((defect, damaged))
     rows = []
@@ -96,8 +95,6 @@ def sensitivity_table(network: Any, dataset: Any, characterization: Characteriza
     every layer: the open-loop gain, the clamp (a fraction of each layer's characterized swing),
     or the input offset.
     """
-    from dataclasses import replace
-
     base = characterized_circuit(network, characterization)
     x = to_voltages(dataset.x_test, base.input_scale_v)
     y = dataset.y_test

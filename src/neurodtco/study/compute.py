@@ -18,6 +18,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pandas as pd
 
+from ..engines import simulate
+from ..imperfections import apply_imperfections
+from ..mapping import map_weights
 from .schema import Study
 from .tasks import CircuitPoint, Task, stable_seed
 
@@ -66,14 +69,11 @@ def prepare_setup(study: Study, progress: Optional[Callable[[int, int], None]] =
     else:
         net = default_network(dataset, study.network.to_config(), data_seed=study.dataset.seed, progress=progress)
     weights, biases = net.weights, net.biases
-    if study.imperfections:
-        # Fail here, once, with the module's own message, rather than in every task on every worker.
-        from ..imperfections import apply_imperfections  # type: ignore[attr-defined]
-        from ..mapping import map_weights
-
+    if study.imperfection_items:
+        # Fail here, once, on what only a circuit can refuse (a target outside the window, say),
+        # rather than in every task on every worker.
         try:
-            apply_imperfections(map_weights(weights, biases, study.circuit.to_config()),
-                                [dict(s) for s in study.imperfections], 0)
+            apply_imperfections(map_weights(weights, biases, study.circuit.to_config()), study.imperfection_items, 0)
         except ValueError as exc:
             raise ValueError(f"imperfections: {exc}") from None
     return Setup(study=study.canonical(), weights=tuple(weights), biases=tuple(biases),
@@ -142,10 +142,8 @@ def build_circuit(ctx_circuit: Any, study: Study, point: CircuitPoint) -> tuple[
     """The circuit of one grid point: imperfections, then the defect; returns (circuit, mask, density, record)."""
     circuit = ctx_circuit
     record = ""
-    if study.imperfections:
-        from ..imperfections import apply_imperfections  # type: ignore[attr-defined]
-
-        circuit, rec = apply_imperfections(circuit, [dict(s) for s in study.imperfections], point.imperfection_seed)
+    if study.imperfection_items:
+        circuit, rec = apply_imperfections(circuit, study.imperfection_items, point.imperfection_seed)
         record = _json_text(rec)
     if point.is_healthy:
         return circuit, None, 0.0, record
@@ -184,13 +182,9 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     want_hidden = "lastlayer" in study.correctors.baselines  # the last-layer retrain reads the last hidden layer
     for point in task.circuits:
         circuit, mask, density, record = build_circuit(ctx.circuit, study, point)
-        simulate_imperfect = _imperfect_simulator() if study.imperfections else None
-        if simulate_imperfect is not None:
-            # Read noise attached by an imperfection is resampled per inference by the module's simulate().
-            result = simulate_imperfect(circuit, ctx.x_all_v, engine=ctx.engine, seed=point.imperfection_seed,
-                                        return_hidden=want_hidden)
-        else:
-            result = ctx.engine.run(circuit, ctx.x_all_v, return_hidden=want_hidden)
+        # Read noise is drawn per inference group at simulation time, from the circuit's own seed.
+        result = simulate(circuit, ctx.x_all_v, engine=ctx.engine, read_noise=study.imperfection_items.read_noise,
+                          seed=point.imperfection_seed, return_hidden=want_hidden)
         outputs.append(result.outputs_v)
         if want_hidden:
             hidden.append(result.hidden_v[-1])
@@ -242,13 +236,6 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
             "n_inferences": int(v.shape[0] * v.shape[1]), "simulate_s": t_sim, "fit_s": t_fit,
             "n_fits": len(task.circuits) * (len(results) - 1)}
     return TaskOutput(table=table, arrays=arrays, info=info)
-
-
-def _imperfect_simulator() -> Any:
-    """``neurodtco.imperfections.simulate`` where the module has one (it resamples read noise)."""
-    import importlib
-
-    return getattr(importlib.import_module("neurodtco.imperfections"), "simulate", None)
 
 
 CIRCUIT_COLUMNS = ["task_id", "circuit_id", "pattern", "kind", "array", "severity", "instance", "defect_seed",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import re
 import tomllib
@@ -19,26 +18,17 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator,
+                      model_validator)
 
+from ..defects import KINDS, PATTERNS
 from ..engines import engine_names
+from ..imperfections import Imperfections, parse_imperfections
 from ..mapping import MappingConfig
 from ..network import NetworkConfig
 
-#: Pattern names used when the defects module is not importable (it defines the real list).
-FALLBACK_PATTERNS = ("random", "circular", "circular_complement", "ring", "row", "column", "checkerboard", "clustered")
-KINDS = ("on", "off", "at", "mix")
 BASELINES = ("affine", "logistic", "lastlayer")
 BUILTIN_STUDIES = ("demo", "quick")
-
-
-def known_patterns() -> tuple[str, ...]:
-    """Pattern names the defects module accepts (its ``PATTERNS``), or the documented list."""
-    try:
-        from ..defects import PATTERNS  # type: ignore[attr-defined]
-    except ImportError:
-        return FALLBACK_PATTERNS
-    return tuple(PATTERNS)
 
 
 class _Strict(BaseModel):
@@ -108,7 +98,8 @@ class DefectGrid(_Strict):
     """The defect grid: every pattern x kind x array x severity x instance is one defective circuit."""
 
     patterns: list[str] = Field(default_factory=lambda: ["random"], min_length=1)
-    kinds: list[Literal["on", "off", "at", "mix"]] = Field(default_factory=lambda: ["on", "off"], min_length=1)
+    kinds: list[Literal[KINDS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["on", "off"], min_length=1)
     arrays: Union[Literal["all"], list[int]] = Field(
         "all", description="Layer indices (from 0) hit one at a time, or 'all' for each layer of the network.")
     severities: list[float] = Field(default_factory=lambda: [0.1], min_length=1,
@@ -124,7 +115,7 @@ class DefectGrid(_Strict):
     @field_validator("patterns")
     @classmethod
     def _patterns(cls, value: list[str]) -> list[str]:
-        known = known_patterns()
+        known = tuple(PATTERNS)
         for p in value:
             if p not in known:
                 raise ValueError(f"unknown pattern {p!r}; choose from {', '.join(known)}")
@@ -152,7 +143,7 @@ class DefectGrid(_Strict):
     @field_validator("params")
     @classmethod
     def _params(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        known = set(known_patterns()) | set(KINDS)
+        known = set(PATTERNS) | set(KINDS)
         for key in value:
             if key not in known:
                 raise ValueError(f"params key {key!r} is neither a pattern nor a kind; choose from {', '.join(sorted(known))}")
@@ -224,6 +215,8 @@ class Study(_Strict):
     defects: DefectGrid = DefectGrid()
     imperfections: list[dict[str, Any]] = Field(
         default_factory=list, description="Generic imperfection specs for neurodtco.imperfections.apply_imperfections.")
+    # The typed items of ``imperfections``; the field keeps the plain dicts, so the canonical form and hash do not move.
+    _imperfection_items: Imperfections = PrivateAttr(default_factory=Imperfections)
     correctors: CorrectorSpec = CorrectorSpec()
     cross_defect: CrossDefectSpec = CrossDefectSpec()
     seeds: SeedSpec = SeedSpec()
@@ -240,18 +233,18 @@ class Study(_Strict):
     @field_validator("imperfections")
     @classmethod
     def _imperfections(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if value:
-            try:
-                module = importlib.import_module("neurodtco.imperfections")
-            except ImportError:
-                module = None
-            if not hasattr(module, "apply_imperfections"):
-                raise ValueError("imperfections are listed, but this installation has no "
-                                 "neurodtco.imperfections.apply_imperfections to apply them; remove the list "
-                                 "or install a version that has it")
-            if hasattr(module, "validate_imperfections"):
-                module.validate_imperfections(value)  # its ValueError names the item and the accepted kinds
+        parse_imperfections(value)  # its ValueError names the item, the bad key and what is accepted
         return value
+
+    @model_validator(mode="after")
+    def _typed_imperfections(self) -> "Study":
+        self._imperfection_items = parse_imperfections(self.imperfections)
+        return self
+
+    @property
+    def imperfection_items(self) -> Imperfections:
+        """The ``imperfections`` list as typed items (``read_noise`` is the model to simulate with)."""
+        return self._imperfection_items
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Study":
