@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ..data import Dataset
+from ..defects.commands import apply_option_defects
 from ..imperfections import SwitchingDevice, WriteVerifyConfig, apply_passive_programming
 from ..mapping import MappingConfig, map_network
 from ..network import TrainedNetwork
+from .circuit_levers import sweep_circuit
 from .common import circuit_accuracy
+from .compare import LEVERS, SCENARIOS, ComparisonConfig, run_comparison
+from .states import choose_memory_states, evaluate_candidates, window_grid
+from .tolerance import defect_tolerance, single_fault_tolerance
+from .training import RetrainConfig, retrain_defect_aware
+from .tuning import apply_ordered_programming, program_with_retraining
 
 MITIGATE_LEVERS = ("retrain", "tolerance", "tune", "states", "circuit", "compare")
 
@@ -21,8 +27,6 @@ MITIGATE_LEVERS = ("retrain", "tolerance", "tune", "states", "circuit", "compare
 def mitigate_retrain(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, defects: Sequence[str],
                      defect_seed: int, epochs: int, engine: str) -> dict:
     """Defect-aware retraining of one defective chip: accuracy healthy, before and after."""
-    from ..defects.commands import apply_option_defects
-    from .training import RetrainConfig, retrain_defect_aware
 
     healthy = map_network(net, config)
     chip, record = apply_option_defects(healthy, list(defects), None, defect_seed)
@@ -42,8 +46,6 @@ def mitigate_retrain(net: TrainedNetwork, dataset: Dataset, config: MappingConfi
 def mitigate_tolerance(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, densities: Sequence[float],
                        instances: int, kind: str, epochs: int, engine: str, seed: int) -> dict:
     """Defect tolerance with and without retraining on one density grid (random stuck cells)."""
-    from .tolerance import defect_tolerance, single_fault_tolerance
-    from .training import RetrainConfig
 
     circuit = map_network(net, config)
     plain = defect_tolerance(circuit, dataset, densities, kind=kind, instances=instances, engine=engine, seed=seed)
@@ -62,7 +64,6 @@ def mitigate_tolerance(net: TrainedNetwork, dataset: Dataset, config: MappingCon
 def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, threshold_variation: float,
                   scheme: str, retrain: bool, engine: str, seed: int) -> dict:
     """Basic vs ordered (and optionally retrained) passive programming of every array."""
-    from .tuning import apply_ordered_programming, program_with_retraining
 
     circuit = map_network(net, config)
     device, wv = SwitchingDevice(threshold_variation=threshold_variation), WriteVerifyConfig()
@@ -83,7 +84,6 @@ def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, 
 def mitigate_states(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, temperatures: Sequence[float],
                     engine: str) -> dict:
     """The memory-state choice over a small window grid (fixed and tracking feedback)."""
-    from .states import choose_memory_states, evaluate_candidates, window_grid
 
     cands = window_grid(r_on_ohm=(config.r_on_ohm, config.r_on_ohm * 10, config.r_on_ohm * 100),
                         ratios=(config.r_off_ohm / config.r_on_ohm,), feedbacks=("fixed", "tracking"))
@@ -99,7 +99,6 @@ def mitigate_states(net: TrainedNetwork, dataset: Dataset, config: MappingConfig
 def mitigate_circuit(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, arrangements: Sequence[str],
                      temperatures: Sequence[float], engine: str) -> dict:
     """Differential vs shared-reference arrangements at the given circuit settings and temperatures."""
-    from .circuit_levers import sweep_circuit
 
     table = sweep_circuit(net, dataset, arrangements=arrangements, v_read_v=(config.v_read_v,),
                           open_loop_gain=(config.open_loop_gain,), wire_ohm=(config.r_word_ohm,),
@@ -110,7 +109,6 @@ def mitigate_circuit(net: TrainedNetwork, dataset: Dataset, config: MappingConfi
 def mitigate_compare(net: TrainedNetwork, dataset: Dataset, scenarios: Sequence[str], levers: Sequence[str],
                      quick: bool, engine: str, seed: int) -> dict:
     """The side-by-side comparison (``compare.run_comparison``) as rows."""
-    from .compare import LEVERS, SCENARIOS, ComparisonConfig, run_comparison
 
     table = run_comparison(net, dataset, scenarios=scenarios or SCENARIOS, levers=levers or LEVERS,
                            config=ComparisonConfig(engine=engine, seed=seed, quick=quick))

@@ -25,11 +25,12 @@ scenario), and ``combined`` (the best of a few combinations; the others tried ar
 
 from __future__ import annotations
 
+import html
 import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -37,13 +38,17 @@ import pandas as pd
 from ..circuit import Circuit
 from ..correction import ChipVoltages, MLPCorrector
 from ..data import Dataset, to_voltages
+from ..defects import Defect, apply_defects
 from ..engines import simulate
 from ..imperfections import (ReadNoiseModel, ReRAMThermalModel, SwitchingDevice, WriteVerifyConfig,
                              apply_imperfections, apply_passive_programming, apply_write_verify, evaluate,
                              parse_imperfections)
 from ..mapping import MappingConfig, map_network
-from ..network import NetworkConfig, TrainedNetwork
+from ..network import TrainedNetwork, cache_dir, load_network
+from .circuit_levers import map_shared_reference, track_temperature
 from .common import resolve_engine
+from .training import HardwareNoise, RetrainConfig, retrain_defect_aware, train_hardware_aware
+from .tuning import apply_ordered_programming, program_circuit_1t1r, program_with_retraining
 
 SCENARIOS = ("temperature", "tuning", "threshold", "stuck-random", "stuck-column")
 LEVERS = ("none", "training", "tuning", "states", "circuit", "corrector", "combined")
@@ -97,8 +102,6 @@ def _evaluate(ctx: _Context, circuit: Circuit, seed: int = 0,
 
 def _hat_network(ctx: _Context, sigma: float, temperature: bool) -> TrainedNetwork:
     """A hardware-aware network (cached on disk next to the default network)."""
-    from ..network import cache_dir, load_network
-    from .training import HardwareNoise, train_hardware_aware
 
     cfg = ctx.config.effective()
     key = f"hat_s{sigma:g}_t{int(temperature)}_e{cfg.hat_epochs}_seed{cfg.seed}"
@@ -122,7 +125,6 @@ def _hat_network(ctx: _Context, sigma: float, temperature: bool) -> TrainedNetwo
 
 def _temperature_sweep(ctx: _Context, circuit: Circuit, tracking: bool = False,
                        corrector: Optional[Any] = None) -> dict:
-    from .circuit_levers import track_temperature
 
     cfg = ctx.config.effective()
     accs, energy = [], math.nan
@@ -212,7 +214,6 @@ def _tuning(ctx: _Context, lever: str) -> dict:
         elif lever == "states":
             circuit, rec = programmed(ctx.network, replace(MappingConfig(), pair_encoding="balanced"))
         elif lever == "circuit":
-            from .circuit_levers import map_shared_reference
 
             shared = map_shared_reference(ctx.network.weights, ctx.network.biases, MappingConfig())
             circuit, rec = apply_write_verify(shared, device, wv, np.random.default_rng(cfg.seed))
@@ -227,7 +228,6 @@ def _tuning(ctx: _Context, lever: str) -> dict:
                 "detail": f"tolerance {cfg.tuning_tolerance:.0%}, rms error {rec['relative_error_rms']:.1%}"}
     if lever in ("tuning", "combined"):
         # The lever: the adaptive algorithm spends about the same pulses on half the tolerance.
-        from .tuning import program_circuit_1t1r
 
         half = replace(wv, tolerance=cfg.tuning_tolerance / 2)
 
@@ -266,15 +266,12 @@ def _threshold(ctx: _Context, lever: str) -> dict:
         return {"accuracy": acc, "energy_j": energy, "pulses_per_cell": rec["pulses_mean"],
                 "detail": f"basic V/2, {rec['out_of_tolerance']} cells off target"}
     if lever == "tuning":
-        from .tuning import apply_ordered_programming
 
         circuit, rec = apply_ordered_programming(base, device, wv, rng, scheme="v/2")
         acc, energy = _evaluate(ctx, circuit)
         return {"accuracy": acc, "energy_j": energy, "pulses_per_cell": rec["pulses_mean"],
                 "detail": f"ordered V/2, {rec['out_of_tolerance']} cells off target"}
     if lever in ("training", "combined"):
-        from .training import RetrainConfig
-        from .tuning import program_with_retraining
 
         retrain = RetrainConfig(epochs=cfg.retrain_epochs, batch_size=256, learning_rate=5e-3, change_weight=0.3,
                                 seed=cfg.seed)
@@ -297,8 +294,6 @@ def _threshold(ctx: _Context, lever: str) -> dict:
 
 
 def _stuck(ctx: _Context, lever: str, pattern: str) -> dict:
-    from ..defects import Defect, apply_defects
-    from .training import RetrainConfig, retrain_defect_aware
 
     cfg = ctx.config.effective()
     if pattern == "random":
@@ -315,7 +310,6 @@ def _stuck(ctx: _Context, lever: str, pattern: str) -> dict:
         acc, energy = _evaluate(ctx, chip)
         return {"accuracy": acc, "energy_j": energy, "detail": detail}
     if lever == "circuit":
-        from .circuit_levers import map_shared_reference
 
         shared = map_shared_reference(network.weights, network.biases, MappingConfig())
         chip, record = apply_defects(shared, [defect], seed=cfg.seed)
@@ -416,7 +410,6 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def to_html(table: pd.DataFrame) -> str:
     """The comparison as an HTML table (same columns and formats as ``to_markdown``), for the report."""
-    import html
 
     header = ["scenario", "lever", "accuracy", "gain (pts)", "energy (pJ/inf.)", "pulses/cell", "how"]
     rows = []

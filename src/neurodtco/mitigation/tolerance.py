@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..circuit import Circuit
 from ..data import Dataset
+from ..defects import Defect, apply_defects
 from .common import check_seed, circuit_accuracy, drop_crossing, resolve_engine
 from .training import RetrainConfig, retrain_defect_aware_batch
 
@@ -47,7 +48,6 @@ def defect_tolerance(circuit: Circuit, dataset: Dataset, densities: Sequence[flo
                      retrain: Optional[RetrainConfig] = None, engine: Any = "ideal", drop: float = 0.01,
                      seed: int = 0) -> ToleranceResult:
     """Accuracy vs stuck-at density and the density where it falls ``drop`` below the healthy circuit."""
-    from ..defects import Defect, apply_defects
 
     densities = sorted(float(d) for d in densities)
     if not densities or densities[0] <= 0 or densities[-1] > 1:

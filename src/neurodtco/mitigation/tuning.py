@@ -47,6 +47,7 @@ import numpy as np
 from ..circuit import Circuit
 from ..imperfections.programming import (ProgrammingResult, SwitchingDevice, WriteVerifyConfig, cell_thresholds,
                                          check_targets, initial_state, layer_record, programming_totals)
+from .training import RetrainConfig, retrain_defect_aware
 
 SCHEMES = ("v/2", "v/3", "1t1r")
 
@@ -347,7 +348,6 @@ def program_with_retraining(circuit: Circuit, dataset: Any, device: SwitchingDev
        probing); steps 2-4 repeat ``iterations`` times.
     Returns the programmed circuit and a record (pulses over all passes, cells still off target).
     """
-    from .training import RetrainConfig, retrain_defect_aware
 
     retrain = retrain if retrain is not None else RetrainConfig(epochs=40, batch_size=256, learning_rate=5e-3,
                                                                 change_weight=0.3)
