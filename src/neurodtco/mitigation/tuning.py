@@ -45,11 +45,13 @@ from typing import Any, Optional
 import numpy as np
 
 from ..circuit import Circuit
+from ..imperfections.programming import SCHEMES as PASSIVE_SCHEMES
 from ..imperfections.programming import (ProgrammingResult, SwitchingDevice, WriteVerifyConfig, cell_thresholds,
                                          check_targets, initial_state, layer_record, programming_totals)
 from .training import RetrainConfig, retrain_defect_aware
 
-SCHEMES = ("v/2", "v/3", "1t1r")
+#: The passive schemes of ``imperfections.programming`` plus 1T1R write-verify (one selected cell at a time).
+SCHEMES = (*PASSIVE_SCHEMES, "1t1r")
 
 
 @dataclass
