@@ -30,8 +30,9 @@ import numpy as np
 
 from neurodtco.correction import (BatchedAffineCalibration, BatchedLastLayerRetrain, BatchedLogisticCorrector,
                                   BatchedMLPCorrector, correct_circuits, measure_chip)
-from neurodtco.correction.studies import (STUDY_PATTERNS, CrossDefectResult, calibration_budget, cross_defect_matrix,
-                                          make_defective, plot_cross_defect, severity_search, unseen_chip_matrix)
+from neurodtco.correction.cross import CrossDefectResult, plot_cross_defect
+from neurodtco.correction.studies import (STUDY_PATTERNS, calibration_budget, cross_defect_matrix, make_defective,
+                                          severity_search, unseen_chip_matrix)
 from neurodtco.data import load_digits
 from neurodtco.mapping import MappingConfig, map_network
 from neurodtco.network import default_network
