@@ -235,7 +235,7 @@ def report(res: dict[str, Any]) -> str:
     lines += ["", "| labelled images per chip | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for j, size in enumerate(sizes):
         lines.append(f"| {size} | " + " | ".join(pct(np.median(res["budget"][n]["accuracy"][j])) for n in names) + " |")
-    lines.append(f"| (no correction) | " + " | ".join(pct(np.median(before)) for _ in names) + " |")
+    lines.append("| (no correction) | " + " | ".join(pct(np.median(before)) for _ in names) + " |")
     t = res["timings"]
     lines += ["", "Time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in t.items())]
     return "\n".join(lines)

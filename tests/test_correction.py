@@ -324,6 +324,9 @@ def test_cross_defect_result_goes_to_a_table_and_back_in_any_row_order():
     np.testing.assert_allclose(back.accuracy, result.accuracy)
     assert back.train_types == result.train_types and back.n_parameters == 31 and back.n_test_chips == 4
     assert CrossDefectResult.from_dict(result.to_dict()).to_dict() == result.to_dict()
+    both = CrossDefectResult.average([result, back])  # equal chip counts: the chips are pooled
+    assert both.chip_accuracy.shape == (3, 2, 8) and both.n_test_chips == 8
+    np.testing.assert_allclose(both.accuracy, both.chip_accuracy.mean(axis=2))
     with pytest.raises(ValueError, match="misses 1 entries"):
         CrossDefectResult.from_table(table.iloc[1:])
 

@@ -76,7 +76,8 @@ class CrossDefectResult:
             if r.train_types != first.train_types or r.test_types != first.test_types:
                 raise ValueError("matrices to average must have the same rows and columns")
         chips = [r.chip_accuracy for r in results]
-        same_chips = all(c is not None for c in chips) and len({c.shape[2] for c in chips}) == 1  # type: ignore[union-attr]
+        counts = {None if c is None else c.shape[2] for c in chips}
+        same_chips = len(counts) == 1 and None not in counts
         return CrossDefectResult(
             first.train_types, first.test_types, np.mean([r.accuracy for r in results], axis=0),
             np.mean([r.before for r in results], axis=0), first.n_parameters, first.n_train_chips,
@@ -106,7 +107,7 @@ class CrossDefectResult:
         return out
 
     def to_table(self, chips: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-        """One row per (test type, train row, test chip); ``chips`` names the test chips (default: a ``chip`` number)."""
+        """One row per (test type, train row, test chip); ``chips`` names the test chips (default: numbers)."""
         if self.chip_accuracy is None or self.chip_before is None:
             raise ValueError("this result has no per-chip entries (an average over different chip counts); "
                              "build the table from the results it averages")
