@@ -30,8 +30,9 @@ import numpy as np
 
 from neurodtco.correction import (BatchedAffineCalibration, BatchedLastLayerRetrain, BatchedLogisticCorrector,
                                   BatchedMLPCorrector, correct_circuits, measure_chip)
-from neurodtco.correction.studies import (STUDY_PATTERNS, CrossDefectResult, calibration_budget, cross_defect_matrix,
-                                          make_defective, plot_cross_defect, severity_search, unseen_chip_matrix)
+from neurodtco.correction.cross import CrossDefectResult, plot_cross_defect
+from neurodtco.correction.studies import (STUDY_PATTERNS, calibration_budget, cross_defect_matrix, make_defective,
+                                          severity_search, unseen_chip_matrix)
 from neurodtco.data import load_digits
 from neurodtco.mapping import MappingConfig, map_network
 from neurodtco.network import default_network
@@ -234,7 +235,7 @@ def report(res: dict[str, Any]) -> str:
     lines += ["", "| labelled images per chip | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for j, size in enumerate(sizes):
         lines.append(f"| {size} | " + " | ".join(pct(np.median(res["budget"][n]["accuracy"][j])) for n in names) + " |")
-    lines.append(f"| (no correction) | " + " | ".join(pct(np.median(before)) for _ in names) + " |")
+    lines.append("| (no correction) | " + " | ".join(pct(np.median(before)) for _ in names) + " |")
     t = res["timings"]
     lines += ["", "Time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in t.items())]
     return "\n".join(lines)

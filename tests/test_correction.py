@@ -6,12 +6,14 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from neurodtco.correction import (AffineCalibration, BatchedLogisticCorrector, BatchedMLPCorrector, LastLayerRetrain,
                                   LogisticCorrector, MLPCorrector, NotFittedError, calibration_indices,
                                   correct_circuit, correct_circuits, make_corrector, measure_chip)
-from neurodtco.correction.protocol import CorrectionResult
+from neurodtco.correction.cross import CrossDefectResult, cross_defect, cross_defect_figure, plot_cross_defect
+from neurodtco.correction.protocol import ChipVoltages, CorrectionResult
 from neurodtco.correction.studies import cross_defect_matrix, make_defective, severity_search, unseen_chip_matrix
 from neurodtco.defects import Defect, apply_defects
 
@@ -213,6 +215,129 @@ def test_cross_defect_diagonal_is_the_per_chip_protocol(default_circuit, digits)
         assert result.accuracy[j, j] == pytest.approx(np.mean([r.accuracy_after for r in alone]))
         assert result.before[j] == pytest.approx(np.mean([r.accuracy_before for r in alone]))
     assert "| mixture |" in result.to_markdown()
+
+
+def _synthetic_chips(types: int, chips: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Voltages ``[types, chips, images, 5]`` of a 4-class problem, each chip with its own offset."""
+    rng = np.random.default_rng(seed)
+    y_train, y_test = rng.integers(0, 4, 60), rng.integers(0, 4, 30)
+    centres = rng.standard_normal((4, 5))
+    shift = rng.standard_normal((types, chips, 1, 5))
+    x_train = centres[y_train] + 0.9 * rng.standard_normal((types, chips, 60, 5)) + shift
+    x_test = centres[y_test] + 0.9 * rng.standard_normal((types, chips, 30, 5)) + shift
+    return x_train, y_train, x_test, y_test
+
+
+def _fixer() -> LogisticCorrector:
+    return LogisticCorrector(max_iter=60, dtype="float64")
+
+
+def _single(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
+    """One single-chip fit judged on one chip: the old per-entry formula."""
+    return _fixer().fit(x, y, n_classes=4).score(x_test, y_test)
+
+
+def test_cross_defect_by_position_equals_a_per_entry_loop_of_single_chip_fits():
+    """Entry (A, B) is the mean over i of the corrector fitted on chip (A, i) alone, judged on chip (B, i);
+    the mixture corrector i is fitted on chip i of every type together."""
+    x, y, xt, yt = _synthetic_chips(3, 2, seed=3)
+    before = (xt.argmax(axis=3) == yt).mean(axis=2)
+    result = cross_defect(x, y, xt, yt, lambda role: _fixer().batched(), types=["a", "b", "c"], before=before,
+                          n_classes=4)
+    expected = np.zeros((4, 3, 2))
+    for b in range(3):
+        for i in range(2):
+            for a in range(3):
+                expected[a, b, i] = _single(x[a, i], y, xt[b, i], yt)
+            expected[3, b, i] = _single(np.concatenate(x[:, i]), np.tile(y, 3), xt[b, i], yt)
+    np.testing.assert_allclose(result.chip_accuracy, expected, atol=1e-12)
+    np.testing.assert_allclose(result.accuracy, expected.mean(axis=2), atol=1e-12)
+    np.testing.assert_allclose(result.before, before.mean(axis=1))
+    assert result.train_types == ["a", "b", "c", "mixture"] and result.n_parameters == 24
+    assert (result.n_train_chips, result.n_test_chips) == (1, 2)
+
+
+def test_cross_defect_pooled_equals_single_fits_on_pooled_chips_and_a_balanced_mixture():
+    """Pooled: type A's corrector sees all its training chips and is judged on every test chip; the mixture
+    sees as many rows as one type, drawn with the seed from every type's rows."""
+    x, y, _, _ = _synthetic_chips(2, 3, seed=4)
+    _, _, xt, yt = _synthetic_chips(2, 2, seed=5)
+    before = (xt.argmax(axis=3) == yt).mean(axis=2)
+    result = cross_defect(x, y, xt, yt, lambda role: _fixer().batched(), types=["a", "b"], before=before,
+                          pairing="pooled", seed=7, n_classes=4)
+    all_x = np.concatenate([x[t, i] for t in range(2) for i in range(3)])
+    rows = np.sort(np.random.default_rng(7).choice(len(all_x), 3 * 60, replace=False))
+    for b in range(2):
+        for i in range(2):
+            for a in range(2):
+                assert result.chip_accuracy[a, b, i] == pytest.approx(
+                    _single(np.concatenate(x[a]), np.tile(y, 3), xt[b, i], yt), abs=1e-12)
+            assert result.chip_accuracy[2, b, i] == pytest.approx(
+                _single(all_x[rows], np.tile(y, 6)[rows], xt[b, i], yt), abs=1e-12)
+    assert (result.n_train_chips, result.n_test_chips) == (3, 2)
+
+
+def test_cross_defect_matrix_and_unseen_chips_are_the_core_on_stacked_chips(digits):
+    """The ChipVoltages front ends stack the chips' features and give the core's numbers."""
+    x, y, xt, yt = _synthetic_chips(2, 2, seed=6)
+    fake = type("D", (), {"y_train": y, "y_test": yt, "n_classes": 4})()
+    chips = {t: [ChipVoltages(x[k, i], xt[k, i], (), ()) for i in range(2)] for k, t in enumerate("ab")}
+    before = (xt.argmax(axis=3) == yt).mean(axis=2)
+    direct = cross_defect(x, y, xt, yt, lambda role: _fixer().batched(), types=["a", "b"], before=before, n_classes=4)
+    np.testing.assert_array_equal(cross_defect_matrix(chips, fake, _fixer()).chip_accuracy, direct.chip_accuracy)
+    other = {t: [ChipVoltages(x[k, i] + 0.1, xt[k, i], (), ()) for i in range(2)] for k, t in enumerate("ab")}
+    unseen = unseen_chip_matrix(other, chips, fake, _fixer(), seed=2)
+    assert unseen.accuracy.shape == (3, 2) and unseen.n_train_chips == 2
+    with pytest.raises(ValueError, match=r"same number \(>= 1\) of chips; got \{'a': 2, 'b': 1\}"):
+        unseen_chip_matrix({"a": other["a"], "b": other["b"][:1]}, chips, fake, _fixer())
+
+
+def test_cross_defect_refuses_unpaired_chips_and_bad_pairing():
+    x, y, xt, yt = _synthetic_chips(2, 2, seed=1)
+    before = np.zeros((2, 1))
+    with pytest.raises(ValueError, match="2 and 1 chips per type"):
+        cross_defect(x, y, xt[:, :1], yt, lambda role: _fixer().batched(), types=["a", "b"], before=before)
+    with pytest.raises(ValueError, match="pairing='diagonal'"):
+        cross_defect(x, y, xt, yt, lambda role: _fixer().batched(), types=["a", "b"], before=before,
+                     pairing="diagonal")  # type: ignore[arg-type]
+
+
+def _hand_result() -> CrossDefectResult:
+    chip_accuracy = np.arange(3 * 2 * 4, dtype=float).reshape(3, 2, 4) / 24
+    chip_before = np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]])
+    return CrossDefectResult(["x", "y", "mixture"], ["x", "y"], chip_accuracy.mean(axis=2), chip_before.mean(axis=1),
+                             31, 1, 4, chip_accuracy, chip_before)
+
+
+def test_cross_defect_result_goes_to_a_table_and_back_in_any_row_order():
+    """The study stores the long table; the report rebuilds the matrix from it, rows shuffled or not."""
+    result = _hand_result()
+    chips = pd.DataFrame({"array": [0, 0, 1, 1], "instance": [0, 1, 0, 1]})
+    table = result.to_table(chips)
+    assert len(table) == 3 * 2 * 4
+    row = table[(table["train_pattern"] == "y") & (table["test_pattern"] == "x") & (table["array"] == 1)
+                & (table["instance"] == 0)]
+    assert row["accuracy"].item() == result.chip_accuracy[1, 0, 2] and row["accuracy_before"].item() == 0.3
+    back = CrossDefectResult.from_table(table.sample(frac=1.0, random_state=0), types=["x", "y"])
+    np.testing.assert_array_equal(back.chip_accuracy, result.chip_accuracy)
+    np.testing.assert_array_equal(back.chip_before, result.chip_before)
+    np.testing.assert_allclose(back.accuracy, result.accuracy)
+    assert back.train_types == result.train_types and back.n_parameters == 31 and back.n_test_chips == 4
+    assert CrossDefectResult.from_dict(result.to_dict()).to_dict() == result.to_dict()
+    both = CrossDefectResult.average([result, back])  # equal chip counts: the chips are pooled
+    assert both.chip_accuracy.shape == (3, 2, 8) and both.n_test_chips == 8
+    np.testing.assert_allclose(both.accuracy, both.chip_accuracy.mean(axis=2))
+    with pytest.raises(ValueError, match="misses 1 entries"):
+        CrossDefectResult.from_table(table.iloc[1:])
+
+
+def test_the_heatmap_shows_the_matrix_and_the_uncorrected_row(tmp_path):
+    result = _hand_result()
+    fig = cross_defect_figure(result)
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), 100 * np.vstack([result.accuracy, result.before]))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x", "y", "mixture", "uncorrected"]
+    path = plot_cross_defect(result, tmp_path / "sub" / "cross.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ----- bad input -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,8 @@ def test_report_of_a_partial_store_says_what_is_missing(tmp_path):
         f.unlink()
     html = build_report(tmp_path / "p")
     assert html.count("Not available") == len(FIGURES)
+    for asset in ("report.css", "report.js"):  # the package files are inlined, so the page stands alone
+        assert resources.files("neurodtco.report").joinpath(asset).read_text() in html
     assert "Healthy circuit, test accuracy" in html
     path = write_report(tmp_path / "p", tmp_path / "elsewhere" / "r.html")
     assert path.read_text().startswith("<!DOCTYPE html>")

@@ -15,9 +15,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from neurodtco.correction import CrossDefectResult, MLPCorrector
+from neurodtco.correction.studies import make_defective
 from neurodtco.store import ResultStore, load_results
 from neurodtco.study import (DaskExecutor, LocalExecutor, SerialExecutor, StudyFileError, circuit_points,
                              expand_tasks, load_study, parse_study, run_study)
+from neurodtco.study.compute import build_circuit
+from neurodtco.study.tasks import stable_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,6 +140,25 @@ def test_centred_patterns_move_between_instances_only():
     assert "center" not in points["random-on-a0-s0.3-i1"]
 
 
+def test_study_circuits_and_correction_instances_are_the_same_chips(default_circuit):
+    """Instance i is placed by defects.instances for the study grid and the correction studies alike:
+    the same pattern, array, instance and seed give the same defect mask."""
+    study = parse_study(small_study(defects={"patterns": ["ring", "checkerboard", "random"], "arrays": [1],
+                                             "kinds": ["on"], "severities": [0.2], "instances": 3},
+                                    seeds={"defects": 5}))
+    masks = {}
+    for p in circuit_points(study):
+        if p.is_healthy:
+            continue
+        assert p.defect_seed == stable_seed(5, p.pattern, p.array, p.instance)  # stored studies keep their seeds
+        _, mask, _, _ = build_circuit(default_circuit, study, p)
+        _, record = make_defective(default_circuit, p.pattern, p.array, p.severity, p.instance, p.kind, seed=5)
+        np.testing.assert_array_equal(mask, record.masks[p.array])
+        masks[(p.pattern, p.instance)] = mask
+    for pattern in ("ring", "checkerboard", "random"):  # and instances are different chips
+        assert not np.array_equal(masks[(pattern, 0)], masks[(pattern, 1)])
+
+
 # ----------------------------------------------------------------------------- running
 
 @pytest.fixture(scope="module")
@@ -170,6 +193,41 @@ def test_the_table_is_tidy_and_complete(reference):
     cross = load_results(reference, "cross")
     assert set(cross["train_pattern"]) == {"random", "column", "mixture"}
     assert len(cross) == 2 * 2 * (2 + 1) * 2 * 2  # arrays x kinds x train rows x test patterns x instances
+
+
+def test_cross_rows_are_single_chip_fits_on_the_stored_voltages(reference):
+    """A cross row is the corrector fitted on one stored chip alone and judged on its partner chip; the
+    matrix the report rebuilds from the rows is the mean over grid points of the stored entries."""
+    store = ResultStore(reference)
+    healthy = store.read_arrays(next(t for t in store.array_task_ids() if t.startswith("c-healthy")))
+    n, labels = int(healthy["n_train"]), healthy["labels"]
+    volts = {}
+    for task in store.array_task_ids():
+        arrays = store.read_arrays(task)
+        volts.update({cid: arrays["outputs_v"][k].astype(np.float64) for k, cid in enumerate(arrays["circuit_ids"])})
+    cross = load_results(reference, "cross")
+    rows = cross[(cross["array"] == 3) & (cross["kind"] == "off")]
+
+    def fit(x, y, name):
+        return MLPCorrector(hidden=4, seed=stable_seed(0, name, 4), max_iter=40).fit(x, y)
+
+    def stored(train, test, instance):
+        return rows[(rows["train_pattern"] == train) & (rows["test_pattern"] == test)
+                    & (rows["instance"] == instance)]["accuracy"].item()
+
+    for instance in (0, 1):
+        v = {p: volts[f"{p}-off-a3-s0.3-i{instance}"] for p in ("random", "column")}
+        mix = fit(np.concatenate([v["random"][:n], v["column"][:n]]), np.tile(labels[:n], 2), "cross-mixture")
+        for a in v:
+            model = fit(v[a][:n], labels[:n], "cross")
+            for b in v:
+                assert stored(a, b, instance) == pytest.approx(model.score(v[b][n:], labels[n:]), abs=1e-12)
+        for b in v:
+            assert stored("mixture", b, instance) == pytest.approx(mix.score(v[b][n:], labels[n:]), abs=1e-12)
+    result = CrossDefectResult.from_table(cross, types=["random", "column"])
+    pivot = cross.pivot_table(index="train_pattern", columns="test_pattern", values="accuracy", aggfunc="mean")
+    np.testing.assert_allclose(result.accuracy, pivot.loc[result.train_types, result.test_types].to_numpy())
+    assert result.n_test_chips == 2 * 2 * 2  # arrays x kinds x instances
 
 
 def test_a_rerun_skips_everything_and_a_changed_study_is_refused(reference, tmp_path):

@@ -4,9 +4,11 @@
 and offset), ``LogisticCorrector`` (multinomial logistic regression) and ``LastLayerRetrain``
 (the last array retrained in software on the last hidden layer's voltages) follow
 scikit-learn's habits; their ``Batched*`` twins fit thousands of chips at once.
-``correct_circuit`` is the protocol for one chip; ``correct_circuits`` for many.
+``correct_circuit`` is the protocol for one chip; ``correct_circuits`` for many. ``cross_defect``
+trains on chips of one defect type and judges on chips of another (``CrossDefectResult``).
 """
 
+from .cross import CrossDefectResult, cross_defect, cross_defect_figure, plot_cross_defect
 from .models import (ACTIVATIONS, CORRECTORS, FEATURE_SETS, AffineCalibration, BatchedAffineCalibration,
                      BatchedCorrector, BatchedLastLayerRetrain, BatchedLogisticCorrector, BatchedMLPCorrector,
                      LastLayerRetrain, LogisticCorrector, MLPCorrector, NotFittedError, make_corrector)
@@ -17,5 +19,6 @@ __all__ = [
     "ACTIVATIONS", "CORRECTORS", "FEATURE_SETS", "AffineCalibration", "BatchedAffineCalibration", "BatchedCorrector",
     "BatchedLastLayerRetrain", "BatchedLogisticCorrector", "BatchedMLPCorrector", "LastLayerRetrain",
     "LogisticCorrector", "MLPCorrector", "NotFittedError", "make_corrector", "ChipVoltages", "CorrectionResult",
-    "calibration_indices", "correct_circuit", "correct_circuits", "measure_chip",
+    "calibration_indices", "correct_circuit", "correct_circuits", "measure_chip", "CrossDefectResult", "cross_defect",
+    "cross_defect_figure", "plot_cross_defect",
 ]

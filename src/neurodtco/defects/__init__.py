@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .apply import DefectRecord, apply_defects, resolve_pattern, target_layers
+from .instances import CENTRED_PATTERNS, defect_instance, instance_params, instance_seed
 from .patterns import (checkerboard_mask, circle_mask, clustered_mask, exact_random_mask, line_mask, max_radius,
                        normalized_distance, ring_mask)
 from .spec import (KINDS, PATTERN_PARAMS, PATTERNS, Defect, as_defect, collect_defects, defect_from_dict,
@@ -27,8 +28,8 @@ def plot_defect_maps(*args: Any, **kwargs: Any) -> Any:
 
 
 __all__ = [
-    "Defect", "DefectRecord", "KINDS", "PATTERNS", "PATTERN_PARAMS", "apply_defects", "as_defect",
-    "checkerboard_mask", "circle_mask", "clustered_mask", "collect_defects", "defect_from_dict",
-    "exact_random_mask", "line_mask", "load_defects", "max_radius", "normalized_distance", "parse_defect",
-    "plot_defect_maps", "resolve_pattern", "ring_mask", "target_layers",
+    "CENTRED_PATTERNS", "Defect", "DefectRecord", "KINDS", "PATTERNS", "PATTERN_PARAMS", "apply_defects", "as_defect",
+    "checkerboard_mask", "circle_mask", "clustered_mask", "collect_defects", "defect_from_dict", "defect_instance",
+    "exact_random_mask", "instance_params", "instance_seed", "line_mask", "load_defects", "max_radius",
+    "normalized_distance", "parse_defect", "plot_defect_maps", "resolve_pattern", "ring_mask", "target_layers",
 ]

@@ -273,7 +273,7 @@ def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndar
 
 def _run_cross(task: Task, setup: Setup, inputs: dict[str, np.ndarray]) -> TaskOutput:
     """Correctors trained on a chip with pattern A, tested on the chip with pattern B at the same grid point."""
-    from ..correction import BatchedMLPCorrector
+    from ..correction import BatchedMLPCorrector, cross_defect
 
     ctx = _context(setup)
     study = ctx.study
@@ -283,38 +283,24 @@ def _run_cross(task: Task, setup: Setup, inputs: dict[str, np.ndarray]) -> TaskO
     patterns = list(study.defects.patterns)
     keys = sorted({(p.severity, p.instance) for p in task.circuits})
     by_point = {(p.pattern, p.severity, p.instance): p.circuit_id for p in task.circuits}
-
-    def volts(pattern: str, key: tuple[float, int]) -> np.ndarray:
-        return np.asarray(inputs[by_point[(pattern, *key)]], dtype=np.float64)
-
+    # [patterns, grid points, images, outputs]: the chips of one grid point are paired by position.
+    volts = np.stack([np.stack([np.asarray(inputs[by_point[(a, *key)]], dtype=np.float64) for key in keys])
+                      for a in patterns])
     h = study.cross_defect.hidden
+    seed_names = {"type": "cross", "mixture": "cross-mixture"}
+
+    def corrector(role: str) -> BatchedMLPCorrector:
+        return BatchedMLPCorrector(hidden=h, seed=stable_seed(study.seeds.correctors, seed_names[role], h),
+                                   **study.correctors.options)
+
     t0 = time.perf_counter()
-    train_sets = [(a, key, volts(a, key)[:n_tr]) for a in patterns for key in keys]
-    model = BatchedMLPCorrector(hidden=h, seed=stable_seed(study.seeds.correctors, "cross", h), **study.correctors.options)
-    model.fit(np.stack([t[2] for t in train_sets]), y_tr)
-    rows = []
-    before = {(b, key): float(_accuracy(np.argmax(volts(b, key)[n_tr:], axis=1), y_te)) for b in patterns for key in keys}
-    for b in patterns:
-        pred = model.predict(np.stack([volts(b, key)[n_tr:] for _, key, _ in train_sets]))
-        acc = _accuracy(pred, y_te)
-        for k, (a, key, _) in enumerate(train_sets):
-            rows.append(_cross_row(task, group, key, a, b, h, model.n_parameters, acc[k], before[(b, key)]))
-    if study.cross_defect.mixture:
-        mix = BatchedMLPCorrector(hidden=h, seed=stable_seed(study.seeds.correctors, "cross-mixture", h),
-                                  **study.correctors.options)
-        mix.fit(np.stack([np.concatenate([volts(a, key)[:n_tr] for a in patterns]) for key in keys]),
-                np.tile(y_tr, len(patterns)))
-        for b in patterns:
-            acc = _accuracy(mix.predict(np.stack([volts(b, key)[n_tr:] for key in keys])), y_te)
-            for k, key in enumerate(keys):
-                rows.append(_cross_row(task, group, key, "mixture", b, h, mix.n_parameters, acc[k], before[(b, key)]))
+    result = cross_defect(volts[:, :, :n_tr], y_tr, volts[:, :, n_tr:], y_te, corrector, types=patterns,
+                          before=_accuracy(np.argmax(volts[:, :, n_tr:], axis=3), y_te),
+                          mixture=study.cross_defect.mixture)
+    chips = pd.DataFrame({"array": int(group["array"]), "kind": str(group["kind"]),
+                          "severity": [float(s) for s, _ in keys], "instance": [int(i) for _, i in keys]})
+    table = result.to_table(chips).assign(task_id=task.id, hidden=h)[CROSS_COLUMNS]
     info = {"n_circuits": 0, "n_images": 0, "n_inferences": 0, "simulate_s": 0.0,
-            "fit_s": time.perf_counter() - t0, "n_fits": len(train_sets) + (len(keys) if study.cross_defect.mixture else 0)}
-    return TaskOutput(table=pd.DataFrame(rows, columns=CROSS_COLUMNS), arrays=None, info=info)
-
-
-def _cross_row(task: Task, group: dict[str, Any], key: tuple[float, int], train: str, test: str, h: int,
-               n_params: int, acc: float, before: float) -> dict[str, Any]:
-    return {"task_id": task.id, "array": int(group["array"]), "kind": str(group["kind"]), "severity": float(key[0]),
-            "instance": int(key[1]), "train_pattern": train, "test_pattern": test, "hidden": h,
-            "n_parameters": int(n_params), "accuracy": float(acc), "accuracy_before": before}
+            "fit_s": time.perf_counter() - t0,
+            "n_fits": len(patterns) * len(keys) + (len(keys) if study.cross_defect.mixture else 0)}
+    return TaskOutput(table=table, arrays=None, info=info)

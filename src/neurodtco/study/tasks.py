@@ -20,13 +20,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-import numpy as np
-
+from ..defects.instances import instance_params, instance_seed
 from .schema import Study
-
-#: Patterns whose position (a centre) is a free parameter; instances after the first move it.
-CENTRED_PATTERNS = ("circular", "circular_complement", "ring")
-
 
 @dataclass(frozen=True)
 class CircuitPoint:
@@ -88,16 +83,6 @@ def _settings_for_circuits(study: Study) -> dict[str, Any]:
                               "correctors", "seeds", "outputs")}
 
 
-def _position_params(pattern: str, instance: int, seed: int, random_position: bool) -> tuple[tuple[str, Any], ...]:
-    """A seeded random centre for centred patterns, so that instances are different chips."""
-    if pattern not in CENTRED_PATTERNS or instance == 0 or not random_position:
-        return ()
-    rng = np.random.default_rng(seed)
-    # Keep the centre in the middle half of the array so most of the shape stays on the chip.
-    cy, cx = (float(round(v, 4)) for v in rng.uniform(0.25, 0.75, size=2))
-    return (("center", (cy, cx)),)
-
-
 def circuit_points(study: Study) -> list[CircuitPoint]:
     """Every circuit of the grid, healthy reference first, in grid order."""
     d, s = study.defects, study.seeds
@@ -111,10 +96,11 @@ def circuit_points(study: Study) -> list[CircuitPoint]:
                     for instance in range(d.instances):
                         # The seed ignores kind and severity: stuck-on and stuck-off circuits of one
                         # instance hit the same places, which makes their comparison paired.
-                        seed = stable_seed(s.defects, pattern, array, instance)
+                        seed = instance_seed(s.defects, pattern, array, instance)
                         params = dict(d.params.get(pattern, {}))
                         params.update(d.params.get(kind, {}))
-                        params.update(dict(_position_params(pattern, instance, seed, d.random_position)))
+                        if d.random_position:
+                            params.update(instance_params(pattern, instance, seed))
                         points.append(CircuitPoint(
                             pattern, kind, array, float(severity), instance, seed,
                             stable_seed(s.imperfections, pattern, array, instance),

@@ -1,0 +1,323 @@
+"""The report's figures: matplotlib drawings of the store's data, each returned as a PNG data URI.
+
+matplotlib is imported inside the functions (Agg backend), so loading the report's data never pays
+for it. Every function returns None when the store does not hold what it draws yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..correction.cross import cross_defect_figure
+from .data import MAX_CORRECTOR_PARAMS, ReportData, correction_frame, cross_result, parse_circuit_id
+
+_ON, _OFF, _HEALTHY = "#c2410c", "#1d4ed8", "#475569"
+_PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569"]
+
+
+def _plt() -> Any:
+    """pyplot on the Agg backend, in the report's style."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "font.size": 9.5, "axes.titlesize": 10, "axes.labelsize": 9.5, "legend.fontsize": 8.5,
+        "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.color": "#e5e7eb",
+        "grid.linewidth": 0.6, "axes.edgecolor": "#9ca3af", "axes.titleweight": "bold",
+        "figure.dpi": 110, "savefig.dpi": 130, "font.family": "DejaVu Sans",
+    })
+    return plt
+
+
+def _png(fig: Any) -> str:
+    """A figure as a base64 PNG data URI (and the figure closed)."""
+    plt = _plt()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
+    finally:
+        plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _pattern_color(d: ReportData, pattern: str) -> str:
+    """One colour per pattern, the same in every figure."""
+    order = list(d.study["defects"]["patterns"]) + ["mixture"]
+    return _PALETTE[order.index(pattern) % len(_PALETTE)] if pattern in order else _HEALTHY
+
+
+def figure_gallery(d: ReportData) -> Optional[str]:
+    """Defect maps: every pattern (columns) on every array (rows), over the programmed conductances."""
+    healthy_task = [t for t in d.store.array_task_ids() if t.startswith("c-healthy")]
+    if d.defective.empty:
+        return None
+    base = d.store.read_arrays(healthy_task[0]) if healthy_task else {}
+    patterns = d.patterns()
+    arrays = sorted(d.defective["array"].unique())
+    severities = sorted(d.defective["severity"].unique())
+    severity = severities[len(severities) // 2]
+    masks: dict[tuple[str, int], np.ndarray] = {}
+    for task_id in d.store.array_task_ids():
+        if not task_id.startswith("c-") or task_id.startswith("c-healthy"):
+            continue
+        arrs = d.store.read_arrays(task_id)
+        if "masks" not in arrs:
+            continue
+        for k, cid in enumerate(arrs["circuit_ids"].tolist()):
+            pattern, kind, a, s, i = parse_circuit_id(cid)
+            if s == severity and i == 0 and (pattern, a) not in masks:
+                masks[(pattern, a)] = arrs["masks"][k]
+    if not masks:
+        return None
+    plt = _plt()
+    from matplotlib.colors import ListedColormap
+
+    shapes = {a: next((m.shape for (p, aa), m in masks.items() if aa == a), (1, 1)) for a in arrays}
+    heights = [max(shapes[a][0] / shapes[a][1], 0.35) for a in arrays]
+    col_w = 1.25
+    fig, axes = plt.subplots(len(arrays), len(patterns), figsize=(col_w * len(patterns) + 0.9, col_w * sum(heights) + 0.8),
+                             gridspec_kw={"height_ratios": heights, "hspace": 0.25, "wspace": 0.08}, squeeze=False)
+    hit_cmap = ListedColormap(["#dc2626"])
+    for r, a in enumerate(arrays):
+        g = base.get(f"conductance_{a}")
+        for c, p in enumerate(patterns):
+            ax = axes[r][c]
+            ax.grid(False)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ("top", "right", "left", "bottom"):
+                ax.spines[side].set_visible(True)
+                ax.spines[side].set_color("#d1d5db")
+            mask = masks.get((p, a))
+            if mask is None:
+                ax.set_facecolor("#f3f4f6")
+                continue
+            if g is not None and g.shape == mask.shape:
+                ax.imshow(g, cmap="Greys", interpolation="nearest", aspect="equal", vmin=0)
+            else:
+                ax.imshow(np.zeros(mask.shape), cmap="Greys", vmin=0, vmax=1, aspect="equal")
+            ax.imshow(np.ma.masked_where(~mask, mask.astype(float)), cmap=hit_cmap, alpha=0.85,
+                      interpolation="nearest", aspect="equal")
+            if r == 0:
+                ax.set_title(p.replace("_", "\n"), fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"array {a}\n{mask.shape[0]}x{mask.shape[1]}", fontsize=8.5)
+            ax.text(0.5, -0.02, f"{mask.mean():.0%}", transform=ax.transAxes, ha="center", va="top", fontsize=7.5,
+                    color="#374151")
+    return _png(fig)
+
+
+
+
+def figure_accuracy_vs_severity(d: ReportData) -> Optional[str]:
+    """Accuracy vs defect density, one panel per (kind, array), one line per pattern."""
+    df = d.defective
+    if df.empty:
+        return None
+    plt = _plt()
+    kinds = [k for k in d.study["defects"]["kinds"] if k in set(df["kind"])]
+    arrays = sorted(df["array"].unique())
+    fig, axes = plt.subplots(len(kinds), len(arrays), figsize=(2.55 * len(arrays) + 0.6, 2.25 * len(kinds) + 0.7),
+                             sharex=True, sharey=True, squeeze=False)
+    stats = df.groupby(["kind", "array", "pattern", "severity"])["accuracy"].agg(["mean", "min", "max"]).reset_index()
+    for r, kind in enumerate(kinds):
+        for c, a in enumerate(arrays):
+            ax = axes[r][c]
+            for p in d.patterns():
+                s = stats[(stats["kind"] == kind) & (stats["array"] == a) & (stats["pattern"] == p)]
+                if s.empty:
+                    continue
+                color = _pattern_color(d, p)
+                ax.plot(s["severity"], s["mean"] * 100, "-o", ms=3, lw=1.4, color=color, label=p)
+                ax.fill_between(s["severity"], s["min"] * 100, s["max"] * 100, color=color, alpha=0.10, lw=0)
+            if d.healthy_accuracy is not None:
+                ax.axhline(d.healthy_accuracy * 100, color=_HEALTHY, ls="--", lw=1)
+            ax.axhline(10, color="#9ca3af", ls=":", lw=1)
+            ax.set_ylim(0, 100)
+            if r == 0:
+                ax.set_title(f"array {a}")
+            if c == 0:
+                ax.set_ylabel(f"stuck-{kind}\ntest accuracy (%)")
+            if r == len(kinds) - 1:
+                ax.set_xlabel("defect density")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 8), frameon=False, bbox_to_anchor=(0.5, 1.02))
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return _png(fig)
+
+
+def figure_on_vs_off(d: ReportData) -> Optional[str]:
+    """Paired stuck-on vs stuck-off accuracy (same cells hit) and the mean per pattern."""
+    df = d.defective
+    if df.empty or not {"on", "off"} <= set(df["kind"]):
+        return None
+    key = ["pattern", "array", "severity", "instance"]
+    on = df[df["kind"] == "on"].set_index(key)["accuracy"]
+    off = df[df["kind"] == "off"].set_index(key)["accuracy"]
+    pair = pd.concat({"on": on, "off": off}, axis=1).dropna().reset_index()
+    if pair.empty:
+        return None
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.2, 3.9), gridspec_kw={"width_ratios": [1, 1.35]})
+    markers = ["o", "s", "^", "D", "v", "P", "X"]
+    arrays = sorted(pair["array"].unique())
+    for p in d.patterns():
+        for j, a in enumerate(arrays):
+            s = pair[(pair["pattern"] == p) & (pair["array"] == a)]
+            ax1.scatter(s["off"] * 100, s["on"] * 100, s=14, color=_pattern_color(d, p), marker=markers[j % len(markers)],
+                        alpha=0.75, lw=0, label=p if j == 0 else None)
+    ax1.plot([0, 100], [0, 100], color="#6b7280", lw=1, ls="--")
+    ax1.set_xlim(0, 100)
+    ax1.set_ylim(0, 100)
+    ax1.set_aspect("equal")
+    ax1.set_xlabel("accuracy with stuck-off cells (%)")
+    ax1.set_ylabel("accuracy with stuck-on cells (%)")
+    ax1.set_title("each point: the same cells stuck on, and off")
+    ax1.legend(frameon=False, loc="upper left", fontsize=7.5, markerscale=1.3)
+    means = pair.groupby("pattern")[["on", "off"]].mean().reindex(d.patterns())
+    x = np.arange(len(means))
+    ax2.bar(x - 0.2, means["on"] * 100, 0.4, color=_ON, label="stuck-on")
+    ax2.bar(x + 0.2, means["off"] * 100, 0.4, color=_OFF, label="stuck-off")
+    if d.healthy_accuracy is not None:
+        ax2.axhline(d.healthy_accuracy * 100, color=_HEALTHY, ls="--", lw=1, label="healthy circuit")
+    ax2.set_xticks(x, [p.replace("_", "\n") for p in means.index], fontsize=8)
+    ax2.set_ylabel("mean test accuracy (%)")
+    ax2.set_ylim(0, 100)
+    ax2.set_title("mean over arrays, densities and instances")
+    ax2.legend(frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    fig.tight_layout()
+    return _png(fig)
+
+
+
+def figure_recovery(d: ReportData) -> Optional[str]:
+    """Accuracy after correction vs corrector parameters, and the recovered fraction of the loss."""
+    c = correction_frame(d)
+    if c.empty:
+        return None
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.2, 3.8))
+    mlp = c[c["corrector"] == "mlp"]
+    arrays = sorted(c["array"].unique())
+    for j, a in enumerate(arrays):
+        s = mlp[mlp["array"] == a].groupby("n_parameters")["accuracy"].mean()
+        if len(s):
+            ax1.plot(s.index, s.values * 100, "-o", ms=3.5, lw=1.5, color=_PALETTE[j % len(_PALETTE)], label=f"array {a}")
+    before = d.defective.groupby("array")["accuracy"].mean()
+    for j, a in enumerate(arrays):
+        if a in before.index:
+            ax1.axhline(before[a] * 100, color=_PALETTE[j % len(_PALETTE)], ls=":", lw=1)
+    for name, marker in (("affine", "s"), ("logistic", "D"), ("lastlayer", "^")):
+        b = c[c["corrector"] == name]
+        if len(b):
+            ax1.scatter(b["n_parameters"].iloc[0], b["accuracy"].mean() * 100, marker=marker, s=46, color="#111827",
+                        zorder=5, label=f"{name} (all arrays)")
+    if d.healthy_accuracy is not None:
+        ax1.axhline(d.healthy_accuracy * 100, color=_HEALTHY, ls="--", lw=1, label="healthy circuit")
+    ax1.axvline(MAX_CORRECTOR_PARAMS, color="#9ca3af", lw=1)
+    _parameter_axis(ax1, c["n_parameters"])
+    ax1.set_xlabel("corrector parameters")
+    ax1.set_ylabel("mean test accuracy after correction (%)")
+    ax1.set_title("dotted: the same circuits uncorrected")
+    ax1.legend(frameon=False, fontsize=7.5, loc="lower right")
+    damaged = c[c["lost"] >= 0.05]
+    if len(damaged):
+        groups = damaged.groupby(["corrector", "n_parameters"])["recovered"]
+        q = groups.quantile([0.25, 0.5, 0.75]).unstack()
+        q = q.reset_index()
+        m = q[q["corrector"] == "mlp"].sort_values("n_parameters")
+        ax2.plot(m["n_parameters"], m[0.5] * 100, "-o", color="#2563eb", ms=3.5, lw=1.6, label="MLP 10-h-10: median")
+        ax2.fill_between(m["n_parameters"], m[0.25] * 100, m[0.75] * 100, color="#2563eb", alpha=0.15, lw=0,
+                         label="quartiles")
+        for name, marker in (("affine", "s"), ("logistic", "D"), ("lastlayer", "^")):
+            b = q[q["corrector"] == name]
+            if len(b):
+                ax2.errorbar(b["n_parameters"], b[0.5] * 100, yerr=[(b[0.5] - b[0.25]) * 100, (b[0.75] - b[0.5]) * 100],
+                             fmt=marker, color="#111827", ms=6, capsize=3, label=name)
+        ax2.axhline(0, color="#6b7280", lw=1)
+        low = float(np.nanmin(m[0.25])) * 100 if len(m) else 0.0
+        if low < -100:  # a harmful tiny corrector would squash the informative range into a line
+            ax2.set_ylim(-100, 105)
+            ax2.text(0.1, 0.97, f"axis clipped at -100%:\nthe lower quartile reaches {low:.0f}%", transform=ax2.transAxes,
+                     fontsize=7.5, color="#6b7280", va="top")
+        ax2.axvline(MAX_CORRECTOR_PARAMS, color="#9ca3af", lw=1)
+        _parameter_axis(ax2, c["n_parameters"])
+        ax2.set_xlabel("corrector parameters")
+        ax2.set_ylabel("recovered share of the lost accuracy (%)")
+        ax2.set_title(f"circuits that lost >= 5 points (n = {damaged['circuit_id'].nunique()})")
+        ax2.legend(frameon=False, fontsize=7.5, loc="lower right")
+    else:
+        ax2.text(0.5, 0.5, "no circuit lost 5 points or more", ha="center", va="center", transform=ax2.transAxes)
+        ax2.set_axis_off()
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _parameter_axis(ax: Any, counts: pd.Series) -> None:
+    """A log axis labelled with the parameter counts that occur (not powers of ten)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ticks = sorted(int(v) for v in counts.unique())
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(t) for t in ticks], fontsize=8)
+
+
+def figure_cross(d: ReportData) -> Optional[str]:
+    """Heatmap of the cross-defect matrix (rows: trained on; columns: tested on)."""
+    result = cross_result(d)
+    if result is None:
+        return None
+    _plt()  # the report's style for the figure drawn below
+    return _png(cross_defect_figure(result, title=f"mean test accuracy (%), {result.n_test_chips} chips per column"))
+
+
+def figure_voltages(d: ReportData) -> Optional[str]:
+    """Histograms of every output voltage: healthy circuit vs defective ones at the highest density."""
+    ids = d.store.array_task_ids()
+    healthy = [t for t in ids if t.startswith("c-healthy")]
+    if not healthy or d.defective.empty:
+        return None
+    h = d.store.read_arrays(healthy[0])["outputs_v"].ravel()
+    smax = float(d.defective["severity"].max())
+    groups: dict[tuple[int, str], list[np.ndarray]] = {}
+    for task_id in ids:
+        if not task_id.startswith("c-") or task_id.startswith("c-healthy"):
+            continue
+        arrs = d.store.read_arrays(task_id)
+        for k, cid in enumerate(arrs["circuit_ids"].tolist()):
+            pattern, kind, a, s, i = parse_circuit_id(cid)
+            if s == smax:
+                groups.setdefault((a, kind), []).append(arrs["outputs_v"][k].ravel())
+    if not groups:
+        return None
+    arrays = sorted({a for a, _ in groups})
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(arrays), figsize=(2.6 * len(arrays) + 0.6, 2.9), sharey=True, squeeze=False)
+    everything = np.concatenate([h] + [np.concatenate(v) for v in groups.values()])
+    lo, hi = np.percentile(everything, [0.2, 99.8])
+    bins = np.linspace(lo, hi, 70)
+    for c, a in enumerate(arrays):
+        ax = axes[0][c]
+        ax.hist(h, bins=bins, density=True, color=_HEALTHY, alpha=0.35, label="healthy")
+        for kind, color in (("on", _ON), ("off", _OFF)):
+            if (a, kind) in groups:
+                ax.hist(np.concatenate(groups[(a, kind)]), bins=bins, density=True, histtype="step", lw=1.5,
+                        color=color, label=f"stuck-{kind}")
+        ax.set_yscale("log")
+        ax.set_title(f"defects in array {a}")
+        ax.set_xlabel("output voltage (V)")
+        if c == 0:
+            ax.set_ylabel("density (1/V, log scale)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 1.06))
+    fig.tight_layout()
+    return _png(fig)
