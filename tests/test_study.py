@@ -21,7 +21,7 @@ from neurodtco.store import ResultStore, load_results
 from neurodtco.study import (DaskExecutor, LocalExecutor, SerialExecutor, StudyFileError, circuit_points,
                              expand_tasks, load_study, parse_study, run_study)
 from neurodtco.study.compute import build_circuit
-from neurodtco.study.tasks import stable_seed
+from neurodtco.seeds import stable_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,11 +17,11 @@ instance 2, seed 0" is one chip everywhere):
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Optional
 
 import numpy as np
 
+from ..seeds import stable_seed
 from .spec import Defect
 
 #: Patterns whose position (a centre) is a free parameter; instances after the first move it.
@@ -30,8 +30,7 @@ CENTRED_PATTERNS = ("circular", "circular_complement", "ring")
 
 def instance_seed(seed: int, pattern: str, array: int, instance: int) -> int:
     """The seed of one instance of ``pattern`` on ``array`` (a 31-bit hash, the same in every process)."""
-    digest = hashlib.sha256(f"{seed}|{pattern}|{array}|{instance}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+    return stable_seed(seed, pattern, array, instance)
 
 
 def instance_params(pattern: str, instance: int, seed: int) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from ..engines import simulate
 from ..imperfections import apply_imperfections
 from ..mapping import map_weights
 from .schema import Study
-from .tasks import CircuitPoint, Task, stable_seed
+from ..seeds import stable_seed
+from .tasks import CircuitPoint, Task
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from ..defects.instances import instance_params, instance_seed
+from ..seeds import stable_seed
 from .schema import Study
 
 @dataclass(frozen=True)
@@ -63,12 +64,6 @@ class Task:
     def n_circuits(self) -> int:
         """Circuits this task simulates (0 for a cross task: it reads stored voltages)."""
         return len(self.circuits) if self.stage == "circuits" else 0
-
-
-def stable_seed(*parts: Any) -> int:
-    """A 31-bit seed from any printable parts, identical in every process and Python version."""
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def _short_hash(payload: Any) -> str:
