@@ -8,8 +8,6 @@ from typing import Any, Optional
 
 import typer
 
-from ..correction import correct_circuit, make_corrector
-from ..defects.commands import apply_option_defects
 from ..mapping import map_network
 from .circuit_options import CircuitOptions, with_circuit_options
 from .common import EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train, user_errors
@@ -34,6 +32,10 @@ def correct(
     as_json: bool = JsonOpt,
 ) -> None:
     """Correct a (defective) chip: fit a small corrector on its training-image voltages, judge it on the test images."""
+    # Subject packages load when their command runs, so that `neurodtco --help` stays fast.
+    from ..correction import correct_circuit, make_corrector
+    from ..defects.commands import apply_option_defects
+
     with user_errors():
         features = "outputs"
         if with_hidden:

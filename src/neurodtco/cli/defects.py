@@ -7,8 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defects import apply_defects, plot_defect_maps
-from ..defects.commands import defects_from_options
 from ..mapping import map_network
 from .circuit_options import CircuitOptions, with_circuit_options
 from .common import JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train, user_errors
@@ -30,6 +28,10 @@ def show(
     as_json: bool = JsonOpt,
 ) -> None:
     """Draw every array's conductance map with the cells the defects hit marked (defect maps)."""
+    # Subject packages load when their command runs, so that `neurodtco --help` stays fast.
+    from ..defects import apply_defects, plot_defect_maps
+    from ..defects.commands import defects_from_options
+
     with user_errors():
         defects = defects_from_options(defect, defects_file)  # refuse nonsense before loading anything
         if not defects:

@@ -10,9 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..data import to_voltages
-from ..imperfections.commands import run_imperfect, specs_from_options
 from ..mapping import map_network
-from ..mitigation import commands as mc
 from .circuit_options import CircuitOptions, with_circuit_options
 from .common import (EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, json_default, load_or_train,
                      user_errors)
@@ -41,6 +39,9 @@ def imperfect(
     as_json: bool = JsonOpt,
 ) -> None:
     """Map the network, apply temperature, noise, tuning, passive programming or drift; report accuracy and energy."""
+    # Subject packages load when their command runs, so that `neurodtco --help` stays fast.
+    from ..imperfections.commands import run_imperfect, specs_from_options
+
     with user_errors():
         specs = specs_from_options(spec_file, temperature_c, technology, read_noise, read_time_s, tuning_tolerance,
                                    passive_scheme, threshold_variation, max_pulses, drift_time_s, drift_nu)
@@ -94,6 +95,9 @@ def mitigate(
     as_json: bool = JsonOpt,
 ) -> None:
     """Mitigate imperfections: defect-aware retraining, tolerance, ordered tuning, memory states, circuit, comparison."""
+    # Subject packages load when their command runs, so that `neurodtco --help` stays fast.
+    from ..mitigation import commands as mc
+
     with user_errors():
         if lever not in mc.MITIGATE_LEVERS:
             raise ValueError(f"lever {lever!r} is not accepted: choose one of {list(mc.MITIGATE_LEVERS)}")

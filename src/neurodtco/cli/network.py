@@ -10,7 +10,6 @@ import numpy as np
 import typer
 
 from ..data import load_digits, to_voltages
-from ..defects.commands import apply_option_defects
 from ..engines import simulate as run_engine
 from ..mapping import map_network
 from ..netlist import circuit_elements, write_netlist
@@ -65,6 +64,9 @@ def simulate(
     defect_seed: DefectSeedArg = 0,
 ) -> None:
     """Map the network onto the circuit and report its accuracy on the test images (with and without defects)."""
+    # Subject packages load when their command runs, so that `neurodtco --help` stays fast.
+    from ..defects.commands import apply_option_defects
+
     with user_errors():
         dataset, net, t_model = load_or_train(model, seed, as_json)
         x, y = first_test_images(dataset, n_images)

@@ -10,10 +10,6 @@ from typing import Optional
 import typer
 
 from ..data import to_voltages
-from ..periphery import BenchConfig, NeuronDesign, OpAmpDesign, load_characterization
-from ..periphery import characterize as run_characterization
-from ..periphery.model import characterized_circuit
-from ..periphery.network import compare_with_behavioural
 from .common import JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
 from .progress import progress
 
@@ -28,6 +24,10 @@ def characterize(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the transistor-level neuron (FreePDK45) in ngspice and extract its behavioural parameters."""
+    # The periphery (PDK models, benches) loads when its command runs, so that `neurodtco --help` stays fast.
+    from ..periphery import BenchConfig, NeuronDesign, OpAmpDesign
+    from ..periphery import characterize as run_characterization
+
     with user_errors():
         corners = corner or ["NOM"]
         temps = temp_c or [25.0]
@@ -68,6 +68,10 @@ def transistor_check(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the network with transistor-level neurons (ngspice, FreePDK45) and compare it with nodal."""
+    from ..periphery import load_characterization
+    from ..periphery.model import characterized_circuit
+    from ..periphery.network import compare_with_behavioural
+
     with user_errors():
         dataset, net, t_model = load_or_train(model, seed, as_json)
         char = load_characterization(characterization)
