@@ -37,12 +37,16 @@ def test_train_then_simulate_the_saved_model(tmp_path, digits):
 
 def test_bad_values_stop_with_a_message(tmp_path):
     cases = [
-        (["simulate", "--r-on", "-1"], "r_on_ohm"),
-        (["simulate", "--r-on", "2e6"], "must be below r_off_ohm"),
-        (["simulate", "--v-read", "0"], "v_read_v"),
+        (["simulate", "--r-on", "-1"], "--r-on=-1.0 is not accepted"),
+        (["simulate", "--r-on", "2e6"], "must be below --r-off"),
+        (["simulate", "--v-read", "0"], "--v-read=0.0"),
+        (["simulate", "--wire-ohm", "-1"], "--wire-ohm=-1.0 is not accepted"),
+        (["simulate", "--gain", "0.5"], "--gain=0.5 is not accepted"),
+        (["simulate", "--n-images", "0"], "--n-images 0 is not accepted: expected 1..180"),
         (["simulate", "--engine", "hspice"], "unknown engine"),
         (["train", "--hidden", "8,0,8", "--out", str(tmp_path / "x.pt")], "widths"),
         (["simulate", "--model", str(tmp_path / "none.pt")], "does not exist"),
+        (["run", "quick", "--out", str(tmp_path / "r"), "--workers", "-1"], "expected 0 (run the tasks in this process)"),
     ]
     for args, fragment in cases:
         result = runner.invoke(app, args)
@@ -59,3 +63,21 @@ def test_model_of_another_architecture_is_refused(tmp_path):
     result = runner.invoke(app, ["simulate", "--model", str(bad)])
     assert result.exit_code == 2
     assert "expects 10 inputs" in result.stderr.replace("\n", " ")
+
+
+def test_a_file_that_is_not_a_model_is_refused_in_one_line(tmp_path):
+    text = tmp_path / "notes.md"
+    text.write_text("# not a model\n")
+    result = runner.invoke(app, ["simulate", "--model", str(text)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {str(text)!r} is not a neurodtco model file: it cannot be read as one "
+        "(write one with `neurodtco train --out FILE`)"]
+    assert "weights_only" not in result.stderr
+
+
+def test_a_run_without_json_writes_nothing_to_stderr(default_net):
+    result = runner.invoke(app, ["simulate", "--n-images", "5"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout.startswith("ideal circuit: accuracy")

@@ -167,8 +167,9 @@ def load_network(path: str | Path, expected_widths: Optional[tuple[int, ...]] = 
         raise FileNotFoundError(f"model file {str(path)!r} does not exist; train one with `neurodtco train --out FILE`")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a non-model file
-        raise ValueError(f"{str(path)!r} is not a neurodtco model file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # torch raises many types for a non-model file; its text is pages of torch advice
+        raise ValueError(f"{str(path)!r} is not a neurodtco model file: it cannot be read as one "
+                         "(write one with `neurodtco train --out FILE`)") from exc
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a neurodtco model file (expected format {FORMAT!r})")
     config = NetworkConfig(**{**blob["config"], "widths": tuple(blob["config"]["widths"])})

@@ -8,9 +8,7 @@ ASCII rawfile with 16 significant digits.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +19,7 @@ import numpy as np
 
 from .. import netlist as nl
 from ..circuit import Circuit
+from ..ngspice_run import failure, run_ngspice
 from .base import SimulationResult
 
 #: The rawfile name every netlist run by this engine must write (relative to its working directory).
@@ -72,7 +71,9 @@ class NgspiceEngine:
         def solve(k: int) -> dict[str, np.ndarray]:
             text = nl.write_spice(circuit, chunks[k], save=vectors, rawfile=RAWFILE, reltol=self.reltol,
                                   vntol_v=self.vntol_v, abstol_a=self.abstol_a)
-            return self.run_netlist(text, len(chunks[k]), vectors, tag=f"chunk{k}", binary=binary)
+            return self.run_netlist(text, len(chunks[k]), vectors, tag=f"chunk{k}", binary=binary, hint=hint)
+
+        hint = _hint(circuit)
 
         if self.jobs > 1 and len(chunks) > 1:
             # Each ngspice process is single-threaded: separate chunks can use separate cores.
@@ -135,50 +136,40 @@ class NgspiceEngine:
         return found
 
     def run_netlist(self, text: str, n_points: int, vectors: Sequence[str] = (), *, tag: str = "run",
-                    binary: Optional[str] = None) -> dict[str, np.ndarray]:
+                    binary: Optional[str] = None, hint: str = "") -> dict[str, np.ndarray]:
         """Run one netlist that sweeps ``n_points`` DC points and writes ``out.raw``; returns its vectors.
 
-        Raises ``RuntimeError`` when ngspice is missing, fails, or stops before the last point, and
-        ``ValueError`` when its rawfile cannot be read or lacks one of ``vectors``; both carry the
-        tail of ngspice's own output.
+        Raises ``SpiceError`` (a ``RuntimeError``) when ngspice fails or stops before the last point,
+        and ``ValueError`` when its rawfile cannot be read or lacks one of ``vectors``. Both say in one
+        line ngspice's own reason and ``hint``, and name the file that keeps its full output.
         """
         binary = binary or self._binary()
         with tempfile.TemporaryDirectory(prefix="neurodtco-ngspice-") as tmp:
             work = Path(tmp)
-            (work / _NETLIST).write_text(text)
-            env = dict(os.environ, LC_ALL="C")  # ngspice must print and read numbers with a '.'
             # -n: no user .spiceinit, whose settings (e.g. ngbehavior=hsa) would change how the netlist reads.
-            try:
-                proc = subprocess.run([binary, "-n", "-b", _NETLIST], cwd=work, capture_output=True, text=True,
-                                      timeout=self.timeout_s, env=env, stdin=subprocess.DEVNULL)
-            except subprocess.TimeoutExpired as exc:
-                raise RuntimeError(f"ngspice did not finish within {self.timeout_s} s; "
-                                   f"its last output:\n{_tail(exc.stdout, exc.stderr)}") from None
+            run = run_ngspice(binary, text, work, timeout_s=self.timeout_s)
             if self.keep_dir is not None:
                 self.keep_dir.mkdir(parents=True, exist_ok=True)
                 for name in (_NETLIST, RAWFILE):
                     if (work / name).exists():
                         shutil.copy(work / name, self.keep_dir / f"{tag}_{name}")
-            log = _tail(proc.stdout, proc.stderr)
-            if proc.returncode != 0:
-                raise RuntimeError(f"ngspice exited with code {proc.returncode}; its output ends with:\n{log}")
+            if run.returncode != 0:
+                raise failure(f"ngspice exited with code {run.returncode}", run, hint)
             raw = work / RAWFILE
             if not raw.exists():
-                raise RuntimeError(f"ngspice wrote no results (the simulation did not run or did not converge); "
-                                   f"its output ends with:\n{log}")
+                raise failure("ngspice wrote no results (the simulation did not run or did not converge)", run, hint)
             try:
                 data = read_rawfile(raw.read_text())
             except ValueError as exc:
-                raise ValueError(f"cannot read ngspice's rawfile: {exc}; ngspice's output ends with:\n{log}") from None
+                raise failure(f"cannot read ngspice's rawfile ({exc})", run, error=ValueError) from None
         sweep = data.get("v(v-sweep)")
         if sweep is None or len(sweep) != n_points or not np.array_equal(sweep, np.arange(n_points, dtype=float)):
             got = 0 if sweep is None else len(sweep)
-            raise RuntimeError(f"ngspice solved {got} of {n_points} input vectors (the sweep stopped early: "
-                               f"no convergence?); its output ends with:\n{log}")
+            raise failure(f"ngspice solved {got} of {n_points} input vectors (the sweep stopped early)", run, hint)
         missing = [v for v in vectors if v not in data]
         if missing:
-            raise ValueError(f"ngspice's rawfile lacks {len(missing)} saved vectors, e.g. {missing[:3]}; "
-                             f"its output ends with:\n{log}")
+            raise failure(f"ngspice's rawfile lacks {len(missing)} saved vectors, e.g. {missing[:3]}", run,
+                          error=ValueError)
         return data
 
 
@@ -223,11 +214,10 @@ def read_rawfile(text: str) -> dict[str, np.ndarray]:
     return {name: values[:, k + 1].copy() for k, name in enumerate(names)}
 
 
-def _tail(stdout: Optional[str | bytes], stderr: Optional[str | bytes], n_lines: int = 25) -> str:
-    def text(s: Optional[str | bytes]) -> str:
-        if s is None:
-            return ""
-        return s.decode(errors="replace") if isinstance(s, bytes) else s
 
-    lines = [ln for ln in (text(stdout) + "\n" + text(stderr)).splitlines() if ln.strip()]
-    return "\n".join(lines[-n_lines:]) or "(no output)"
+def _hint(circuit: Circuit) -> str:
+    """What to try when ngspice fails on this circuit."""
+    if not circuit.cell.is_linear:
+        # The gap model's sinh grows so fast that large read voltages leave ngspice without a solution.
+        return "nonlinear cells may not converge at this read voltage: try a lower read voltage, or linear cells"
+    return "check the netlist in the log"

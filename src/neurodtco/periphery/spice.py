@@ -7,9 +7,7 @@ vectors per analysis.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +15,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..ngspice_run import SpiceError, failure, run_ngspice
 
-class SpiceError(RuntimeError):
-    """ngspice failed, did not converge or wrote no result."""
+__all__ = ["Analysis", "SpiceError", "ngspice_available", "ngspice_path", "parse_ascii_raw", "run_analyses"]
 
 
 @dataclass(frozen=True)
@@ -65,31 +63,19 @@ def run_analyses(body: str, analyses: Sequence[Analysis], *, options: str = "", 
     with tempfile.TemporaryDirectory(prefix="neurodtco-spice-") as tmp:
         work = Path(keep_dir) if keep_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        (work / "circuit.cir").write_text(netlist)
-        try:
-            # LC_ALL=C: ngspice must print and read numbers with a '.'
-            proc = subprocess.run([ngspice_path(), "-b", "circuit.cir"], cwd=work, capture_output=True, text=True,
-                                  timeout=timeout_s, env=dict(os.environ, LC_ALL="C"), stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise SpiceError(f"ngspice did not finish within {timeout_s:g} s") from None
-        text = proc.stdout + proc.stderr
+        run = run_ngspice(ngspice_path(), netlist, work, timeout_s=timeout_s, args=("-b",))
         if log is not None:
-            log.append(text)
+            log.append(run.output)
         results = {}
         for a in analyses:
             raw = work / f"{a.name}.raw"
             if not raw.is_file():
-                raise SpiceError(f"ngspice wrote no result for analysis {a.name!r} ({a.command}); "
-                                 f"exit code {proc.returncode}; log tail:\n{_tail(text)}")
+                raise failure(f"ngspice wrote no result for analysis {a.name!r} ({a.command}), exit code "
+                              f"{run.returncode}", run)
             results[a.name] = parse_ascii_raw(raw.read_text())
-        if proc.returncode != 0:
-            raise SpiceError(f"ngspice exited with code {proc.returncode}; log tail:\n{_tail(text)}")
+        if run.returncode != 0:
+            raise failure(f"ngspice exited with code {run.returncode}", run)
     return results
-
-
-def _tail(log: str, n: int = 25) -> str:
-    lines = [line for line in log.splitlines() if line.strip() and "$" not in line]
-    return "\n".join(lines[-n:])
 
 
 def parse_ascii_raw(text: str) -> dict[str, np.ndarray]:

@@ -146,11 +146,21 @@ class DaskExecutor:
 
 def make_executor(workers: Optional[int] = None, scheduler: Optional[str] = None,
                   dask_workers: Optional[int] = None) -> Any:
-    """The executor the CLI options ask for (at most one of them); local processes by default."""
+    """The executor the CLI options ask for (at most one of them); local processes by default.
+
+    ``workers``: ``None`` one local process per core, ``0`` every task in this process (no workers),
+    ``N >= 1`` that many local processes. ``dask_workers`` starts a local Dask cluster of N >= 1.
+    """
     chosen = [name for name, v in (("--workers", workers), ("--scheduler", scheduler), ("--dask-workers", dask_workers))
               if v is not None]
     if len(chosen) > 1:
         raise ValueError(f"choose one of --workers, --scheduler and --dask-workers (got {' and '.join(chosen)})")
+    if workers is not None and (not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"--workers {workers!r} is not accepted: expected 0 (run the tasks in this process) or a "
+                         "number of worker processes >= 1; leave it out for one per core")
+    if dask_workers is not None and (not isinstance(dask_workers, int) or dask_workers < 1):
+        raise ValueError(f"--dask-workers {dask_workers!r} is not accepted: expected a number of Dask worker "
+                         "processes >= 1 (or --workers 0 to run the tasks in this process)")
     if scheduler is not None:
         return DaskExecutor(address=scheduler)
     if dask_workers is not None:
