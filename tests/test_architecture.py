@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"data"},
     {"network"},
     {"mapping"},
-    {"engines", "netlist"},
+    {"engines", "netlist", "ngspice_run"},
     {"plots"},
     {"defects"},
     {"imperfections"},
