@@ -125,3 +125,14 @@ def test_report_of_a_partial_store_says_what_is_missing(tmp_path):
 def test_report_of_a_folder_that_is_not_a_store_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a study results folder"):
         write_report(tmp_path)
+
+
+def test_fit_recipe_names_a_cap_beside_the_library_defaults():
+    from neurodtco.report.data import fit_recipe
+
+    capped = fit_recipe({"correctors": {"hidden": [1, 8], "options": {"max_iter": 200}}})
+    assert "200 iterations for h=1" in capped and "200 iterations for h=8" in capped
+    assert "defaults are 1000 for h=1, 300 for h=8" in capped
+    plain = fit_recipe({"correctors": {"hidden": [2, 16], "options": {}}})
+    assert plain == "L-BFGS, at most 1000 iterations for h=2, 300 iterations for h=16"
+    assert "capped" not in plain

@@ -14,10 +14,28 @@ from typing import Any, Optional, Union
 import numpy as np
 import pandas as pd
 
+from ..correction import MLPCorrector
 from ..correction.cross import MIXTURE, CrossDefectResult
 from ..store import ResultStore, load_results, load_task_info
 
 MAX_CORRECTOR_PARAMS = 200  # the published budget of a "lightweight" corrector
+
+
+def fit_recipe(study: dict[str, Any]) -> str:
+    """How the study fitted its correctors: solver and L-BFGS iterations per hidden size, caps named."""
+    options = dict(study["correctors"].get("options") or {})
+    hidden = list(study["correctors"]["hidden"])
+    solver = options.get("solver", "lbfgs")
+    used = {h: MLPCorrector(hidden=h, **options).iterations for h in hidden}
+    default = {h: MLPCorrector(hidden=h).iterations for h in hidden}
+    text = f"{solver.upper() if solver == 'adam' else 'L-BFGS'}, at most " + ", ".join(
+        f"{used[h]} iterations for h={h}" for h in hidden)
+    capped = [h for h in hidden if used[h] < default[h]]
+    if capped:
+        # A cap changes the numbers (most for h <= 2, which needs long fits): say so beside them.
+        text += (" (capped by this study's correctors.options; the library's defaults are "
+                 + ", ".join(f"{default[h]} for h={h}" for h in capped) + ")")
+    return text
 
 
 @dataclass
@@ -160,7 +178,9 @@ def headline_numbers(d: ReportData) -> list[tuple[str, str, str]]:
             delta = (tiny["accuracy"] - tiny["accuracy_before"]).mean()
             rows.append((f"Smallest corrector (h=1, {tiny['n_parameters'].iloc[0]} parameters)",
                          f"{delta * 100:+.1f} points", "mean change of test accuracy: " +
-                         ("it helps on average" if delta > 0 else "it harms on average")))
+                         ("it helps on average" if delta > 0 else "it harms on average") +
+                         f"; {MLPCorrector(hidden=1, **(d.study['correctors'].get('options') or {})).iterations} "
+                         "L-BFGS iterations"))
     cross = cross_result(d)
     if cross is not None:
         types = cross.test_types

@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 import pandas as pd
 
 from ..store import atomic_write_text
-from .data import MAX_CORRECTOR_PARAMS, headline_numbers, load_report_data, plural, read_json, severity_table
+from .data import MAX_CORRECTOR_PARAMS, fit_recipe, headline_numbers, load_report_data, plural, read_json, severity_table
 from .figures import (figure_accuracy_vs_severity, figure_cross, figure_gallery, figure_on_vs_off, figure_recovery,
                       figure_voltages)
 
@@ -109,7 +109,7 @@ def build_report(root: Union[str, Path]) -> str:
                  f"baselines ({_e(', '.join(study['correctors']['baselines']) or 'none in this study')}); the grey "
                  f"line marks {MAX_CORRECTOR_PARAMS} parameters. Right: the share "
                  "of the lost accuracy (healthy minus defective) that correction recovers, for the circuits that "
-                 "lost at least 5 points.")),
+                 f"lost at least 5 points. Fits: {_e(fit_recipe(study))}.")),
         ("cross", "Cross-defect matrix",
          _figure(figure_cross(d), "cross-defect matrix",
                  f"<b>Does a corrector trained on one defect pattern transfer to another?</b> A corrector (h={h_cross}) "
@@ -133,6 +133,7 @@ def build_report(root: Union[str, Path]) -> str:
          f"<tr><td>Engine</td><td>{_e(study['engine'])} {_e(study['engine_options'] or '')}</td></tr>"
          f"<tr><td>Network</td><td>{_e('-'.join(map(str, study['network']['widths'])))}, {study['network']['epochs']} "
          f"epochs, seed {study['network']['seed']}</td></tr>"
+         f"<tr><td>Correctors</td><td>{_e(fit_recipe(study))}</td></tr>"
          f"<tr><td>Seeds</td><td>{_e(study['seeds'])}</td></tr>"
          f"<tr><td>Tasks finished</td><td>{n_done}</td></tr>"
          f"<tr><td>Code</td><td>git {_e(git.get('commit') or 'unknown')}{' (uncommitted changes)' if git.get('dirty') else ''}</td></tr>"
