@@ -91,3 +91,22 @@ def test_the_cli_says_in_one_line_who_holds_the_folder(tmp_path, holder):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert f"pid {holder.pid}" in lines[0] and "another --out folder" in lines[0]
+
+
+def test_an_executor_factory_is_built_only_by_a_run_that_holds_the_folder_and_has_work(tmp_path, holder):
+    built = []
+
+    def factory():
+        built.append(SerialExecutor())
+        return built[-1]
+
+    out = tmp_path / "out"
+    with pytest.raises(StoreBusyError):
+        run_study(parse_study(TINY), out, executor=factory)
+    assert built == [], "a refused run must start no workers (a Dask cluster, say)"
+    holder.kill()
+    holder.wait(timeout=30)
+    assert run_study(parse_study(TINY), out, executor=factory).n_run == 2
+    assert len(built) == 1
+    assert run_study(parse_study(TINY), out, executor=factory).n_run == 0
+    assert len(built) == 1, "a run with nothing left to do builds no executor"

@@ -63,11 +63,12 @@ def run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Opt
                    dask_workers: Optional[int], force: bool, as_json: bool, report_after: bool) -> None:
     """Run a study with a progress display, optionally write its report, and print the summary."""
     # pandas, pyarrow and dask: imported only by the commands that run a study.
-    from ..study import StudyRunError, load_study, make_executor, run_study
+    from ..study import StudyRunError, executor_factory, load_study, run_study
 
     with user_errors():
         spec = load_study(study)
-        executor = make_executor(workers=workers, scheduler=scheduler, dask_workers=dask_workers)
+        # Built by the run once it holds the folder and has work: a busy folder starts no cluster.
+        executor = executor_factory(workers=workers, scheduler=scheduler, dask_workers=dask_workers)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # a terminated run stops its workers too (finished tasks stay stored)
@@ -83,11 +84,6 @@ def run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Opt
                 summary = run_study(study, out, executor=executor, force=force, progress=show)
             except (StudyRunError, ValueError, FileNotFoundError) as exc:
                 fail(str(exc))
-    except BaseException:
-        executor.close(cancel=True)
-        raise
-    else:
-        executor.close()
     finally:
         signal.signal(signal.SIGTERM, previous)
     payload = summary.to_dict()

@@ -10,13 +10,13 @@ Typical use::
 """
 
 from .compute import Setup, TaskOutput, execute_task, prepare_setup
-from .executors import DaskExecutor, LocalExecutor, SerialExecutor, make_executor
+from .executors import DaskExecutor, LocalExecutor, SerialExecutor, executor_factory, make_executor
 from .runner import RunProgress, RunSummary, StudyRunError, run_study
 from .schema import Study, StudyFileError, builtin_study_path, load_study, parse_study
 from .tasks import CircuitPoint, Task, circuit_points, expand_tasks
 
 __all__ = [
     "Setup", "TaskOutput", "execute_task", "prepare_setup", "DaskExecutor", "LocalExecutor", "SerialExecutor",
-    "make_executor", "RunProgress", "RunSummary", "StudyRunError", "run_study", "Study", "StudyFileError",
+    "executor_factory", "make_executor", "RunProgress", "RunSummary", "StudyRunError", "run_study", "Study", "StudyFileError",
     "builtin_study_path", "load_study", "parse_study", "CircuitPoint", "Task", "circuit_points", "expand_tasks",
 ]

@@ -144,27 +144,36 @@ class DaskExecutor:
         return {"executor": self.name, "workers": self.workers, "scheduler": self.address or "local cluster"}
 
 
-def make_executor(workers: Optional[int] = None, scheduler: Optional[str] = None,
-                  dask_workers: Optional[int] = None) -> Any:
-    """The executor the CLI options ask for (at most one of them); local processes by default.
+def executor_factory(workers: Optional[int] = None, scheduler: Optional[str] = None,
+                     dask_workers: Optional[int] = None) -> Callable[[], Any]:
+    """Check the CLI's executor options now; return what builds that executor when a run needs it.
 
     ``workers``: ``None`` one local process per core, ``0`` every task in this process (no workers),
     ``N >= 1`` that many local processes. ``dask_workers`` starts a local Dask cluster of N >= 1.
+    Building is deferred so that a run that finds its folder busy, or nothing left to do, starts
+    no processes and no cluster.
     """
     chosen = [name for name, v in (("--workers", workers), ("--scheduler", scheduler), ("--dask-workers", dask_workers))
               if v is not None]
     if len(chosen) > 1:
         raise ValueError(f"choose one of --workers, --scheduler and --dask-workers (got {' and '.join(chosen)})")
-    if workers is not None and (not isinstance(workers, int) or workers < 0):
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise ValueError(f"--workers {workers!r} is not accepted: expected 0 (run the tasks in this process) or a "
                          "number of worker processes >= 1; leave it out for one per core")
-    if dask_workers is not None and (not isinstance(dask_workers, int) or dask_workers < 1):
+    if dask_workers is not None and (isinstance(dask_workers, bool) or not isinstance(dask_workers, int)
+                                     or dask_workers < 1):
         raise ValueError(f"--dask-workers {dask_workers!r} is not accepted: expected a number of Dask worker "
                          "processes >= 1 (or --workers 0 to run the tasks in this process)")
     if scheduler is not None:
-        return DaskExecutor(address=scheduler)
+        return lambda: DaskExecutor(address=scheduler)
     if dask_workers is not None:
-        return DaskExecutor(workers=dask_workers)
+        return lambda: DaskExecutor(workers=dask_workers)
     if workers == 0:
-        return SerialExecutor()
-    return LocalExecutor(workers)
+        return lambda: SerialExecutor()
+    return lambda: LocalExecutor(workers)
+
+
+def make_executor(workers: Optional[int] = None, scheduler: Optional[str] = None,
+                  dask_workers: Optional[int] = None) -> Any:
+    """The executor the CLI options ask for (at most one of them); local processes by default."""
+    return executor_factory(workers, scheduler, dask_workers)()

@@ -96,7 +96,9 @@ def run_study(study: Union[Study, str, Path], out: Union[str, Path], *, executor
     """Run every unfinished task of ``study`` and store the results in ``out``; see ``RunSummary``.
 
     ``executor``: a ``LocalExecutor``, ``DaskExecutor`` or ``SerialExecutor`` (closed by the
-    caller); by default a ``LocalExecutor(workers)`` that the run closes. A store that holds
+    caller); or a zero-argument callable that builds one (``executor_factory``), called only once
+    the run holds the store and has tasks to run, and closed by the run; by default a
+    ``LocalExecutor(workers)`` that the run closes. A store that holds
     another study's results is refused (``StudyChangedError``) unless ``force``; a store that
     another run is writing is refused at once (``StoreBusyError``, naming that run).
     """
@@ -117,7 +119,7 @@ def _run_locked(study: Study, text: str, store: ResultStore, start: float, execu
     tasks = expand_tasks(study, setup.fingerprint)
     if force:
         store.retire(t.id for t in tasks)
-    own = executor is None
+    own = executor is None or not hasattr(executor, "submit")  # none, or a factory: the run owns what it builds
     summary = RunSummary(out=store.root, study_hash=study_hash, n_tasks=len(tasks), n_skipped=0, n_run=0)
     done = store.finished() & {t.id for t in tasks}
     summary.n_skipped = len(done)
@@ -127,7 +129,7 @@ def _run_locked(study: Study, text: str, store: ResultStore, start: float, execu
         summary.wall_s = time.perf_counter() - start
         return summary
     if own:
-        executor = LocalExecutor(workers)
+        executor = LocalExecutor(workers) if executor is None else executor()
     summary.executor = executor.describe()
     store.write_environment({"study_hash": study_hash, "seeds": study.canonical()["seeds"],
                              "network_fingerprint": setup.fingerprint, "executor": summary.executor})
