@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Union
 
 import numpy as np
+import yaml
 
+from ..yamlfile import load_yaml
 from .patterns import DEFAULT_CENTER, max_radius
 
 PATTERNS: tuple[str, ...] = (
@@ -176,13 +178,11 @@ def as_defect(item: Union[Defect, str, Mapping[str, Any]]) -> Defect:
 
 def load_defects(path: Union[str, Path]) -> list[Defect]:
     """Read a YAML (or JSON) file: a list of one-liners and/or mappings, or ``{defects: [...]}``."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"defects file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ValueError(f"defects file {str(path)!r} is not valid YAML: {exc}") from None
     if isinstance(data, Mapping) and "defects" in data:

@@ -11,13 +11,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import tomllib
 import typing
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator,
                       model_validator)
 
@@ -26,6 +24,7 @@ from ..engines import engine_names
 from ..imperfections import Imperfections, parse_imperfections
 from ..mapping import MappingConfig
 from ..network import NetworkConfig
+from ..yamlfile import load_yaml
 
 BASELINES = ("affine", "logistic", "lastlayer")
 BUILTIN_STUDIES = ("demo", "quick")
@@ -106,8 +105,9 @@ class DefectGrid(_Strict):
                                     description="Target defect densities (fraction of the array's cells).")
     instances: int = Field(1, ge=1, description="Independently seeded circuits per grid point.")
     random_position: bool = Field(
-        True, description="Place centred patterns (circular, ring, ...) at a seeded random position for "
-        "instances after the first, so that instances differ; instance 0 stays at the array centre.")
+        True, description="Move instances after the first (defects.instances: a seeded random centre for "
+        "circular, ring, ...; the next phase for checkerboard), so that instances differ; instance 0 stays "
+        "at the pattern's default position.")
     params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Extra parameters per pattern or kind name, passed to the Defect.")
     include_healthy: bool = Field(True, description="Also run the undamaged circuit (the reference).")
@@ -331,21 +331,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source} is not a valid study file:\n" + "\n".join(lines)
 
 
-class _StudyLoader(yaml.SafeLoader):
-    """YAML with only ``true``/``false`` as booleans (as in YAML 1.2), so ``kinds: [on, off]`` stays text."""
-
-
-_BOOL_TAG = "tag:yaml.org,2002:bool"
-# New lists, not the SafeLoader's own: add_implicit_resolver copies the dict but shares the lists.
-_StudyLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_StudyLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
 def read_study_yaml(text: str) -> Any:
     """Parse study YAML: like ``yaml.safe_load``, except that on/off/yes/no stay strings."""
-    return yaml.load(text, Loader=_StudyLoader)  # noqa: S506 (a SafeLoader subclass)
+    return load_yaml(text)
 
 
 def _what_a_study_needs() -> str:
