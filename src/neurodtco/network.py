@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import Dataset
+from .data import Dataset, load_digits
 
 FORMAT = "neurodtco-mlp/1"
 
@@ -195,8 +195,6 @@ def cache_dir() -> Path:
 def default_network(dataset: Optional[Dataset] = None, config: NetworkConfig = NetworkConfig(),
                     data_seed: int = 0, progress: Optional[Callable[[int, int], None]] = None) -> TrainedNetwork:
     """The default network trained on the digits, reused from the cache when present."""
-    from .data import load_digits
-
     dataset = dataset if dataset is not None else load_digits(seed=data_seed)
     key = "-".join(map(str, config.widths)) + f"_e{config.epochs}_b{config.batch_size}_lr{config.learning_rate:g}" \
         f"_wd{config.weight_decay:g}_s{config.seed}_{dataset.name}{data_seed}_n{len(dataset.y_test)}.pt"

@@ -8,7 +8,9 @@ machine needs no shared file system.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import socket
 import time
@@ -17,12 +19,18 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
-from ..engines import simulate
+from .. import correction
+from ..correction import BatchedMLPCorrector, cross_defect
+from ..data import load_digits, to_voltages
+from ..defects import Defect, apply_defects
+from ..engines import get_engine, simulate
 from ..imperfections import apply_imperfections
 from ..mapping import map_weights
-from .schema import Study
+from ..network import default_network, load_network
 from ..seeds import stable_seed
+from .schema import Study
 from .tasks import CircuitPoint, Task
 
 
@@ -58,9 +66,6 @@ def weights_fingerprint(weights: list[np.ndarray], biases: list[np.ndarray]) -> 
 
 def prepare_setup(study: Study, progress: Optional[Callable[[int, int], None]] = None) -> Setup:
     """Load (or train and cache) the study's network once, in the runner, and pack it for the workers."""
-    from ..data import load_digits
-    from ..network import default_network, load_network
-
     dataset = load_digits(seed=study.dataset.seed, n_test=study.dataset.n_test)
     if study.network.model is not None:
         net = load_network(study.network.model)
@@ -101,10 +106,6 @@ def _context(setup: Setup) -> _Context:
     ctx = _CONTEXTS.get(key)
     if ctx is not None:
         return ctx
-    from ..data import load_digits, to_voltages
-    from ..engines import get_engine
-    from ..mapping import map_weights
-
     study = Study.model_validate(setup.study)
     dataset = load_digits(seed=study.dataset.seed, n_test=study.dataset.n_test)
     mapping = study.circuit.to_config()
@@ -119,8 +120,6 @@ def _context(setup: Setup) -> _Context:
 
 def execute_task(task: Task, setup: Setup, inputs: Optional[dict[str, np.ndarray]] = None) -> TaskOutput:
     """Run one task in the current process (the function every executor ships to its workers)."""
-    from threadpoolctl import threadpool_limits
-
     start, cpu_start = time.perf_counter(), time.process_time()
     with threadpool_limits(limits=1):  # one BLAS thread per worker process: no oversubscription
         if task.stage == "circuits":
@@ -148,8 +147,6 @@ def build_circuit(ctx_circuit: Any, study: Study, point: CircuitPoint) -> tuple[
         record = _json_text(rec)
     if point.is_healthy:
         return circuit, None, 0.0, record
-    from ..defects import Defect, apply_defects
-
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in point.params}
     defect = Defect(pattern=point.pattern, layers=(point.array,), kind=point.kind, params=params,
                     density=point.severity)
@@ -159,13 +156,9 @@ def build_circuit(ctx_circuit: Any, study: Study, point: CircuitPoint) -> tuple[
 
 
 def _json_text(record: Any) -> str:
-    import json
-
     if hasattr(record, "to_dict"):
         record = record.to_dict()
     elif hasattr(record, "__dataclass_fields__"):
-        import dataclasses
-
         record = dataclasses.asdict(record)
     return json.dumps(record, sort_keys=True, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
 
@@ -249,8 +242,6 @@ CROSS_COLUMNS = ["task_id", "array", "kind", "severity", "instance", "train_patt
 def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray, n_tr: int,
                     last_hidden: Optional[np.ndarray] = None) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
     """Fit every corrector of the study on every circuit of the task, each kind in one batched fit."""
-    from .. import correction
-
     out = []
     spec = study.correctors
     jobs: list[tuple[str, int, Any, np.ndarray]] = []
@@ -274,8 +265,6 @@ def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndar
 
 def _run_cross(task: Task, setup: Setup, inputs: dict[str, np.ndarray]) -> TaskOutput:
     """Correctors trained on a chip with pattern A, tested on the chip with pattern B at the same grid point."""
-    from ..correction import BatchedMLPCorrector, cross_defect
-
     ctx = _context(setup)
     study = ctx.study
     group = dict(task.group)
