@@ -18,19 +18,33 @@ Conventions (shared with every engine and netlist writer; see DESIGN.md):
   ``r = difference_gain`` built on an op-amp of the same ``A`` gives
   ``d = r / (1 + (1 + r) / A) * (t_minus - t_plus)``; the activation clamps ``d`` to
   ``[-saturation_v, +saturation_v]`` (the stage's rails; ``None`` means no clamp).
-  With ideal op-amps and wires, ``d = r * R_f * (I_plus - I_minus)``.
+  With ideal op-amps and wires, ``d = r * R_f * (I_plus - I_minus)``. A ``relu`` neuron clamps to
+  ``[0, saturation_v]`` instead.
+* Tiles (``Layer.tiling``): the layer's conductance matrix is cut into blocks of rows and of
+  columns, each block a separate physical array with its own word-line and bit-line segments,
+  its rows driven by their own drivers at the same voltages. A differential pair never straddles
+  two column blocks. With ``combine="shared"`` the bit lines of every row tile of a column end on
+  the same neuron input node: their currents add there (through each tile's own last bit
+  segment), and with a finite op-amp gain the tiles couple through that node.
+* Stages (``Circuit.stages``): the order in which arrays are read and what happens between them.
+  ``Crossbar(layer, conv)`` reads a layer (once per output position for a convolution, whose
+  inputs are unrolled into rows: time-multiplexed, with ideal sample-and-hold between stages);
+  ``ops.Pool`` is an ideal analog max (winner-take-all) or averaging stage; ``ops.Save`` and
+  ``Sum`` form a residual connection (an ideal analog summing stage, then the activation).
+  ``None`` means the plain chain: every layer once, in order, on dense inputs.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 
 from ._validate import check_finite_array, check_non_negative, check_positive
 from .devices import CellModel
+from .ops import ConvGeometry, Pool, Save, activate
 
 
 @dataclass(frozen=True)
@@ -42,8 +56,14 @@ class NeuronModel:
     open_loop_gain: float = math.inf
     offset_v: float = 0.0
     saturation_v: Optional[float] = None
+    activation: Literal["hardtanh", "relu"] = "hardtanh"
 
     def __post_init__(self) -> None:
+        if self.activation not in ("hardtanh", "relu"):
+            raise ValueError(f"activation={self.activation!r} is not accepted: choose 'hardtanh' (clamp to "
+                             "+-saturation_v) or 'relu' (clamp to [0, saturation_v])")
+        if self.activation == "relu" and self.saturation_v is None:
+            raise ValueError("a relu neuron saturates at its rail: give saturation_v (volts)")
         check_positive("feedback_resistance_ohm", self.feedback_resistance_ohm, "ohms")
         check_positive("difference_gain", self.difference_gain, "a resistor ratio, e.g. 1.0")
         if not (isinstance(self.open_loop_gain, (int, float)) and self.open_loop_gain > 1):
@@ -68,13 +88,92 @@ class NeuronModel:
         """Apply the saturating activation (clamp at the rails) to difference-stage outputs."""
         if self.saturation_v is None:
             return d
-        return np.clip(d, -self.saturation_v, self.saturation_v)
+        return activate(d, self.activation, self.saturation_v)
 
 
 def _frozen_array(values: Any, dtype: Any) -> np.ndarray:
     array = np.array(values, dtype=dtype, copy=True)
     array.setflags(write=False)
     return array
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One physical array of a layer: which rows and columns of the layer's matrix it holds, and where it sits."""
+
+    index: int
+    grid: tuple[int, int]      # (row block, column block)
+    rows: slice
+    columns: slice
+    origin: tuple[int, int]    # top-left cell on the die, in cell pitches (row, column)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a layer's matrix is cut into physical tiles of at most ``tile_shape`` cells.
+
+    ``row_starts``/``column_starts`` are the first row/column of each block (both start at 0).
+    Tiles sit on the die in a grid of pitch ``tile_shape`` from ``origin`` (cell units), so that
+    spatial defect fields can span them. ``combine``: ``shared`` (the row tiles of a column feed
+    one neuron input node) or ``summing`` (each tile has its own transimpedance stage, an ideal
+    summing amplifier adds them).
+    """
+
+    row_starts: tuple[int, ...]
+    column_starts: tuple[int, ...]
+    tile_shape: tuple[int, int]
+    combine: Literal["shared", "summing"] = "shared"
+    origin: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "row_starts", tuple(int(v) for v in self.row_starts))
+        object.__setattr__(self, "column_starts", tuple(int(v) for v in self.column_starts))
+        object.__setattr__(self, "tile_shape", tuple(int(v) for v in self.tile_shape))
+        object.__setattr__(self, "origin", tuple(int(v) for v in self.origin))
+        for name, starts in (("row_starts", self.row_starts), ("column_starts", self.column_starts)):
+            if not starts or starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
+                raise ValueError(f"{name}={starts!r} is not accepted: expected increasing block starts beginning at 0")
+        if len(self.tile_shape) != 2 or min(self.tile_shape) < 1:
+            raise ValueError(f"tile_shape={self.tile_shape!r} is not accepted: expected (rows, columns) >= 1")
+        if self.combine not in ("shared", "summing"):
+            raise ValueError(f"combine={self.combine!r} is not accepted: choose 'shared' (row tiles feed one neuron "
+                             "input) or 'summing' (a transimpedance stage per tile and a summing amplifier)")
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """Row blocks x column blocks."""
+        return len(self.row_starts), len(self.column_starts)
+
+    @property
+    def n_tiles(self) -> int:
+        """Physical arrays."""
+        return len(self.row_starts) * len(self.column_starts)
+
+    def tiles(self, n_rows: int, n_columns: int) -> list["Tile"]:
+        """Every tile of a ``n_rows x n_columns`` matrix, row block major."""
+        rows = list(self.row_starts) + [n_rows]
+        cols = list(self.column_starts) + [n_columns]
+        out = []
+        for a in range(len(self.row_starts)):
+            for b in range(len(self.column_starts)):
+                out.append(Tile(len(out), (a, b), slice(rows[a], rows[a + 1]), slice(cols[b], cols[b + 1]),
+                                (self.origin[0] + a * self.tile_shape[0], self.origin[1] + b * self.tile_shape[1])))
+        return out
+
+    def check(self, n_rows: int, n_columns: int, plus: np.ndarray, minus: np.ndarray) -> None:
+        """Refuse a tiling that does not fit the matrix, exceeds the tile size or splits a pair."""
+        if self.row_starts[-1] >= n_rows or self.column_starts[-1] >= n_columns:
+            raise ValueError(f"tiling starts {self.row_starts}/{self.column_starts} exceed the {n_rows} x {n_columns} matrix")
+        for tile in self.tiles(n_rows, n_columns):
+            size = (tile.rows.stop - tile.rows.start, tile.columns.stop - tile.columns.start)
+            if size[0] > self.tile_shape[0] or size[1] > self.tile_shape[1]:
+                raise ValueError(f"tile {tile.grid} is {size[0]} x {size[1]} cells, larger than {self.tile_shape}")
+        block = np.searchsorted(np.asarray(self.column_starts), np.arange(n_columns), side="right") - 1
+        split = np.flatnonzero(block[plus] != block[minus])
+        if split.size:
+            j = int(split[0])
+            raise ValueError(f"neuron {j}'s pair (columns {int(plus[j])}, {int(minus[j])}) straddles two column tiles; "
+                             "a differential pair must sit in one tile")
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +189,7 @@ class Layer:
     r_bit_ohm: float = 0.0
     input_scale_v: float = 0.2
     weight_scale_s: float = 1.0
+    tiling: Optional[Tiling] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conductance", _frozen_array(self.conductance, np.float64))
@@ -114,6 +214,15 @@ class Layer:
         check_positive("weight_scale_s", self.weight_scale_s, "siemens per unit weight")
         if not math.isfinite(self.bias_voltage_v):
             raise ValueError(f"bias_voltage_v={self.bias_voltage_v!r} must be a finite voltage")
+        if self.tiling is not None:
+            self.tiling.check(g.shape[0], n_cols, self.plus_columns, self.minus_columns)
+
+    @property
+    def tiles(self) -> list[Tile]:
+        """The layer's physical arrays (one spanning the whole matrix when it is not tiled)."""
+        if self.tiling is None:
+            return [Tile(0, (0, 0), slice(0, self.n_rows), slice(0, self.n_columns), (0, 0))]
+        return self.tiling.tiles(self.n_rows, self.n_columns)
 
     @property
     def n_rows(self) -> int:
@@ -152,6 +261,30 @@ class Layer:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class Crossbar:
+    """Read layer ``layer``: on dense inputs, or once per output position of a convolution (``conv``)."""
+
+    layer: int
+    conv: Optional[ConvGeometry] = None
+
+
+@dataclass(frozen=True)
+class Sum:
+    """Residual add: the activations saved under ``slot`` plus the current ones, then the activation (volts)."""
+
+    slot: str
+    activation: Optional[Literal["hardtanh", "relu"]] = "hardtanh"
+    rail_v: float = 0.2
+
+    def apply(self, x: np.ndarray, saved: np.ndarray) -> np.ndarray:
+        """An ideal analog summing stage followed by the saturating activation."""
+        return activate(x + saved, self.activation, self.rail_v)
+
+
+Stage = Union[Crossbar, Pool, Save, Sum]
+
+
 @dataclass(frozen=True, eq=False)
 class Circuit:
     """A whole chip: arrays in order, the cell model they are built from, and the I/O scaling."""
@@ -161,16 +294,68 @@ class Circuit:
     input_scale_v: float = 0.2
     output_scale_v: float = 0.05
     metadata: dict = field(default_factory=dict)
+    stages: Optional[tuple[Stage, ...]] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
         if not self.layers:
             raise ValueError("a circuit needs at least one layer")
-        for i, (a, b) in enumerate(zip(self.layers, self.layers[1:])):
-            if a.n_outputs != b.n_inputs:
-                raise ValueError(f"layer {i} has {a.n_outputs} outputs but layer {i + 1} has {b.n_inputs} inputs")
+        if self.stages is not None:
+            object.__setattr__(self, "stages", tuple(self.stages))
+        self._walk_shapes()
         check_positive("input_scale_v", self.input_scale_v, "volts for a pixel value of 1")
         check_positive("output_scale_v", self.output_scale_v, "volts per unit of the software logits")
+
+    def stage_list(self) -> tuple[Stage, ...]:
+        """The stages in order (the plain chain of every layer when ``stages`` is None)."""
+        if self.stages is None:
+            return tuple(Crossbar(i) for i in range(len(self.layers)))
+        return self.stages
+
+    def _walk_shapes(self) -> tuple[int, int]:
+        """Check that every stage fits the activations it receives; returns (inputs, outputs)."""
+        size: Optional[int] = None
+        first: Optional[int] = None
+        saved: dict[str, int] = {}
+        used: list[int] = []
+
+        def expect(n: int, what: str) -> None:
+            nonlocal size, first
+            if size is None:
+                size = first = n
+            elif size != n:
+                raise ValueError(f"{what} expects {n} inputs but receives {size}")
+
+        for k, stage in enumerate(self.stage_list()):
+            if isinstance(stage, Crossbar):
+                self.check_layer_index(stage.layer)
+                layer = self.layers[stage.layer]
+                used.append(stage.layer)
+                if stage.conv is None:
+                    expect(layer.n_inputs, f"stage {k} (layer {stage.layer})")
+                    size = layer.n_outputs
+                else:
+                    if layer.n_inputs != stage.conv.patch_size:
+                        raise ValueError(f"stage {k}: layer {stage.layer} has {layer.n_inputs} input rows but its "
+                                         f"convolution reads patches of {stage.conv.patch_size}")
+                    expect(int(np.prod(stage.conv.in_shape)), f"stage {k} (convolution on layer {stage.layer})")
+                    size = layer.n_outputs * stage.conv.n_positions
+            elif isinstance(stage, Pool):
+                expect(int(np.prod(stage.geometry.in_shape)), f"stage {k} ({stage.geometry.kind} pooling)")
+                size = int(np.prod(stage.geometry.out_shape))
+            elif isinstance(stage, Save):
+                if size is None:
+                    raise ValueError(f"stage {k}: a residual branch cannot start before the first layer")
+                saved[stage.slot] = size
+            elif isinstance(stage, Sum):
+                if stage.slot not in saved:
+                    raise ValueError(f"stage {k}: nothing was saved under {stage.slot!r} before this residual add")
+                expect(saved[stage.slot], f"stage {k} (residual add of {stage.slot!r})")
+            else:
+                raise ValueError(f"stage {k}: {type(stage).__name__} is not a circuit stage")
+        if sorted(used) != list(range(len(self.layers))):
+            raise ValueError(f"every layer must be read by exactly one stage; the stages read layers {used}")
+        return int(first), int(size)
 
     @property
     def n_layers(self) -> int:
@@ -179,13 +364,23 @@ class Circuit:
 
     @property
     def n_inputs(self) -> int:
-        """Inputs of the first array."""
-        return self.layers[0].n_inputs
+        """Input voltages per image (pixels; for a convolution first, the whole image)."""
+        return self._walk_shapes()[0]
 
     @property
     def n_outputs(self) -> int:
-        """Neurons of the last array."""
-        return self.layers[-1].n_outputs
+        """Output voltages per image."""
+        return self._walk_shapes()[1]
+
+    @property
+    def n_arrays(self) -> int:
+        """Physical arrays (tiles) over all layers."""
+        return sum(len(layer.tiles) for layer in self.layers)
+
+    @property
+    def n_cells(self) -> int:
+        """Memory cells over all layers."""
+        return sum(layer.conductance.size for layer in self.layers)
 
     @property
     def conductances(self) -> list[np.ndarray]:
