@@ -278,3 +278,80 @@ def test_digits_keep_their_split_and_validation_is_held_out_on_request(digits):
         split_validation(digits, 5)
     with pytest.raises(ValueError, match="x_val and y_val come together"):
         Dataset(digits.x_train, digits.y_train, digits.x_test, digits.y_test, x_val=digits.x_test)
+
+
+# --dataset on the command line.
+
+DATA_COMMANDS = {  # each command that loads its data through load_or_train, with the arguments it needs besides
+    "train": [], "simulate": [], "netlist": ["--out", "x.sp"], "verify": [], "imperfect": [], "correct": [],
+    "mitigate": ["retrain"], "defects show": ["--defect", "random:p=0.01"], "transistor-check": [],
+}
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from neurodtco.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _last_json(result):
+    import json
+
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_every_data_command_takes_dataset_with_digits_by_default():
+    import typer
+
+    from neurodtco.cli import app
+
+    group = typer.main.get_command(app)
+    found = {}
+    for name, cmd in group.commands.items():
+        subs = getattr(cmd, "commands", {name: cmd})
+        found.update({(name if sub == name else f"{name} {sub}"): c for sub, c in subs.items()})
+    with_dataset = {name for name, cmd in found.items() for p in cmd.params if "--dataset" in p.opts}
+    assert with_dataset == set(DATA_COMMANDS)
+    for name in DATA_COMMANDS:
+        (param,) = [p for p in found[name].params if "--dataset" in p.opts]
+        assert param.default == "digits", name
+
+
+def test_a_dataset_without_default_network_asks_for_a_model(tmp_path):
+    np.savez(tmp_path / "tiny.npz", x_train=np.eye(4)[np.arange(20) % 4], y_train=np.arange(20) % 4,
+             x_test=np.eye(4), y_test=np.arange(4))
+    for name, extra in DATA_COMMANDS.items():
+        if name == "train":
+            continue
+        result = _cli(*name.split(), *extra, "--dataset", tmp_path / "tiny.npz")
+        assert result.exit_code == 2, (name, result.output)
+        message = result.stderr.replace("\n", " ")
+        assert f"--dataset {tmp_path / 'tiny.npz'} has no default network yet: give --model FILE" in message, name
+        assert "neurodtco train --dataset" in message
+    result = _cli("simulate", "--dataset", "mnist")
+    assert result.exit_code == 2 and "'mnist' is not accepted: give one of digits, fashion-mnist" in result.stderr
+
+
+def test_train_and_simulate_follow_the_dataset_features(tmp_path):
+    rng = np.random.default_rng(3)
+    labels = np.arange(60) % 3
+    x = rng.random((60, 5, 5)) * 0.2
+    x[np.arange(60), 0, labels] = 1.0  # each class lights its own pixel: learnable
+    np.savez(tmp_path / "three.npz", x_train=x[:45], y_train=labels[:45], x_test=x[45:], y_test=labels[45:])
+    trained = _last_json(_cli("train", "--dataset", tmp_path / "three.npz", "--hidden", "4", "--epochs", "2",
+                              "--out", tmp_path / "m.pt", "--json"))
+    assert trained["widths"] == [25, 4, 3] and trained["dataset"] == "three" and trained["n_test"] == 15
+    run = _last_json(_cli("simulate", "--dataset", tmp_path / "three.npz", "--model", tmp_path / "m.pt", "--json"))
+    assert run["n_test"] == 15 and run["accuracy"] == run["software_accuracy"] == trained["software_accuracy"]
+    result = _cli("simulate", "--model", tmp_path / "m.pt")  # the digits have 64 inputs, not 25
+    assert result.exit_code == 2 and "expects 25 inputs; the digits images have 64" in result.stderr
+
+
+def test_train_on_fashion_mnist_builds_a_784_input_network(tmp_path):
+    trained = _last_json(_cli("train", "--dataset", "fashion-mnist", "--hidden", "4", "--epochs", "1",
+                              "--out", tmp_path / "f.pt", "--json"))
+    assert trained["widths"] == [784, 4, 10] and trained["n_test"] == 10_000 and trained["dataset"] == "fashion-mnist"
+    assert trained["software_accuracy"] > 0.5  # ten classes: chance is 0.1
