@@ -355,3 +355,31 @@ def test_train_on_fashion_mnist_builds_a_784_input_network(tmp_path):
                               "--out", tmp_path / "f.pt", "--json"))
     assert trained["widths"] == [784, 4, 10] and trained["n_test"] == 10_000 and trained["dataset"] == "fashion-mnist"
     assert trained["software_accuracy"] > 0.5  # ten classes: chance is 0.1
+
+
+# The Makefile installs what is missing, with one apt-get update.
+
+def _make(*args):
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["make", "-s", "-C", str(root), *args, "APT=echo apt-get"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_make_installs_the_missing_packages_with_one_update(tmp_path):
+    assert _make("datasets", f"FASHION_MNIST_DIR={tmp_path}") == []  # the folder is there
+    assert _make("datasets", f"FASHION_MNIST_DIR={tmp_path / 'missing'}") == [
+        "installing dataset-fashion-mnist", "apt-get update -q", "apt-get install -y -q dataset-fashion-mnist"]
+    assert _make("system-tools", "installed.ngspice=false", "installed.chromium=true",
+                 f"FASHION_MNIST_DIR={tmp_path / 'missing'}") == [
+        "installing ngspice dataset-fashion-mnist", "apt-get update -q",
+        "apt-get install -y -q ngspice dataset-fashion-mnist"]
+    for target in ("test", "demo"):  # both reach the dataset check
+        assert any("dataset-fashion-mnist" in line for line in _make("-n", target)), target
