@@ -193,6 +193,19 @@ def test_idx_folder_loads_the_official_parts_and_holds_out_validation(tmp_path, 
     assert np.array_equal(load_dataset(str(tmp_path / "mine"), seed=0, n_validation=20).validation()[1].shape, (20,))
 
 
+def test_idx_folder_refuses_mismatched_files(tmp_path):
+    from neurodtco.data import load_idx_folder
+
+    _idx_folder(tmp_path / "sizes")
+    write_idx(tmp_path / "sizes" / "t10k-images-idx3-ubyte", np.zeros((30, 5, 5), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"test images are \(5, 5\) pixels, the training images \(6, 6\)"):
+        load_idx_folder(tmp_path / "sizes")
+    _idx_folder(tmp_path / "labels")
+    write_idx(tmp_path / "labels" / "train-labels-idx1-ubyte", np.zeros(119, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"one integer label per image \(120\)"):
+        load_idx_folder(tmp_path / "labels")
+
+
 def test_fashion_mnist_folder_comes_from_the_argument_then_the_variable(tmp_path, monkeypatch):
     from neurodtco.data import FASHION_MNIST_ENV, load_fashion_mnist
 

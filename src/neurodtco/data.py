@@ -128,6 +128,9 @@ def _load_idx_folder(directory: Path, n_validation: int | float, seed: int, name
         raise FileNotFoundError(f"no {', '.join(missing)} (nor .gz) in the folder {str(directory)!r}: {hint}")
     train_images, train_labels = _read_idx_pair(paths["train_images"], paths["train_labels"])
     test_images, test_labels = _read_idx_pair(paths["test_images"], paths["test_labels"])
+    if test_images.shape[1:] != train_images.shape[1:]:
+        raise ValueError(f"{str(directory)!r}: the test images are {test_images.shape[1:]} pixels, "
+                         f"the training images {train_images.shape[1:]}; both parts must have one image size")
     keep, held = _stratified_holdout(train_labels, n_validation, seed)
     # The pixels stay bytes until each part is cut out, so that no full-size float copy is made twice.
     return Dataset(
