@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 
-.PHONY: demo test venv test-env system-tools bench clean
+.PHONY: demo test venv test-env system-tools datasets bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,16 +24,32 @@ venv: $(VENV)/.installed
 
 test-env: $(VENV)/.test-installed system-tools
 
-# System tools the tests drive: ngspice (Debian's, version 39) and chromium (headless, for the report).
-system-tools:
-	@command -v ngspice >/dev/null 2>&1 || { \
-		echo "installing ngspice"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ngspice; }
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing chromium (the report test renders the HTML report headless)"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+# Debian packages: ngspice (version 39) and chromium (headless, for the report) the tests drive, and
+# Fashion-MNIST (dataset-fashion-mnist, see docs/data.md) the tests and the demo read. Each is installed
+# only when missing, with one `apt-get update` for all of them; APT="sudo apt-get" where not root.
+APT ?= apt-get
+FASHION_MNIST_DIR ?= $(or $(NEURODTCO_FASHION_MNIST_DIR),/usr/share/datasets/fashion-mnist)
+installed.ngspice := command -v ngspice
+installed.chromium := command -v chromium
+installed.dataset-fashion-mnist := test -d $(FASHION_MNIST_DIR)
 
-demo: venv
+# $(call apt_ensure,PACKAGES): install those of PACKAGES whose installed.PACKAGE check fails.
+define apt_ensure
+	@missing=""; \
+	$(foreach p,$(1),$(installed.$(p)) >/dev/null 2>&1 || missing="$$missing $(p)";) \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(APT) update -q && DEBIAN_FRONTEND=noninteractive $(APT) install -y -q $$missing; \
+	fi
+endef
+
+system-tools:
+	$(call apt_ensure,ngspice chromium dataset-fashion-mnist)
+
+datasets:
+	$(call apt_ensure,dataset-fashion-mnist)
+
+demo: venv datasets
 	$(VENV)/bin/neurodtco demo
 
 test: test-env

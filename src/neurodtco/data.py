@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ._validate import check_finite_array, check_positive
 
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # where Debian's dataset-fashion-mnist puts it
+FASHION_MNIST_ENV = "NEURODTCO_FASHION_MNIST_DIR"
+# MNIST's file names, each found as it is or gzipped (".gz" added).
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
+}
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A train/test split of images flattened to ``[n, features]`` with values in [0, 1]."""
+    """Train/test (and optionally validation) images flattened to ``[n, features]`` with values in [0, 1]."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -23,6 +34,12 @@ class Dataset:
     y_test: np.ndarray
     name: str = "custom"
     image_shape: tuple[int, int] = (8, 8)
+    x_val: Optional[np.ndarray] = None
+    y_val: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if (self.x_val is None) != (self.y_val is None):
+            raise ValueError("x_val and y_val come together: give both (a validation part) or neither")
 
     @property
     def n_features(self) -> int:
@@ -32,7 +49,23 @@ class Dataset:
     @property
     def n_classes(self) -> int:
         """Number of distinct labels."""
-        return int(max(self.y_train.max(), self.y_test.max()) + 1)
+        parts = [self.y_train, self.y_test] + ([self.y_val] if self.y_val is not None else [])
+        return int(max(int(y.max()) for y in parts) + 1)
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether a validation part, disjoint from training and test, is held."""
+        return self.x_val is not None
+
+    def validation(self) -> tuple[np.ndarray, np.ndarray]:
+        """The validation images and labels (for every choice; the test part is for reporting only)."""
+        if self.x_val is None or self.y_val is None:
+            raise ValueError(
+                f"dataset {self.name!r} has no validation part: hold one out of its training images with "
+                "split_validation(dataset, n_validation, seed), or load a dataset that has one "
+                "(fashion-mnist, a folder of IDX files, a .npz holding x_val and y_val)"
+            )
+        return self.x_val, self.y_val
 
     @property
     def x_all(self) -> np.ndarray:
@@ -61,6 +94,137 @@ def load_digits(seed: int = 0, n_test: int = 180) -> Dataset:
     return split_arrays(x, y, n_test=n_test, seed=seed, name="digits", image_shape=(8, 8))
 
 
+def load_fashion_mnist(n_validation: int | float = 5000, seed: int = 0, directory: str | Path | None = None) -> Dataset:
+    """Fashion-MNIST: 60,000 training images less a stratified, seeded validation part, and the 10,000 test images."""
+    if directory is None:
+        directory = os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DIR
+    hint = f"install them with `apt-get install dataset-fashion-mnist` (into {FASHION_MNIST_DIR}), " \
+           f"or set ${FASHION_MNIST_ENV} to a folder that holds them"
+    return _load_idx_folder(Path(directory), n_validation, seed, "fashion-mnist", hint)
+
+
+def load_idx_folder(directory: str | Path, n_validation: int | float = 1 / 12, seed: int = 0,
+                    name: Optional[str] = None) -> Dataset:
+    """A folder of MNIST-style IDX files: its train and t10k parts, a validation part held out of training.
+
+    ``n_validation`` is a count or a fraction of the training images (1/12: 5,000 of MNIST's 60,000).
+    """
+    directory = Path(directory)
+    hint = "name them as MNIST does (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, " \
+           "t10k-labels-idx1-ubyte; each may be gzipped, ending .gz)"
+    return _load_idx_folder(directory, n_validation, seed, name or directory.name, hint)
+
+
+def _load_idx_folder(directory: Path, n_validation: int | float, seed: int, name: str, hint: str) -> Dataset:
+    """The official train/test parts of an IDX folder, with a stratified validation part held out of training."""
+    paths, missing = {}, []
+    for part, stem in IDX_FILES.items():
+        found = [p for p in (directory / stem, directory / f"{stem}.gz") if p.is_file()]
+        if found:
+            paths[part] = found[0]
+        else:
+            missing.append(stem)
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(missing)} (nor .gz) in the folder {str(directory)!r}: {hint}")
+    train_images, train_labels = _read_idx_pair(paths["train_images"], paths["train_labels"])
+    test_images, test_labels = _read_idx_pair(paths["test_images"], paths["test_labels"])
+    if test_images.shape[1:] != train_images.shape[1:]:
+        raise ValueError(f"{str(directory)!r}: the test images are {test_images.shape[1:]} pixels, "
+                         f"the training images {train_images.shape[1:]}; both parts must have one image size")
+    keep, held = _stratified_holdout(train_labels, n_validation, seed)
+    # The pixels stay bytes until each part is cut out, so that no full-size float copy is made twice.
+    return Dataset(
+        _unit_pixels(train_images[keep]), train_labels[keep], _unit_pixels(test_images), test_labels,
+        name=name, image_shape=(int(train_images.shape[1]), int(train_images.shape[2])),
+        x_val=_unit_pixels(train_images[held]), y_val=train_labels[held],
+    )
+
+
+def _read_idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``[n, height, width]`` of unsigned bytes and their ``n`` labels as int64."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(f"{str(images_path)!r} must hold [n, height, width] unsigned bytes as MNIST does; "
+                         f"got shape {images.shape} of {images.dtype}")
+    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{str(labels_path)!r} must hold one integer label per image ({len(images)}); "
+                         f"got shape {labels.shape} of {labels.dtype}")
+    return images, labels.astype(np.int64)
+
+
+def _unit_pixels(images: np.ndarray) -> np.ndarray:
+    """Byte images ``[n, h, w]`` as float64 ``[n, h * w]`` in [0, 1], made in one allocation."""
+    x = images.reshape(len(images), -1).astype(np.float64)
+    x /= 255.0
+    return x
+
+
+def _stratified_holdout(labels: np.ndarray, n_held: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted indices of the kept part and of a stratified, seeded held-out part of ``n_held`` (count or fraction)."""
+    from sklearn.model_selection import train_test_split
+
+    n, n_classes = len(labels), len(np.unique(labels))
+    try:
+        keep, held = train_test_split(np.arange(n), test_size=n_held, random_state=seed, stratify=labels)
+    except ValueError as exc:
+        raise ValueError(
+            f"n_validation={n_held!r} is not accepted for {n} training images in {n_classes} classes: give a count "
+            f"from {n_classes} (one per class) to {n - n_classes}, or a fraction in (0, 1) ({exc})"
+        ) from None
+    return np.sort(keep), np.sort(held)
+
+
+def split_validation(dataset: Dataset, n_validation: int | float, seed: int = 0) -> Dataset:
+    """The dataset with a stratified, seeded validation part held out of its training images."""
+    keep, held = _stratified_holdout(dataset.y_train, n_validation, seed)
+    return dataclasses.replace(dataset, x_train=dataset.x_train[keep], y_train=dataset.y_train[keep],
+                               x_val=dataset.x_train[held], y_val=dataset.y_train[held])
+
+
+def load_npz(path: str | Path, name: Optional[str] = None) -> Dataset:
+    """A ``.npz`` holding ``x_train, y_train, x_test, y_test`` (and optionally ``x_val, y_val``), pixels in [0, 1]."""
+    path = Path(path)
+    with np.load(path) as archive:
+        missing = [key for key in NPZ_KEYS if key not in archive.files]
+        if missing:
+            raise ValueError(f"{str(path)!r} lacks {', '.join(missing)}: a dataset .npz holds "
+                             f"{', '.join(NPZ_KEYS)} (and optionally x_val, y_val); it has {', '.join(archive.files)}")
+        if ("x_val" in archive.files) != ("y_val" in archive.files):
+            raise ValueError(f"{str(path)!r} holds only one of x_val and y_val: store both or neither")
+        arrays = {key: archive[key] for key in (*NPZ_KEYS, "x_val", "y_val") if key in archive.files}
+    parts: dict[str, np.ndarray] = {}
+    parts["x_train"], parts["y_train"], shape = _checked_part(arrays["x_train"], arrays["y_train"], f"{path.name}: x_train")
+    for part in ("test", "val"):
+        if f"x_{part}" in arrays:
+            parts[f"x_{part}"], parts[f"y_{part}"], _ = _checked_part(
+                arrays[f"x_{part}"], arrays[f"y_{part}"], f"{path.name}: x_{part}", shape)
+    return Dataset(**parts, name=name or path.stem, image_shape=shape)
+
+
+def _checked_part(x: np.ndarray, y: np.ndarray, what: str,
+                  image_shape: Optional[tuple[int, int]] = None) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Images flattened to float64 ``[n, features]`` in [0, 1], integer labels, and the image shape."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y)
+    if x.ndim > 2:
+        image_shape = image_shape or (int(x.shape[1]), int(np.prod(x.shape[2:])))
+        x = x.reshape(len(x), -1)
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise ValueError(f"{what}: expected x of shape [n, features] and y of shape [n]; got {x.shape} and {y.shape}")
+    check_finite_array(what, x)
+    if x.min() < 0 or x.max() > 1:
+        raise ValueError(
+            f"{what}: pixel values must lie in [0, 1] (got {x.min():g}..{x.max():g}); divide by the largest pixel value first"
+        )
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise ValueError(f"{what}: labels must be non-negative integers (class indices)")
+    side = int(round(np.sqrt(x.shape[1])))
+    shape = image_shape or ((side, side) if side * side == x.shape[1] else (1, x.shape[1]))
+    if shape[0] * shape[1] != x.shape[1]:
+        raise ValueError(f"{what}: {x.shape[1]} features do not make {shape[0]}x{shape[1]} images")
+    return x, y.astype(np.int64), shape
+
+
 def split_arrays(
     x: np.ndarray,
     y: np.ndarray,
@@ -72,23 +236,8 @@ def split_arrays(
     """Stratified, seeded train/test split of user arrays (``x`` in [0, 1], integer labels)."""
     from sklearn.model_selection import train_test_split
 
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y)
-    if x.ndim > 2:
-        image_shape = image_shape or tuple(x.shape[1:3])
-        x = x.reshape(len(x), -1)
-    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
-        raise ValueError(f"expected x of shape [n, features] and y of shape [n]; got {x.shape} and {y.shape}")
-    check_finite_array("x", x)
-    if x.min() < 0 or x.max() > 1:
-        raise ValueError(
-            f"pixel values must lie in [0, 1] (got {x.min():g}..{x.max():g}); divide by the largest pixel value first"
-        )
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise ValueError("labels must be non-negative integers (class indices)")
-    side = int(round(np.sqrt(x.shape[1])))
-    shape = image_shape or ((side, side) if side * side == x.shape[1] else (1, x.shape[1]))
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y.astype(np.int64), test_size=n_test, random_state=seed, stratify=y)
+    x, y, shape = _checked_part(x, y, "x", image_shape)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=n_test, random_state=seed, stratify=y)
     return Dataset(x_tr, y_tr, x_te, y_te, name=name, image_shape=shape)
 
 
@@ -159,3 +308,25 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     code, fmt = codes[array.dtype]
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     Path(path).write_bytes(header + array.astype(fmt).tobytes())
+
+
+_LOADERS: dict[str, Callable[..., Dataset]] = {"digits": load_digits, "fashion-mnist": load_fashion_mnist}
+DATASETS = tuple(_LOADERS)
+
+
+def load_dataset(name_or_path: str | Path, seed: int = 0, **options: Any) -> Dataset:
+    """A built-in dataset by name (one of ``DATASETS``) or a PATH: a folder of MNIST-style IDX files, or a ``.npz``.
+
+    ``seed`` seeds the split (none in a ``.npz``: its parts are fixed); ``options`` go to the loader.
+    """
+    if isinstance(name_or_path, str) and name_or_path in _LOADERS:
+        return _LOADERS[name_or_path](seed=seed, **options)
+    path = Path(name_or_path)
+    if path.is_dir():
+        return load_idx_folder(path, seed=seed, **options)
+    if path.is_file() and path.suffix == ".npz":
+        return load_npz(path, **options)
+    raise ValueError(
+        f"dataset {str(name_or_path)!r} is not accepted: give one of {', '.join(DATASETS)}, or the PATH of a folder "
+        "of MNIST-style IDX files or of a .npz holding x_train, y_train, x_test, y_test (see docs/data.md)"
+    )

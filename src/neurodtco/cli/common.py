@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from ..data import Dataset, load_digits
+from ..data import DATASETS, Dataset, load_dataset
 from ..network import NetworkConfig, TrainedNetwork, default_network, load_network
 from ..ngspice_run import SpiceError
 from .progress import progress
@@ -22,6 +22,7 @@ from .progress import progress
 err = Console(stderr=True)
 
 ModelOpt = typer.Option(None, "--model", help="Model file from `neurodtco train`; default: the cached default network.")
+DatasetOpt = typer.Option("digits", "--dataset", help=f"{', '.join(DATASETS)}, or PATH: a folder of MNIST-style IDX files or a .npz (docs/data.md).")
 SeedOpt = typer.Option(0, "--seed", help="Seed of the data split (and of training for `train`).")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on the last line of stdout.")
 EngineHelp = "ideal, nodal or ngspice."
@@ -77,14 +78,23 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
 
 
-def load_or_train(model: Optional[Path], seed: int, quiet: bool) -> tuple[Dataset, TrainedNetwork, float]:
+# The datasets the default network is trained for; any other needs --model until its architecture exists.
+DEFAULT_NETWORK_DATASETS = ("digits",)
+
+
+def load_or_train(model: Optional[Path], seed: int, quiet: bool,
+                  dataset_name: str = "digits") -> tuple[Dataset, TrainedNetwork, float]:
     """The dataset and the network (a model file, or the cached default); returns the time spent."""
     start = time.perf_counter()
-    dataset = load_digits(seed=seed)
+    dataset = load_dataset(dataset_name, seed=seed)  # first, so that a mistyped name is named as such
+    if model is None and dataset_name not in DEFAULT_NETWORK_DATASETS:
+        raise ValueError(f"--dataset {dataset_name} has no default network yet: give --model FILE "
+                         f"(train one with `neurodtco train --dataset {dataset_name} --out FILE`)")
     if model is not None:
         net = load_network(model)
         if net.config.widths[0] != dataset.n_features:
-            raise ValueError(f"model {str(model)!r} expects {net.config.widths[0]} inputs; the digits have {dataset.n_features}")
+            raise ValueError(f"model {str(model)!r} expects {net.config.widths[0]} inputs; "
+                             f"the {dataset.name} images have {dataset.n_features}")
     else:
         config = NetworkConfig()
         with progress("training the default network", config.epochs, "epochs", quiet=quiet) as update:

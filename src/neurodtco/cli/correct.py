@@ -10,7 +10,7 @@ import typer
 
 from ..mapping import map_network
 from .circuit_options import CircuitOptions, with_circuit_options
-from .common import EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train, user_errors
+from .common import DatasetOpt, EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train, user_errors
 from .defects import DefectArg, DefectSeedArg, DefectsFileArg
 
 
@@ -29,6 +29,7 @@ def correct(
     max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Most L-BFGS iterations of the corrector's full-batch fit; default 300 (1000 for an MLP with 1 or 2 hidden neurons)."),
     corrector_seed: int = typer.Option(0, "--corrector-seed", help="Seed of the corrector's initial weights and of the calibration subset."),
     seed: int = SeedOpt,
+    dataset_name: str = DatasetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Correct a (defective) chip: fit a small corrector on its training-image voltages, judge it on the test images."""
@@ -46,7 +47,7 @@ def correct(
         if corrector != "lastlayer":
             kwargs["features"] = features
         fixer = make_corrector(corrector, hidden=hidden, **kwargs)
-        dataset, net, t_model = load_or_train(model, seed, as_json)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
         healthy = map_network(net, circuit.config)
         chip, record = apply_option_defects(healthy, defect, defects_file, defect_seed)
         result = correct_circuit(chip, dataset, fixer, engine=engine, healthy=healthy,

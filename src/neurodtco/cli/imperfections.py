@@ -12,7 +12,7 @@ import typer
 from ..data import to_voltages
 from ..mapping import map_network
 from .circuit_options import CircuitOptions, with_circuit_options
-from .common import (EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, json_default, load_or_train,
+from .common import (DatasetOpt, EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, json_default, load_or_train,
                      user_errors)
 
 
@@ -36,6 +36,7 @@ def imperfect(
     imperfection_seed: int = typer.Option(0, "--imperfection-seed", help="Seed of the first draw."),
     n_images: Optional[int] = typer.Option(None, "--n-images", help="Use only the first N test images."),
     seed: int = SeedOpt,
+    dataset_name: str = DatasetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Map the network, apply temperature, noise, tuning, passive programming or drift; report accuracy and energy."""
@@ -45,7 +46,7 @@ def imperfect(
     with user_errors():
         specs = specs_from_options(spec_file, temperature_c, technology, read_noise, read_time_s, tuning_tolerance,
                                    passive_scheme, threshold_variation, max_pulses, drift_time_s, drift_nu)
-        dataset, net, t_model = load_or_train(model, seed, as_json)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
         chip = map_network(net, circuit.config)
         x, y = first_test_images(dataset, n_images)
         payload = run_imperfect(chip, to_voltages(x, circuit.v_read_v), y, specs, engine=engine, repeats=repeats,
@@ -92,6 +93,7 @@ def mitigate(
     quick: bool = typer.Option(False, "--quick", help="compare: smoke run with few epochs (not for reported numbers)."),
     program_seed: int = typer.Option(0, "--program-seed", help="tune/tolerance/compare: seed of the programming draws and defect maps."),
     seed: int = SeedOpt,
+    dataset_name: str = DatasetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Mitigate imperfections: defect-aware retraining, tolerance, ordered tuning, memory states, circuit, comparison."""
@@ -101,7 +103,7 @@ def mitigate(
     with user_errors():
         if lever not in mc.MITIGATE_LEVERS:
             raise ValueError(f"lever {lever!r} is not accepted: choose one of {list(mc.MITIGATE_LEVERS)}")
-        dataset, net, t_model = load_or_train(model, seed, as_json)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
         config = circuit.config
         start = time.perf_counter()
         payload: dict[str, Any]

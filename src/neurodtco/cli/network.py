@@ -9,14 +9,14 @@ from typing import Optional
 import numpy as np
 import typer
 
-from ..data import load_digits, to_voltages
+from ..data import load_dataset, to_voltages
 from ..engines import simulate as run_engine
 from ..mapping import map_network
 from ..netlist import circuit_elements, write_netlist
 from ..network import NetworkConfig
 from ..network import train as train_network
 from .circuit_options import CircuitOptions, with_circuit_options
-from .common import EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
+from .common import DatasetOpt, EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
 from .defects import DefectArg, DefectSeedArg, DefectsFileArg
 from .progress import progress
 
@@ -26,15 +26,16 @@ def train(
     hidden: str = typer.Option("8,8,8", "--hidden", help="Hidden widths, comma separated."),
     epochs: int = typer.Option(300, "--epochs", help="Training epochs."),
     seed: int = SeedOpt,
+    dataset_name: str = DatasetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Train the MLP on the 8x8 digits and save it with its configuration."""
+    """Train the MLP on a dataset (by default the 8x8 digits) and save it with its configuration."""
     with user_errors():
         try:
             widths = tuple(int(h) for h in hidden.split(",") if h.strip())
         except ValueError:
             raise ValueError(f"--hidden {hidden!r} must be comma-separated integers, e.g. 8,8,8") from None
-        dataset = load_digits(seed=seed)
+        dataset = load_dataset(dataset_name, seed=seed)
         config = NetworkConfig(widths=(dataset.n_features, *widths, dataset.n_classes), epochs=epochs, seed=seed)
         start = time.perf_counter()
         with progress("training", epochs, "epochs", quiet=as_json) as update:
@@ -44,7 +45,7 @@ def train(
     acc = net.history["test_accuracy"]
     if as_json:
         emit_json({"software_accuracy": acc, "train_accuracy": net.history["train_accuracy"], "model": str(out),
-                   "widths": list(config.widths), "seed": seed, "n_test": len(dataset.y_test),
+                   "widths": list(config.widths), "dataset": dataset.name, "seed": seed, "n_test": len(dataset.y_test),
                    "timings": {"train_s": elapsed}})
     else:
         typer.echo(f"trained {'-'.join(map(str, config.widths))} in {elapsed:.1f} s: "
@@ -58,6 +59,7 @@ def simulate(
     circuit: CircuitOptions = CircuitOptions(),
     n_images: Optional[int] = typer.Option(None, "--n-images", help="Simulate only the first N test images."),
     seed: int = SeedOpt,
+    dataset_name: str = DatasetOpt,
     as_json: bool = JsonOpt,
     defect: DefectArg = None,
     defects_file: DefectsFileArg = None,
@@ -68,7 +70,7 @@ def simulate(
     from ..defects.commands import apply_option_defects
 
     with user_errors():
-        dataset, net, t_model = load_or_train(model, seed, as_json)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
         x, y = first_test_images(dataset, n_images)
         start = time.perf_counter()
         healthy = map_network(net, circuit.config)
@@ -110,13 +112,14 @@ def netlist(
     model: Optional[Path] = ModelOpt,
     circuit: CircuitOptions = CircuitOptions(),
     seed: int = SeedOpt,
+    dataset_name: str = DatasetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the whole circuit (all arrays, wires and neurons) as an ngspice or Spectre netlist."""
     with user_errors():
         if fmt not in ("spice", "spectre"):
             raise ValueError(f"--format {fmt!r} is not accepted: choose spice or spectre")
-        dataset, net, _ = load_or_train(model, seed, as_json)
+        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name)
         chip = map_network(net, circuit.config)
         x, _ = first_test_images(dataset, n_images)
         path = write_netlist(chip, to_voltages(x, circuit.v_read_v), out, fmt)  # type: ignore[arg-type]
@@ -137,13 +140,14 @@ def verify(
     circuit: CircuitOptions = CircuitOptions(),
     tolerance_v: float = typer.Option(1e-6, "--tolerance", help="Largest accepted output difference (V)."),
     seed: int = SeedOpt,
+    dataset_name: str = DatasetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the nodal engine and ngspice on the same circuit and images; report their largest difference."""
     with user_errors():
         if not tolerance_v > 0:
             raise ValueError(f"--tolerance {tolerance_v} is not accepted: expected volts > 0")
-        dataset, net, _ = load_or_train(model, seed, as_json)
+        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name)
         chip = map_network(net, circuit.config)
         x, y = first_test_images(dataset, n_images)
         voltages = to_voltages(x, circuit.v_read_v)

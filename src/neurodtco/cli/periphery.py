@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from ..data import to_voltages
-from .common import JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
+from .common import DatasetOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
 from .progress import progress
 
 
@@ -65,6 +65,7 @@ def transistor_check(
     mode: str = typer.Option("layerwise", "--mode", help="layerwise (one operating point per layer) or monolithic."),
     jobs: int = typer.Option(1, "--jobs", help="ngspice processes at once."),
     seed: int = SeedOpt,
+    dataset_name: str = DatasetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the network with transistor-level neurons (ngspice, FreePDK45) and compare it with nodal."""
@@ -73,7 +74,7 @@ def transistor_check(
     from ..periphery.network import compare_with_behavioural
 
     with user_errors():
-        dataset, net, t_model = load_or_train(model, seed, as_json)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
         char = load_characterization(characterization)
         circuit = characterized_circuit(net, char, corner, temp_c)
         pixels, y = first_test_images(dataset, n_images)
