@@ -24,6 +24,7 @@ from ..circuit import Circuit, Layer
 from ._nodal import ArrayNetwork, ArraySolution, factorize, solve, unit_drives, wire_conductance
 from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
 from .base import SimulationResult
+from .forward import forward, refuse_reports
 
 __all__ = ["ConvergenceError", "NodalEngine"]
 
@@ -40,6 +41,17 @@ class NodalEngine:
             return_nodes: bool = False, return_power: bool = False) -> SimulationResult:
         """Simulate ``inputs_v`` ``[batch, n_inputs]`` (volts) through every layer."""
         x = circuit.check_inputs(inputs_v)
+        if not (return_nodes or return_power):
+            maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            layer_info: dict[int, dict] = {}
+
+            def run_layer(index: int, layer: Layer, rows_v: np.ndarray) -> np.ndarray:
+                return self._layer_outputs(circuit, index, layer, rows_v, maps, layer_info)
+
+            out, hidden = forward(circuit, x, run_layer, return_hidden)
+            return SimulationResult(outputs_v=out, engine=self.name, hidden_v=hidden if return_hidden else None,
+                                    info={"layers": [layer_info[i] for i in sorted(layer_info)]})
+        refuse_reports(circuit, self.name)
         hidden, nodes, layer_info = [], [], []
         power = np.zeros(len(x))
         for index, layer in enumerate(circuit.layers):
@@ -64,6 +76,22 @@ class NodalEngine:
         return SimulationResult(outputs_v=x, engine=self.name, hidden_v=hidden if return_hidden else None,
                                 nodes=nodes if return_nodes else None, power_w=power if return_power else None,
                                 info={"layers": layer_info})
+
+
+    def _layer_outputs(self, circuit: Circuit, index: int, layer: Layer, rows_v: np.ndarray,
+                       maps: dict[int, tuple[np.ndarray, np.ndarray]], info: dict[int, dict]) -> np.ndarray:
+        """One layer's activated outputs; linear layers are factorized once per run and reused for every chunk."""
+        label = f"layer {index}"
+        if layer.tiling is not None:
+            raise ValueError(f"{label} is tiled: the nodal engine does not solve tiled layers yet; use the ideal engine")
+        if circuit.cell.is_linear:
+            if index not in maps:
+                maps[index] = linear_layer_map(layer, label)
+                info[index] = {"method": "affine"}
+            weights, const = maps[index]
+            return layer.neuron.activate(rows_v @ weights + const)
+        sol, info[index] = solve_layer(circuit.cell, layer, rows_v, settings=self.settings, label=label)
+        return neuron_outputs(layer, sol)[0]
 
 
 def linear_layer_map(layer: Layer, label: str = "layer") -> tuple[np.ndarray, np.ndarray]:
