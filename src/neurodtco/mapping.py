@@ -11,20 +11,28 @@ difference stage outputs ``S z`` volts, with ``S = v_act`` for hidden layers (so
 clamp at ``+-v_act`` is exactly the software hard-tanh) and ``S = output_scale_v`` for the last.
 With ideal wires and op-amps the circuit's outputs are therefore ``output_scale_v`` times the
 software logits.
+
+Any network lowered to ``ops`` maps the same way (``map_ops``): each ``Dense`` or ``Conv`` becomes
+one layer (a convolution's kernel unrolled into rows, read once per output position), ``Pool``,
+``Save`` and ``Add`` become stages. ``tile_rows``/``tile_cols`` cut every layer's matrix (bias row
+and pairs included) into tiles of at most that size: rows in blocks from the top, neurons in
+groups of ``tile_cols // 2`` pairs, each group laid out (``interleaved`` or ``split``) inside its
+own tile, so a pair never straddles two tiles. Layers sit side by side on the die.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import numpy as np
 
 from ._validate import check_non_negative, check_positive
-from .circuit import Circuit, Layer, NeuronModel
+from .circuit import Circuit, Crossbar, Layer, NeuronModel, Stage, Sum, Tiling
 from .devices import make_cell
 from .network import TrainedNetwork
+from .ops import Add, Conv, Dense, Op, Pool, Save
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,17 @@ class MappingConfig:
     offset_v: float = 0.0
     bias_voltage_v: Optional[float] = None
     pair_encoding: Literal["low", "balanced"] = "low"
+    tile_rows: Optional[int] = None
+    tile_cols: Optional[int] = None
+    tile_combine: Literal["shared", "summing"] = "shared"
 
     def __post_init__(self) -> None:
+        for name, value, low in (("tile_rows", self.tile_rows, 2), ("tile_cols", self.tile_cols, 2)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low):
+                raise ValueError(f"{name}={value!r} is not accepted: expected an integer >= {low} (cells per tile "
+                                 "side; a pair needs two columns), or None for one array per layer")
+        if self.tile_combine not in ("shared", "summing"):
+            raise ValueError(f"tile_combine={self.tile_combine!r} is not accepted: choose 'shared' or 'summing'")
         if self.layout not in ("interleaved", "split"):
             raise ValueError(f"layout={self.layout!r} is not accepted: choose 'interleaved' or 'split'")
         if self.pair_encoding not in ("low", "balanced"):
@@ -110,39 +127,125 @@ def layer_neuron(config: MappingConfig, weight_scale_s: float, v_in: float, last
     )
 
 
+def tile_plan(n_rows: int, n_outputs: int, config: MappingConfig) -> tuple[tuple[int, ...], list[int]]:
+    """Row block starts, and the number of neurons in each column tile, for a layer of this size."""
+    if config.tile_rows is None and config.tile_cols is None:
+        return (0,), [n_outputs]
+    tile_rows = config.tile_rows or n_rows
+    per_tile = (config.tile_cols // 2) if config.tile_cols is not None else n_outputs
+    groups = [min(per_tile, n_outputs - start) for start in range(0, n_outputs, per_tile)]
+    return tuple(range(0, n_rows, tile_rows)), groups
+
+
+def place_columns(groups: list[int], layout: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Plus and minus column of every neuron, each group of neurons laid out inside its own tile."""
+    plus, minus, starts, offset = [], [], [], 0
+    for n in groups:
+        p, m = column_pairs(n, layout)
+        plus.append(p + offset)
+        minus.append(m + offset)
+        starts.append(offset)
+        offset += 2 * n
+    return np.concatenate(plus), np.concatenate(minus), tuple(starts)
+
+
+def build_layer(signed: np.ndarray, v_in: float, v_bias: float, neuron_for: Callable[[float], NeuronModel], config: MappingConfig,
+                g_min: float, g_max: float, origin: tuple[int, int], label: str) -> Layer:
+    """One layer for a signed matrix ``[out, in + 1]`` (bias column last): conductances, columns, tiles."""
+    peak = float(np.max(np.abs(signed)))
+    if peak == 0:
+        raise ValueError(f"{label} has all-zero weights and bias; nothing to map")
+    k = (g_max - g_min) / peak
+    if config.pair_encoding == "low":
+        g_plus = g_min + k * np.maximum(signed, 0.0).T
+        g_minus = g_min + k * np.maximum(-signed, 0.0).T
+    else:
+        g_mid = 0.5 * (g_max + g_min)
+        g_plus = g_mid + 0.5 * k * signed.T
+        g_minus = g_mid - 0.5 * k * signed.T
+    n_out, n_rows = signed.shape
+    row_starts, groups = tile_plan(n_rows, n_out, config)
+    plus, minus, col_starts = place_columns(groups, config.layout)
+    g = np.empty((n_rows, 2 * n_out))
+    g[:, plus] = g_plus
+    g[:, minus] = g_minus
+    tiling = None
+    if config.tile_rows is not None or config.tile_cols is not None:
+        shape = (config.tile_rows or n_rows, config.tile_cols or 2 * n_out)
+        tiling = Tiling(row_starts, col_starts, shape, config.tile_combine, origin)
+    return Layer(conductance=g, plus_columns=plus, minus_columns=minus, neuron=neuron_for(k), bias_voltage_v=v_bias,
+                 r_word_ohm=config.r_word_ohm, r_bit_ohm=config.r_bit_ohm, input_scale_v=v_in, weight_scale_s=k,
+                 tiling=tiling)
+
+
+def map_ops(ops: list[Op], config: MappingConfig = MappingConfig()) -> Circuit:
+    """Build the circuit of a network lowered to ``neurodtco.ops`` (dense, convolutions, pooling, residuals)."""
+    ops = list(ops)
+    weighted = [i for i, op in enumerate(ops) if isinstance(op, (Dense, Conv))]
+    if not weighted:
+        raise ValueError("the network has no Dense or Conv operation: nothing to put on a crossbar")
+    cell = config.make_cell()
+    rail = config.hidden_rail_v
+    v_in = config.v_read_v
+    layers: list[Layer] = []
+    stages: list[Stage] = []
+    origin_col = 0
+    for i, op in enumerate(ops):
+        if isinstance(op, (Dense, Conv)):
+            matrix = op.matrix if isinstance(op, Conv) else np.asarray(op.weight, dtype=np.float64)
+            bias = np.asarray(op.bias, dtype=np.float64)
+            if matrix.ndim != 2 or bias.shape != (matrix.shape[0],):
+                raise ValueError(f"operation {i}: weights must be [out, in] and bias [out]; got {matrix.shape} and "
+                                 f"{bias.shape}")
+            last = i == weighted[-1]
+            v_bias = config.bias_voltage_v if config.bias_voltage_v is not None else v_in
+            signed = np.concatenate([matrix, (bias * v_in / v_bias)[:, None]], axis=1)
+            layer = build_layer(signed, v_in, v_bias, lambda k: op_neuron(config, k, v_in, last, op.activation),
+                                config, cell.g_min, cell.g_max, (0, origin_col), f"layer {len(layers)}")
+            if layer.tiling is not None:
+                origin_col += layer.tiling.grid_shape[1] * layer.tiling.tile_shape[1]
+            stages.append(Crossbar(len(layers), op.geometry if isinstance(op, Conv) else None))
+            layers.append(layer)
+            v_in = rail
+        elif isinstance(op, Pool):
+            stages.append(op)
+        elif isinstance(op, Save):
+            if not layers and config.v_read_v != rail:
+                raise ValueError("a residual branch saved on the raw inputs needs the hidden rail equal to the read "
+                                 "voltage (leave activation_v unset)")
+            stages.append(op)
+        elif isinstance(op, Add):
+            stages.append(Sum(op.slot, op.activation, rail))
+        else:
+            raise ValueError(f"operation {i}: {type(op).__name__} cannot be mapped; expected Dense, Conv, Pool, Save or Add")
+    plain = all(isinstance(s, Crossbar) and s.conv is None for s in stages)
+    return Circuit(layers=tuple(layers), cell=cell, input_scale_v=config.v_read_v, output_scale_v=config.output_scale_v,
+                   metadata={"mapping": config.__dict__.copy()}, stages=None if plain else tuple(stages))
+
+
+def op_neuron(config: MappingConfig, weight_scale_s: float, v_in: float, last: bool, activation: Optional[str]) -> NeuronModel:
+    """The neuron of a layer: the logits for the last one, else ``activation`` at the hidden rail (None: unclamped)."""
+    if last:
+        return layer_neuron(config, weight_scale_s, v_in, True)
+    scale = config.hidden_rail_v
+    return NeuronModel(feedback_resistance_ohm=scale / (config.difference_gain * weight_scale_s * v_in),
+                       difference_gain=config.difference_gain, open_loop_gain=config.open_loop_gain,
+                       offset_v=config.offset_v, saturation_v=None if activation is None else scale,
+                       activation=activation or "hardtanh")
+
+
 def map_weights(
     weights: list[np.ndarray], biases: list[np.ndarray], config: MappingConfig = MappingConfig()
 ) -> Circuit:
-    """Build the circuit for weight matrices ``[out, in]`` and bias vectors."""
-    cell = config.make_cell()
-    g_min, g_max = cell.g_min, cell.g_max
-    layers = []
-    for index, last, signed, v_in, v_bias in signed_layers(weights, biases, config):
-        peak = float(np.max(np.abs(signed)))
-        if peak == 0:
-            raise ValueError(f"layer {index} has all-zero weights and bias; nothing to map")
-        k = (g_max - g_min) / peak
-        if config.pair_encoding == "low":
-            g_plus = g_min + k * np.maximum(signed, 0.0).T
-            g_minus = g_min + k * np.maximum(-signed, 0.0).T
-        else:
-            g_mid = 0.5 * (g_max + g_min)
-            g_plus = g_mid + 0.5 * k * signed.T
-            g_minus = g_mid - 0.5 * k * signed.T
-        n_out = signed.shape[0]
-        plus, minus = column_pairs(n_out, config.layout)
-        g = np.empty((signed.shape[1], 2 * n_out))
-        g[:, plus] = g_plus
-        g[:, minus] = g_minus
-        layers.append(Layer(conductance=g, plus_columns=plus, minus_columns=minus,
-                            neuron=layer_neuron(config, k, v_in, last), bias_voltage_v=v_bias,
-                            r_word_ohm=config.r_word_ohm, r_bit_ohm=config.r_bit_ohm,
-                            input_scale_v=v_in, weight_scale_s=k))
-    return Circuit(layers=tuple(layers), cell=cell, input_scale_v=config.v_read_v,
-                   output_scale_v=config.output_scale_v, metadata={"mapping": config.__dict__.copy()})
+    """Build the circuit for an MLP: weight matrices ``[out, in]`` and bias vectors, hard-tanh between them."""
+    if len(weights) != len(biases) or not weights:
+        raise ValueError("need one bias vector per weight matrix, and at least one layer")
+    ops = [Dense(w, b, "hardtanh" if i < len(weights) - 1 else None) for i, (w, b) in enumerate(zip(weights, biases))]
+    return map_ops(ops, config)
 
 
 def map_network(network: TrainedNetwork, config: MappingConfig = MappingConfig()) -> Circuit:
     """Build the circuit that implements a trained network."""
-    circuit = map_weights(network.weights, network.biases, config)
+    lowered = network.ops() if hasattr(network, "ops") else None
+    circuit = map_ops(lowered, config) if lowered is not None else map_weights(network.weights, network.biases, config)
     return circuit.replace(metadata={**circuit.metadata, "widths": list(network.config.widths)})
