@@ -80,4 +80,4 @@ def test_a_run_without_json_writes_nothing_to_stderr(default_net):
     result = runner.invoke(app, ["simulate", "--n-images", "5"])
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    assert result.stdout.startswith("ideal circuit: accuracy")
+    assert result.stdout.startswith("ideal circuit (4 arrays, 1,508 cells): accuracy")

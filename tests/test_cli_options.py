@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import typer
@@ -123,3 +124,27 @@ def test_workers_zero_runs_here_and_negative_numbers_are_refused():
         make_executor(dask_workers=0)
     for name in ("run", "demo"):
         assert "0 runs the tasks in this process" in help_text(name), name
+
+
+def test_tile_option_parses_square_and_rectangular_sizes_and_names_itself_in_errors():
+    from neurodtco.cli.circuit_options import CircuitOptions
+
+    assert CircuitOptions(tile="").config.tile_rows is None
+    square = CircuitOptions(tile="64").config
+    assert (square.tile_rows, square.tile_cols) == (64, 64)
+    rect = CircuitOptions(tile="128x64", tile_combine="summing").config
+    assert (rect.tile_rows, rect.tile_cols, rect.tile_combine) == (128, 64, "summing")
+    for bad, message in (("abc", "--tile 'abc' is not accepted"), ("1", "--tile=1 is not accepted"),
+                         ("8x8x8", "--tile '8x8x8' is not accepted")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            CircuitOptions(tile=bad)
+
+
+def test_simulate_reports_the_physical_arrays_of_a_tiled_chip():
+    result = CliRunner().invoke(app, ["simulate", "--tile", "16", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    # 64-8-8-8-10: 65x16 -> 5x1 tiles of 16 rows, 9x16 -> 1, 9x16 -> 1, 9x20 -> 1x2 (8 pairs per 16 columns)
+    assert payload["n_arrays"] == 5 + 1 + 1 + 2 and payload["tile"] == "16"
+    assert payload["n_cells"] == 65 * 16 + 9 * 16 + 9 * 16 + 9 * 20
+    assert payload["accuracy"] == payload["software_accuracy"]  # the ideal engine: tiles change nothing

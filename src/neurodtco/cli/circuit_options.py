@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import typer
 
@@ -22,7 +22,8 @@ from .common import user_errors
 #: The MappingConfig field each flag sets (the wire resistance sets both line segments).
 FLAG_OF_FIELD = {"cell": "--cell", "r_on_ohm": "--r-on", "r_off_ohm": "--r-off", "v_read_v": "--v-read",
                  "r_word_ohm": "--wire-ohm", "r_bit_ohm": "--wire-ohm", "open_loop_gain": "--gain",
-                 "layout": "--layout", "pair_encoding": "--encoding"}
+                 "layout": "--layout", "pair_encoding": "--encoding", "tile_rows": "--tile", "tile_cols": "--tile",
+                 "tile_combine": "--tile-combine"}
 _FIELD = re.compile(r"\b(" + "|".join(FLAG_OF_FIELD) + r")\b")
 
 
@@ -38,6 +39,8 @@ class CircuitOptions:
     gain: float = math.inf
     layout: str = "interleaved"
     encoding: str = "low"
+    tile: str = ""
+    tile_combine: str = "shared"
 
     def __post_init__(self) -> None:
         self.config  # noqa: B018 - validate now, before the command loads anything
@@ -49,12 +52,29 @@ class CircuitOptions:
             config = MappingConfig(cell=self.cell, r_on_ohm=self.r_on_ohm, r_off_ohm=self.r_off_ohm,  # type: ignore[arg-type]
                                    v_read_v=self.v_read_v, r_word_ohm=self.wire_ohm, r_bit_ohm=self.wire_ohm,
                                    layout=self.layout, open_loop_gain=self.gain,  # type: ignore[arg-type]
-                                   pair_encoding=self.encoding)  # type: ignore[arg-type]
+                                   pair_encoding=self.encoding, tile_rows=self.tile_shape[0],  # type: ignore[arg-type]
+                                   tile_cols=self.tile_shape[1], tile_combine=self.tile_combine)  # type: ignore[arg-type]
             # The op-amp settings are checked when a layer is mapped: check them now, by their flag.
             layer_neuron(config, 1.0, config.v_read_v, last=True)
         except ValueError as exc:
             raise ValueError(_FIELD.sub(lambda m: FLAG_OF_FIELD[m.group(1)], str(exc))) from None
         return config
+
+    @property
+    def tile_shape(self) -> tuple[Optional[int], Optional[int]]:
+        """``--tile 64`` (64 x 64) or ``--tile 128x64`` (rows x columns); empty: one array per layer."""
+        text = self.tile.strip().lower()
+        if not text:
+            return None, None
+        parts = text.split("x")
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            values = []
+        if len(values) not in (1, 2):
+            raise ValueError(f"--tile {self.tile!r} is not accepted: expected a size such as 64 (64 x 64 cells) or "
+                             "128x64 (rows x columns)")
+        return (values[0], values[-1])
 
     def to_dict(self) -> dict[str, Any]:
         """The options as JSON keys."""
@@ -73,6 +93,10 @@ def _options(gain_default: float) -> list[inspect.Parameter]:
         ("layout", Literal["interleaved", "split"], "interleaved", "--layout", "Differential pair columns: interleaved or split."),
         ("encoding", Literal["low", "balanced"], "low", "--encoding",
          "Pair encoding: low (one cell of each pair at G_min) or balanced (both around mid-window)."),
+        ("tile", str, "", "--tile", "Cut every layer into tiles of at most this size: 64 (64 x 64) or 128x64 "
+         "(rows x columns); default one array per layer."),
+        ("tile_combine", Literal["shared", "summing"], "shared", "--tile-combine",
+         "How row tiles join: shared (one neuron input per column) or summing (a TIA per tile, then a summer)."),
     ]
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                               annotation=Annotated[kind, typer.Option(flag, help=text)])

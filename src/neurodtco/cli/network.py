@@ -91,13 +91,16 @@ def simulate(
         "n_test": int(len(y)),
         "cell": circuit.cell,
         "wire_ohm": circuit.wire_ohm,
+        "tile": circuit.tile or None,
+        "n_arrays": chip.n_arrays,
+        "n_cells": chip.n_cells,
         "timings": {"model_s": t_model, "map_s": t_map, "simulate_s": t_sim, "per_image_s": t_sim / len(y)},
     }
     if as_json:
         emit_json(payload)
         return
-    typer.echo(f"{engine} circuit: accuracy {payload['accuracy']:.2%} on {len(y)} test images "
-               f"(software {payload['software_accuracy']:.2%}); simulated in {t_sim:.3g} s")
+    typer.echo(f"{engine} circuit ({chip.n_arrays} arrays, {chip.n_cells:,} cells): accuracy {payload['accuracy']:.2%} "
+               f"on {len(y)} test images (software {payload['software_accuracy']:.2%}); simulated in {t_sim:.3g} s")
     if defect_record is not None:
         typer.echo(f"with {len(defect_record.requested)} defect(s), densities per layer "
                    f"{', '.join(f'{d:.1%}' for d in defect_record.density)}: accuracy {payload['accuracy']:.2%} "
