@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import correction
 from ..correction import BatchedMLPCorrector, cross_defect
-from ..data import load_digits, to_voltages
+from ..data import to_voltages
 from ..defects import Defect, apply_defects
 from ..engines import get_engine, simulate
 from ..imperfections import apply_imperfections
@@ -66,14 +66,18 @@ def weights_fingerprint(weights: list[np.ndarray], biases: list[np.ndarray]) -> 
 
 def prepare_setup(study: Study, progress: Optional[Callable[[int, int], None]] = None) -> Setup:
     """Load (or train and cache) the study's network once, in the runner, and pack it for the workers."""
-    dataset = load_digits(seed=study.dataset.seed, n_test=study.dataset.n_test)
+    dataset = study.dataset.load()
     if study.network.model is not None:
         net = load_network(study.network.model)
         if net.config.widths[0] != dataset.n_features:
             raise ValueError(f"network.model {study.network.model!r} expects {net.config.widths[0]} inputs; "
                              f"the dataset has {dataset.n_features}")
     else:
-        net = default_network(dataset, study.network.to_config(), data_seed=study.dataset.seed, progress=progress)
+        config = study.network.to_config()
+        if config.widths[0] != dataset.n_features or config.widths[-1] != dataset.n_classes:
+            raise ValueError(f"network.widths {list(config.widths)} do not fit the {study.dataset.name} images: they "
+                             f"need {dataset.n_features} inputs and {dataset.n_classes} outputs")
+        net = default_network(dataset, config, data_seed=study.dataset.seed, progress=progress)
     weights, biases = net.weights, net.biases
     if study.imperfection_items:
         # Fail here, once, on what only a circuit can refuse (a target outside the window, say),
@@ -107,7 +111,7 @@ def _context(setup: Setup) -> _Context:
     if ctx is not None:
         return ctx
     study = Study.model_validate(setup.study)
-    dataset = load_digits(seed=study.dataset.seed, n_test=study.dataset.n_test)
+    dataset = study.dataset.load()
     mapping = study.circuit.to_config()
     circuit = map_weights(list(setup.weights), list(setup.biases), mapping)
     ctx = _Context(study=study, circuit=circuit, engine=get_engine(study.engine, **study.engine_options),

@@ -19,6 +19,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator,
                       model_validator)
 
+from ..data import Dataset, load_digits, load_fashion_mnist
 from ..defects import KINDS, PATTERNS
 from ..engines import engine_names
 from ..imperfections import Imperfections, parse_imperfections
@@ -39,9 +40,23 @@ class _Strict(BaseModel):
 class DatasetSpec(_Strict):
     """Which images, and how they are split into the corrector's training and test sets."""
 
-    name: Literal["digits"] = "digits"
-    seed: int = Field(0, description="Seed of the stratified train/test split.")
-    n_test: int = Field(180, ge=10, description="Held-out test images (the rest train the correctors).")
+    name: Literal["digits", "fashion-mnist"] = "digits"
+    seed: int = Field(0, description="Seed of the stratified split (digits: train/test; fashion-mnist: the "
+                      "validation part carved from the 60,000 training images).")
+    n_test: int = Field(180, ge=10, description="digits only: held-out test images (the rest train the correctors). "
+                        "fashion-mnist always uses its official 10,000 test images.")
+    n_train: Optional[int] = Field(None, ge=10, description="Training images the correctors are fitted on (the "
+                                   "first N of the training part; default all).")
+
+    def load(self) -> Dataset:
+        """The dataset these settings describe (training part cut to ``n_train`` when given)."""
+        if self.name == "digits":
+            data = load_digits(seed=self.seed, n_test=self.n_test)
+        else:
+            data = load_fashion_mnist(seed=self.seed)
+        if self.n_train is None or self.n_train >= len(data.y_train):
+            return data
+        return dataclasses.replace(data, x_train=data.x_train[:self.n_train], y_train=data.y_train[:self.n_train])
 
 
 def _dataclass_fields_model(name: str, cls: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
