@@ -182,8 +182,10 @@ def report(res: dict[str, Any]) -> str:
             f"{pct(np.median(before[sel]))}{flag} | {pct(np.median(after['mlp8'][sel]))} | {100 * gain:+.1f} | "
             f"{pct(np.median(after['logistic'][sel]))} | {pct(np.median(after['affine'][sel]))} | "
             f"{pct(np.median(after['lastlayer'][sel]))} | {pct(np.median(after['mlp8_hidden'][sel]))} |")
-    lines += ["", f"`*`: no density puts the median in 40-60 % (see notes). Cases with a median gain of at least "
-              f"25 points after the 178-parameter MLP: {reach} of {len(res['cases'])}."]
+    starred = "`*`: no density puts the median in 40-60 % (see notes). " if any(not c["in_range"] for c in res["cases"]) \
+        else ""
+    lines += ["", f"{starred}Cases with a median gain of at least 25 points after the 178-parameter MLP: "
+              f"{reach} of {len(res['cases'])}."]
     notes = [f"- {c['pattern']} on array {c['layer']}: {c['note']}" for c in res["cases"] if c["note"]]
     if notes:
         lines += ["", "Notes:"] + notes
