@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .apply import DefectRecord, apply_defects, resolve_pattern, target_layers
+from .apply import DefectRecord, apply_defects, resolve_pattern, target_layers, target_tiles
 from .instances import CENTRED_PATTERNS, defect_instance, instance_params, instance_seed
 from .patterns import (checkerboard_mask, circle_mask, clustered_mask, exact_random_mask, line_mask, max_radius,
                        normalized_distance, ring_mask)
@@ -32,4 +32,5 @@ __all__ = [
     "checkerboard_mask", "circle_mask", "clustered_mask", "collect_defects", "defect_from_dict", "defect_instance",
     "exact_random_mask", "instance_params", "instance_seed", "line_mask", "load_defects", "max_radius",
     "normalized_distance", "parse_defect", "plot_defect_maps", "resolve_pattern", "ring_mask", "target_layers",
+    "target_tiles",
 ]

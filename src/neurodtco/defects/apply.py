@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..circuit import Circuit
+from ..circuit import Circuit, Layer, Tile
 from . import patterns as pt
 from .spec import DEFAULT_CENTER, Defect, as_defect
 
@@ -20,12 +20,15 @@ CHECKERBOARD_TOLERANCE = 0.01
 class DefectRecord:
     """What ``apply_defects`` did: per-layer masks and densities, and the resolved defects.
 
-    ``masks[l]``: bool ``[rows, cols]`` of the cells of layer ``l`` hit by any defect (all False if
-    untouched). ``density[l]``: hit cells / cells of that array. ``defects``: one resolved ``Defect``
-    per (requested defect, targeted layer), with a single layer and its native size parameters
-    filled in (``density`` is then None); ``sources[k]`` is the index of the requested defect that
-    ``defects[k]`` came from, and ``defect_masks[k]`` its own mask. ``stuck_s[l]``: the conductance
-    (S) each hit cell was stuck at, NaN elsewhere. ``requested``: the defects as given; ``seed``: the seed.
+    ``masks[l]``: bool ``[rows, cols]`` of the cells of layer ``l``'s matrix hit by any defect (all
+    False if untouched). ``density[l]``: hit cells / cells of that layer. ``tile_density[l][t]``: hit
+    cells / cells of tile ``t`` of layer ``l`` (``tiles[l]``; an untiled layer is one tile), what
+    each physical array received. ``defects``: one resolved ``Defect`` per (requested defect,
+    targeted layer, targeted tile), with a single layer (and on a tiled layer a single tile, its
+    index in ``defect_tiles``) and its native size parameters filled in (``density`` is then None);
+    ``sources[k]`` is the index of the requested defect that ``defects[k]`` came from, and
+    ``defect_masks[k]`` its own mask over the layer. ``stuck_s[l]``: the conductance (S) each hit
+    cell was stuck at, NaN elsewhere. ``requested``: the defects as given; ``seed``: the seed.
     """
 
     masks: list[np.ndarray]
@@ -36,6 +39,9 @@ class DefectRecord:
     stuck_s: list[np.ndarray]
     requested: list[Defect]
     seed: int
+    tiles: list[list[Tile]]
+    tile_density: list[list[float]]
+    defect_tiles: list[int]
 
     @property
     def n_hit(self) -> list[int]:
@@ -48,8 +54,10 @@ class DefectRecord:
         return float(sum(m.sum() for m in self.masks) / sum(m.size for m in self.masks))
 
     def defect_density(self, k: int) -> float:
-        """Achieved density of the ``k``-th resolved defect on its own layer."""
-        return float(self.defect_masks[k].mean())
+        """Achieved density of the ``k``-th resolved defect on its own array (its tile)."""
+        layer = self.defects[k].layers[0]
+        tile = self.tiles[layer][self.defect_tiles[k]]
+        return float(self.defect_masks[k][tile.rows, tile.columns].mean())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-friendly digest (``summary``), for stores that serialise records."""
@@ -60,6 +68,7 @@ class DefectRecord:
         return {
             "seed": self.seed,
             "defect_density": list(self.density),
+            "tile_density": [list(d) for d in self.tile_density],
             "n_hit": self.n_hit,
             "shapes": [list(m.shape) for m in self.masks],
             "total_density": self.total_density,
@@ -73,8 +82,10 @@ def apply_defects(circuit: Circuit, defects: Sequence[Union[Defect, str, Mapping
                   ) -> tuple[Circuit, DefectRecord]:
     """Stick the cells each defect hits; returns the new circuit and the record (the input is unchanged).
 
-    Defects are applied in order, so where two overlap the later one sets the stuck value. Every
-    random choice comes from ``seed``, the defect's position in the list and the layer index, so the
+    Each pattern is resolved on every targeted tile (physical array) in the tile's own coordinates,
+    except ``clustered``, whose field spans the targeted tiles as they sit on the die. Defects are
+    applied in order, so where two overlap the later one sets the stuck value. Every random choice
+    comes from ``seed``, the defect's position in the list, the layer and the tile index, so the
     same call always gives the same masks.
     """
     if isinstance(defects, (Defect, str, Mapping)):
@@ -82,37 +93,42 @@ def apply_defects(circuit: Circuit, defects: Sequence[Union[Defect, str, Mapping
     requested = [as_defect(d) for d in defects]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} is not accepted: expected an integer >= 0")
+    layer_tiles = [layer.tiles for layer in circuit.layers]
     conductances = [np.array(layer.conductance, dtype=np.float64, copy=True) for layer in circuit.layers]
     masks = [np.zeros(g.shape, dtype=bool) for g in conductances]
     stuck = [np.full(g.shape, np.nan) for g in conductances]
     resolved: list[Defect] = []
     sources: list[int] = []
     defect_masks: list[np.ndarray] = []
+    defect_tiles: list[int] = []
     for n, defect in enumerate(requested):
         try:
-            indices = target_layers(circuit, defect)
+            targets = target_tiles(circuit, defect)
         except ValueError as exc:
             raise ValueError(f"defect {defect.to_string()!r}: {exc}") from None
-        for index in indices:
-            pattern_seq, kind_seq = np.random.SeedSequence([int(seed), n, index]).spawn(2)
-            try:
-                params, mask = resolve_pattern(defect, conductances[index].shape, np.random.default_rng(pattern_seq))
-            except ValueError as exc:
-                raise ValueError(f"defect {defect.to_string()!r} on layer {index} "
-                                 f"({conductances[index].shape[0]}x{conductances[index].shape[1]}): {exc}") from None
-            values = stuck_values(defect, circuit, int(mask.sum()), np.random.default_rng(kind_seq))
+        windows = resolve_on_tiles(defect, circuit, targets, int(seed), n)
+        for (index, tile), (params, window) in zip(targets, windows):
+            mask = np.zeros(conductances[index].shape, dtype=bool)
+            mask[tile.rows, tile.columns] = window
+            _, kind_rng = tile_generators(int(seed), n, index, tile)
+            values = stuck_values(defect, circuit, int(mask.sum()), kind_rng)
             conductances[index][mask] = values
             stuck[index][mask] = values
             masks[index] |= mask
             mask.setflags(write=False)
-            resolved.append(Defect(pattern=defect.pattern, layers=(index,), kind=defect.kind, params=params))
+            # An untiled layer keeps the one-liner it had before tiles existed (its one tile is the layer).
+            tiles = (tile.index,) if circuit.layers[index].tiling is not None else "all"
+            resolved.append(Defect(pattern=defect.pattern, layers=(index,), kind=defect.kind, params=params,
+                                   tiles=tiles))
             sources.append(n)
             defect_masks.append(mask)
+            defect_tiles.append(tile.index)
     for array in (*masks, *stuck):
         array.setflags(write=False)
+    tile_density = [[float(m[t.rows, t.columns].mean()) for t in tiles] for m, tiles in zip(masks, layer_tiles)]
     record = DefectRecord(masks=masks, density=[float(m.mean()) for m in masks], defects=resolved,
                           sources=sources, defect_masks=defect_masks, stuck_s=stuck, requested=requested,
-                          seed=int(seed))
+                          seed=int(seed), tiles=layer_tiles, tile_density=tile_density, defect_tiles=defect_tiles)
     return circuit.with_conductances(conductances), record
 
 
@@ -123,6 +139,111 @@ def target_layers(circuit: Circuit, defect: Defect) -> list[int]:
     for index in defect.layers:
         circuit.check_layer_index(index)
     return list(defect.layers)
+
+
+def target_tiles(circuit: Circuit, defect: Defect) -> list[tuple[int, Tile]]:
+    """(layer index, tile) pairs a defect targets, layer by layer; refuses tiles a layer does not have."""
+    out: list[tuple[int, Tile]] = []
+    for index in target_layers(circuit, defect):
+        tiles = circuit.layers[index].tiles
+        if defect.tiles == "all":
+            out.extend((index, tile) for tile in tiles)
+            continue
+        for t in defect.tiles:
+            if t >= len(tiles):
+                raise ValueError(f"tile {t} does not exist: layer {index} has {_tile_range(circuit.layers[index])}")
+            out.append((index, tiles[t]))
+    return out
+
+
+def _tile_range(layer: Layer) -> str:
+    if layer.tiling is None:
+        return "one array, tile 0 (it is not tiled)"
+    rows, cols = layer.tiling.grid_shape
+    return f"tiles 0..{layer.tiling.n_tiles - 1} (a {rows}x{cols} grid, numbered row block major)"
+
+
+def tile_generators(seed: int, n: int, index: int, tile: Tile) -> tuple[np.random.Generator, np.random.Generator]:
+    """The pattern's and the stuck values' generators of defect ``n`` on one tile of layer ``index``."""
+    # SeedSequence pads its entropy with zero words, so tile 0 draws exactly what [seed, n, index]
+    # drew before layers had tiles: untiled circuits keep their masks, and adding tiles to a layer
+    # never reshuffles the tiles it already had.
+    pattern_seq, kind_seq = np.random.SeedSequence([seed, n, index, tile.index]).spawn(2)
+    return np.random.default_rng(pattern_seq), np.random.default_rng(kind_seq)
+
+
+def tile_shape(tile: Tile) -> tuple[int, int]:
+    """Rows and columns of one tile."""
+    return tile.rows.stop - tile.rows.start, tile.columns.stop - tile.columns.start
+
+
+def resolve_on_tiles(defect: Defect, circuit: Circuit, targets: Sequence[tuple[int, Tile]], seed: int, n: int
+                     ) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """Native parameters and mask (in the tile's coordinates) of defect ``n`` on each targeted tile."""
+    if defect.pattern == "clustered":
+        out: dict[tuple[int, int], tuple[dict[str, Any], np.ndarray]] = {}
+        for group in die_groups(circuit, targets):
+            try:
+                out.update(zip(((i, t.index) for i, t in group), _clustered_on_die(defect, group, seed, n)))
+            except ValueError as exc:
+                where = _where(circuit, *group[0]) if len(group) == 1 else f"{len(group)} tiles"
+                raise ValueError(f"defect {defect.to_string()!r} on {where}: {exc}") from None
+        return [out[(i, t.index)] for i, t in targets]
+    resolved = []
+    for index, tile in targets:
+        rng, _ = tile_generators(seed, n, index, tile)
+        try:
+            resolved.append(resolve_pattern(defect, tile_shape(tile), rng))
+        except ValueError as exc:
+            raise ValueError(f"defect {defect.to_string()!r} on {_where(circuit, index, tile)}: {exc}") from None
+    return resolved
+
+
+def _where(circuit: Circuit, index: int, tile: Tile) -> str:
+    rows, cols = tile_shape(tile)
+    return f"layer {index}" + (f" tile {tile.index}" if circuit.layers[index].tiling is not None else "") + f" ({rows}x{cols})"
+
+
+def die_groups(circuit: Circuit, targets: Sequence[tuple[int, Tile]]) -> list[list[tuple[int, Tile]]]:
+    """Targets that share one die field: the tiles of every tiled layer together, each untiled layer alone."""
+    # An untiled layer has no place on the die (its one tile sits at the origin), so it is its own field.
+    tiled = [(i, t) for i, t in targets if circuit.layers[i].tiling is not None]
+    alone = [[(i, t)] for i, t in targets if circuit.layers[i].tiling is None]
+    return alone + ([tiled] if tiled else [])
+
+
+def _clustered_on_die(defect: Defect, group: Sequence[tuple[int, Tile]], seed: int, n: int
+                      ) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """One correlated field over the die box of ``group``; the highest cells of its tiles' windows are hit.
+
+    The field is drawn with the first tile's generator; ``count`` is per targeted array (so the group
+    gets ``count`` times its tiles), ``density`` a fraction of all the group's cells. Tiles lying in a
+    high part of the field receive more than others, as arrays under a real defect cluster do.
+    """
+    top = min(t.origin[0] for _, t in group)
+    left = min(t.origin[1] for _, t in group)
+    bottom = max(t.origin[0] + tile_shape(t)[0] for _, t in group)
+    right = max(t.origin[1] + tile_shape(t)[1] for _, t in group)
+    length = defect.params["correlation_cells"]
+    field = pt.correlated_field((bottom - top, right - left), length, tile_generators(seed, n, *group[0])[0])
+    windows = [field[t.origin[0] - top:t.origin[0] - top + tile_shape(t)[0],
+                     t.origin[1] - left:t.origin[1] - left + tile_shape(t)[1]] for _, t in group]
+    sizes = [w.size for w in windows]
+    n_cells = sum(sizes)
+    if "count" in defect.params:
+        count = defect.params["count"] * len(group)
+        if count > n_cells:
+            arrays = "the array has" if len(group) == 1 else f"the {len(group)} targeted arrays have"
+            raise ValueError(f"count={defect.params['count']} cells asked for per array, but {arrays} {n_cells}")
+    else:
+        count = pt.round_half_up(defect.density * n_cells)
+    hit = np.zeros(n_cells, dtype=bool)
+    # Ranking instead of a numeric threshold hits the requested count exactly.
+    hit[np.argsort(-np.concatenate([w.ravel() for w in windows]), kind="stable")[:count]] = True
+    parts = np.split(hit, np.cumsum(sizes)[:-1])
+    extra = kind_params(defect)
+    return [({"count": int(part.sum()), "correlation_cells": length, **extra}, part.reshape(w.shape))
+            for part, w in zip(parts, windows)]
 
 
 def stuck_values(defect: Defect, circuit: Circuit, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -39,10 +39,11 @@ KIND_PARAMS: dict[str, tuple[str, ...]] = {"on": (), "off": (), "at": ("conducta
                                            "mix": ("on_fraction",)}
 KIND_ALIASES = {"stuck_on": "on", "stuck_off": "off", "stuck_at": "at", "mixed": "mix"}
 # Keys every one-liner accepts besides the pattern's and the kind's own.
-COMMON_KEYS: tuple[str, ...] = ("layer", "layers", "kind", "density")
+COMMON_KEYS: tuple[str, ...] = ("layer", "layers", "tile", "tiles", "kind", "density")
 DEFAULT_CORRELATION_CELLS = 2.0
 
 Layers = Union[str, int, tuple[int, ...]]
+Tiles = Union[str, int, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Defect:
     or ``resistance_ohm`` for ``at``, ``on_fraction`` for ``mix``). ``density`` (a fraction of the
     array's physical cells, bias row and both columns of every pair included) replaces the pattern's
     size parameter. ``layers`` is an int, a tuple of ints, or ``"all"``; layers count from 0.
+    ``tiles`` picks physical arrays of each targeted layer by their index in ``layer.tiles`` (row
+    block major; an untiled layer is tile 0): an int, a tuple of ints, or ``"all"``.
     """
 
     pattern: str
@@ -60,6 +63,7 @@ class Defect:
     kind: str = "on"
     params: dict = field(default_factory=dict)
     density: Optional[float] = None
+    tiles: Tiles = "all"
 
     def __post_init__(self) -> None:
         params = dict(self.params or {})
@@ -69,7 +73,8 @@ class Defect:
             object.__setattr__(self, "density", params.pop("density"))
         object.__setattr__(self, "pattern", _check_pattern(self.pattern))
         object.__setattr__(self, "kind", _check_kind(self.kind))
-        object.__setattr__(self, "layers", _check_layers(self.layers))
+        object.__setattr__(self, "layers", _check_indices("layer", self.layers))
+        object.__setattr__(self, "tiles", _check_indices("tile", self.tiles))
         if self.density is not None:
             object.__setattr__(self, "density", _fraction("density", self.density,
                                                           "a fraction of the array's cells"))
@@ -78,9 +83,9 @@ class Defect:
 
     @classmethod
     def make(cls, pattern: str, layers: Layers = "all", kind: str = "on", density: Optional[float] = None,
-             **params: Any) -> "Defect":
-        """Keyword form: ``Defect.make("ring", layers=1, inner=0.2, outer=0.4)``."""
-        return cls(pattern=pattern, layers=layers, kind=kind, params=params, density=density)
+             tiles: Tiles = "all", **params: Any) -> "Defect":
+        """Keyword form: ``Defect.make("ring", layers=1, tiles=2, inner=0.2, outer=0.4)``."""
+        return cls(pattern=pattern, layers=layers, kind=kind, params=params, density=density, tiles=tiles)
 
     def replace(self, **changes: Any) -> "Defect":
         """A copy with some fields changed (validated again)."""
@@ -88,13 +93,9 @@ class Defect:
 
     def to_string(self) -> str:
         """The one-liner that ``parse_defect`` reads back into an equal ``Defect``."""
-        items: list[tuple[str, Any]] = []
-        if self.layers == "all":
-            items.append(("layers", "all"))
-        elif len(self.layers) == 1:
-            items.append(("layer", self.layers[0]))
-        else:
-            items.append(("layers", self.layers))
+        items: list[tuple[str, Any]] = [_selector("layer", self.layers)]
+        if self.tiles != "all":  # every tile is the default: one-liners of untiled circuits stay as they were
+            items.append(_selector("tile", self.tiles))
         items.append(("kind", self.kind))
         if self.density is not None:
             items.append(("density", self.density))
@@ -106,6 +107,8 @@ class Defect:
         out: dict[str, Any] = {"pattern": self.pattern,
                                "layers": self.layers if self.layers == "all" else list(self.layers),
                                "kind": self.kind}
+        if self.tiles != "all":
+            out["tiles"] = list(self.tiles)
         if self.density is not None:
             out["density"] = self.density
         out.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()})
@@ -141,7 +144,7 @@ def parse_defect(text: str) -> Defect:
 
 
 def defect_from_dict(spec: Mapping[str, Any]) -> Defect:
-    """Build a ``Defect`` from a mapping: ``pattern``, ``layer``/``layers``, ``kind``, ``density`` and parameters.
+    """Build a ``Defect`` from a mapping: ``pattern``, ``layer``/``layers``, ``tile``/``tiles``, ``kind``, ``density``, parameters.
 
     Parameters may sit at the top level or in a nested ``params`` mapping. YAML reads a bare
     ``on``/``off`` as true/false; for ``kind`` those are taken back as ``"on"``/``"off"``.
@@ -152,9 +155,11 @@ def defect_from_dict(spec: Mapping[str, Any]) -> Defect:
     if "pattern" not in values:
         raise ValueError(f"a defect needs a 'pattern' (one of {', '.join(PATTERNS)}); got keys {sorted(values)}")
     pattern = values.pop("pattern")
-    if "layer" in values and "layers" in values:
-        raise ValueError("give either layer= or layers=, not both")
+    for one, many in (("layer", "layers"), ("tile", "tiles")):
+        if one in values and many in values:
+            raise ValueError(f"give either {one}= or {many}=, not both")
     layers = values.pop("layer", values.pop("layers", "all"))
+    tiles = values.pop("tile", values.pop("tiles", "all"))
     kind = values.pop("kind", "on")
     if isinstance(kind, bool):
         kind = "on" if kind else "off"
@@ -164,7 +169,7 @@ def defect_from_dict(spec: Mapping[str, Any]) -> Defect:
         if key in params:
             raise ValueError(f"parameter {key!r} is given twice (top level and in params)")
         params[key] = value
-    return Defect(pattern=pattern, layers=layers, kind=kind, params=params, density=density)
+    return Defect(pattern=pattern, layers=layers, kind=kind, params=params, density=density, tiles=tiles)
 
 
 def as_defect(item: Union[Defect, str, Mapping[str, Any]]) -> Defect:
@@ -249,6 +254,13 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
+def _selector(name: str, value: Union[str, tuple[int, ...]]) -> tuple[str, Any]:
+    """``layer=1`` / ``layers=[0,2]`` / ``layers=all`` (and the same for tiles) in a one-liner."""
+    if value != "all" and len(value) == 1:
+        return name, value[0]
+    return name + "s", value
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "[" + ",".join(_format_value(v) for v in value) + "]"
@@ -276,24 +288,26 @@ def _check_kind(kind: Any) -> str:
                      "at (stuck at conductance_s= or resistance_ohm=), mix (on with probability on_fraction=, else off)")
 
 
-def _check_layers(layers: Any) -> Layers:
-    if isinstance(layers, str):
-        if layers.strip().lower() == "all":
+def _check_indices(what: str, value: Any) -> Union[str, tuple[int, ...]]:
+    """``"all"`` or a tuple of distinct indices >= 0 (of layers, or of the tiles of a layer)."""
+    expected = f"expected a {what} index, a list of indices, or 'all'"
+    if isinstance(value, str):
+        if value.strip().lower() == "all":
             return "all"
-        raise ValueError(f"layers={layers!r} is not accepted: expected a layer index, a list of indices, or 'all'")
-    items = (layers,) if isinstance(layers, (int, np.integer)) else layers
+        raise ValueError(f"{what}s={value!r} is not accepted: {expected}")
+    items = (value,) if isinstance(value, (int, np.integer)) else value
     try:
         items = tuple(items)
     except TypeError:
-        raise ValueError(f"layers={layers!r} is not accepted: expected a layer index, a list of indices, or 'all'") from None
+        raise ValueError(f"{what}s={value!r} is not accepted: {expected}") from None
     out: list[int] = []
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (int, np.integer)) or item < 0:
-            raise ValueError(f"layer {item!r} is not accepted: layers are indices counted from 0 (or 'all')")
+            raise ValueError(f"{what} {item!r} is not accepted: {what}s are indices counted from 0 (or 'all')")
         if int(item) not in out:
             out.append(int(item))
     if not out:
-        raise ValueError("layers is empty: name at least one layer, or 'all'")
+        raise ValueError(f"{what}s is empty: name at least one {what}, or 'all'")
     return tuple(out)
 
 

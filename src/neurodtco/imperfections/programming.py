@@ -39,19 +39,21 @@ cell with its own voltage, so half-selected cells whose thresholds are exceeded 
 including cells tuned earlier. The outcome is the programmed map with the failed, disturbed and
 out-of-tolerance cells. Verify reads are assumed free of sneak currents (unselected lines held
 at the read reference), so only the selected cell's conductance (plus verify noise) is read.
+A tiled layer is several physical arrays, each with its own lines: they are programmed one after
+the other (tiles row block major), and a pulse in one never reaches the cells of another.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from dataclasses import dataclass, field
-from typing import Literal, Optional
+from dataclasses import dataclass, field, fields
+from typing import Callable, Literal, Optional
 
 import numpy as np
 
 from .._validate import check_positive, check_range
-from ..circuit import Circuit
+from ..circuit import Circuit, Layer
 
 SCHEMES = ("v/2", "v/3")
 ORDERS = ("row-major", "column-major", "random")
@@ -488,13 +490,30 @@ def apply_passive_programming(circuit: Circuit, device: SwitchingDevice, config:
                               rng: np.random.Generator, scheme: str = "v/2", order: str = "row-major",
                               passes: int = 1, record_masks: bool = False) -> tuple[Circuit, dict]:
     """Program every array as a passive crossbar with a V/2 or V/3 scheme (disturbance included)."""
-    results = [program_passive(g, circuit.cell.g_min, circuit.cell.g_max, device, config, rng, scheme, order, passes)
-               for g in circuit.conductances]
+    results = [_per_tile(layer, lambda g: program_passive(g, circuit.cell.g_min, circuit.cell.g_max, device, config,
+                                                          rng, scheme, order, passes))
+               for layer in circuit.layers]
     layers = [layer_record(i, r, record_masks) for i, r in enumerate(results)]
     record = {"kind": "passive_programming", "scheme": scheme, "order": order, "passes": int(passes),
               "tolerance": config.tolerance, "max_pulses": int(config.max_pulses),
               "threshold_variation": device.threshold_variation, **programming_totals(layers), "layers": layers}
     return circuit.with_conductances([r.conductance for r in results]), record
+
+
+def _per_tile(layer: Layer, program: Callable[[np.ndarray], ProgrammingResult]) -> ProgrammingResult:
+    """Program each physical array (tile) of a layer on its own; the layer's result is their cell maps put together."""
+    tiles = layer.tiles
+    parts = [program(layer.conductance[t.rows, t.columns]) for t in tiles]
+    if len(parts) == 1:
+        return parts[0]
+    maps = {}
+    for f in fields(ProgrammingResult):
+        if isinstance(getattr(parts[0], f.name), np.ndarray):
+            whole = np.empty(layer.conductance.shape, dtype=getattr(parts[0], f.name).dtype)
+            for t, part in zip(tiles, parts):
+                whole[t.rows, t.columns] = getattr(part, f.name)
+            maps[f.name] = whole
+    return ProgrammingResult(**maps, tolerance=parts[0].tolerance)
 
 
 __all__ = ["SwitchingDevice", "WriteVerifyConfig", "ProgrammingResult", "write_verify", "program_passive",
