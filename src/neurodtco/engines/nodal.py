@@ -11,6 +11,12 @@ The difference stage and the clamp follow ``circuit.py``.
 Linear cells: the array is factorized once per layer and run; the layer is then an affine map
 from row voltages to neuron inputs and collected currents, applied to the whole batch as one
 matrix product. Gap cells: Newton across the batch (``_nodal/newton.py``).
+
+Tiled layers (``Layer.tiling``): every tile is factorized on its own and reduced to its Norton
+equivalent at its column ends; the row tiles of a column block are joined at their shared neuron
+inputs, or each feeds its own transimpedance stage and a summing amplifier adds them
+(``_nodal/tiles.py``). The layer stays one affine map. Gap cells in tiles that share a neuron input
+with finite-gain op-amps would need Newton across the coupled tiles: they are refused.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 from ..circuit import Circuit, Layer
 from ._nodal import ArrayNetwork, ArraySolution, factorize, solve, unit_drives, wire_conductance
 from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
+from ._nodal.tiles import tia_map, tile_response
 from .base import SimulationResult
 from .forward import forward, refuse_reports
 
@@ -82,14 +89,15 @@ class NodalEngine:
                        maps: dict[int, tuple[np.ndarray, np.ndarray]], info: dict[int, dict]) -> np.ndarray:
         """One layer's activated outputs; linear layers are factorized once per run and reused for every chunk."""
         label = f"layer {index}"
-        if layer.tiling is not None:
-            raise ValueError(f"{label} is tiled: the nodal engine does not solve tiled layers yet; use the ideal engine")
         if circuit.cell.is_linear:
             if index not in maps:
                 maps[index] = linear_layer_map(layer, label)
                 info[index] = {"method": "affine"}
             weights, const = maps[index]
             return layer.neuron.activate(rows_v @ weights + const)
+        if layer.tiling is not None:
+            out, info[index] = tiled_cell_outputs(circuit.cell, layer, rows_v, self.settings, label)
+            return out
         sol, info[index] = solve_layer(circuit.cell, layer, rows_v, settings=self.settings, label=label)
         return neuron_outputs(layer, sol)[0]
 
@@ -97,22 +105,54 @@ class NodalEngine:
 def linear_layer_map(layer: Layer, label: str = "layer") -> tuple[np.ndarray, np.ndarray]:
     """Exact affine map of a layer of linear cells: difference-stage outputs ``x @ W + c``.
 
-    ``W`` is ``[n_inputs, n_outputs]`` and ``c`` ``[n_outputs]`` (the bias row, the offsets and
-    every wire folded in); the activation clamp is applied after it.
+    ``W`` is ``[n_inputs, n_outputs]`` and ``c`` ``[n_outputs]`` (the bias row, the offsets, every
+    wire and every tile folded in); the activation clamp is applied after it. An untiled layer is
+    its own single tile.
     """
-    fact, inject = _factorize_linear(layer, label)
-    rows = layer.n_rows
-    unit = unit_drives(fact, inject)
+    g_word, g_bit, neuron_g, inject = _periphery(layer, label)
+    responses = [tile_response(tile, layer.conductance[tile.rows, tile.columns], g_word, g_bit)
+                 for tile in layer.tiles]
     neuron = layer.neuron
     offset = neuron.offset_v
+    combine = "shared" if layer.tiling is None else layer.tiling.combine
     # TIA outputs per volt on each (offset-referenced) row driver, and for all drivers at V_os
-    tia = unit.neuron_v - neuron.feedback_resistance_ohm * unit.collected_a
-    per_volt, at_offset = tia[:rows], tia[rows] + offset
+    per_volt, at_offset = tia_map(responses, layer.n_rows, layer.n_columns, combine, neuron_g,
+                                  None if inject is None else inject[0], offset, neuron.feedback_resistance_ohm, label)
     # rows are driven at [x, V_bias] - V_os
     const = at_offset + (layer.bias_voltage_v - offset) * per_volt[-1] - offset * per_volt[:-1].sum(axis=0)
     gain = neuron.closed_loop_difference_gain
     weights = gain * (per_volt[:-1, layer.minus_columns] - per_volt[:-1, layer.plus_columns])
     return weights, gain * (const[layer.minus_columns] - const[layer.plus_columns])
+
+
+def tiled_cell_outputs(cell: Any, layer: Layer, inputs_v: np.ndarray, settings: NewtonSettings = NewtonSettings(),
+                       label: str = "layer") -> tuple[np.ndarray, dict]:
+    """Activated outputs of a tiled layer of nonlinear cells: Newton on each tile, the tiles' TIA outputs added.
+
+    Tiles decouple when no two of them share a finite-gain neuron input (``combine="summing"``, one
+    row tile, or ideal op-amps); otherwise the layer is refused.
+    """
+    g_word, g_bit, neuron_g, inject = _periphery(layer, label)
+    tiling = layer.tiling
+    if neuron_g is not None and tiling.combine == "shared" and tiling.grid_shape[0] > 1:
+        raise ValueError(f"{label}: its {tiling.grid_shape[0]} row tiles share finite-gain neuron inputs, which couples "
+                         "their nonlinear cells; the nodal engine solves that only for linear cells: map with "
+                         "tile_rows=None or tile_combine='summing', use ideal op-amps (open_loop_gain=inf), or the "
+                         "ideal engine")
+    neuron = layer.neuron
+    drive = layer.row_voltages(inputs_v) - neuron.offset_v
+    tia = np.zeros((len(drive), layer.n_columns))
+    info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "tiles": tiling.n_tiles}
+    for tile in layer.tiles:
+        cols = tile.columns
+        sol, tile_info = solve_cells(cell, layer.conductance[tile.rows, cols], g_word, g_bit,
+                                     None if neuron_g is None else neuron_g[cols], drive[:, tile.rows],
+                                     None if inject is None else inject[:, cols], settings, f"{label} tile {tile.grid}")
+        tia[:, cols] += neuron.offset_v + sol.neuron_v - neuron.feedback_resistance_ohm * sol.collected_a
+        info["iterations"] = max(info["iterations"], tile_info["iterations"])
+        info["full_newton_vectors"] += tile_info["full_newton_vectors"]
+    diff = neuron.closed_loop_difference_gain * (tia[:, layer.minus_columns] - tia[:, layer.plus_columns])
+    return neuron.activate(diff), info
 
 
 def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = False, power: bool = False,
@@ -122,6 +162,8 @@ def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = 
     Returns the collected currents and neuron inputs (every node and driver current when
     ``nodes`` / ``power`` is asked for) and a small dict describing how it was solved.
     """
+    if layer.tiling is not None:
+        raise ValueError(f"{label} is tiled: solve_layer solves one array; use linear_layer_map or tiled_cell_outputs")
     drive = layer.row_voltages(inputs_v) - layer.neuron.offset_v
     if not cell.is_linear:
         g_word, g_bit, neuron_g, inject = _periphery(layer, label)
