@@ -62,20 +62,13 @@ class NodalEngine:
         hidden, nodes, layer_info = [], [], []
         power = np.zeros(len(x))
         for index, layer in enumerate(circuit.layers):
-            label = f"layer {index}"
-            if circuit.cell.is_linear and not (return_nodes or return_power) and len(x) > layer.n_rows:
-                # the layer is an affine map: one matrix product for the whole batch
-                weights, const = linear_layer_map(layer, label)
-                out = layer.neuron.activate(x @ weights + const)
-                info = {"method": "affine"}
-            else:
-                sol, info = solve_layer(circuit.cell, layer, x, nodes=return_nodes, power=return_power,
-                                        settings=self.settings, label=label)
-                out, layer_nodes = neuron_outputs(layer, sol, nodes=return_nodes)
-                if return_power:
-                    power += np.sum(layer.row_voltages(x) * sol.driver_a, axis=1)
-                if return_nodes:
-                    nodes.append(layer_nodes)
+            sol, info = solve_layer(circuit.cell, layer, x, nodes=return_nodes, power=return_power,
+                                    settings=self.settings, label=f"layer {index}")
+            out, layer_nodes = neuron_outputs(layer, sol, nodes=return_nodes)
+            if return_power:
+                power += np.sum(layer.row_voltages(x) * sol.driver_a, axis=1)
+            if return_nodes:
+                nodes.append(layer_nodes)
             if index < circuit.n_layers - 1:
                 hidden.append(out)
             layer_info.append(info)
