@@ -125,7 +125,8 @@ def test_untiled_names_are_unchanged():
 
 @needs_ngspice
 @pytest.mark.parametrize("combine, cell, gain", [("shared", "linear", 1e4), ("summing", "linear", 1e4),
-                                                ("summing", "gap", 1e4), ("shared", "gap", math.inf)])
+                                                ("summing", "gap", 1e4), ("shared", "gap", 1e4),
+                                                ("shared", "gap", math.inf)])
 def test_ngspice_on_a_tiled_circuit_agrees_with_nodal(combine, cell, gain):
     """Measured: 2e-14 V (linear) and 4e-12 V (gap) at most; the check is the 1 uV goal."""
     circuit = tiled_mlp(combine, cell, gain)

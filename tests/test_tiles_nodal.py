@@ -13,7 +13,6 @@ import scipy.linalg
 from neurodtco import MappingConfig, simulate
 from neurodtco.circuit import Circuit, Layer, NeuronModel, Tiling
 from neurodtco.devices import GapReRAMCell, LinearCell
-from neurodtco.engines.nodal import NodalEngine
 from neurodtco.mapping import map_weights
 
 # 9 rows (8 inputs + bias) x 8 columns (4 interleaved pairs) cut into 3 uneven row tiles and 3
@@ -30,21 +29,19 @@ def tiled_layer(rng: np.random.Generator, neuron: NeuronModel, r_word: float, r_
                  tiling=Tiling(ROW_STARTS, COLUMN_STARTS, TILE_SHAPE, combine))
 
 
-def reference_tia(layer: Layer, inputs_v: np.ndarray) -> np.ndarray:
+def reference_tia(layer: Layer, inputs_v: np.ndarray, cell=None) -> np.ndarray:
     """TIA outputs ``[B, C]`` (summed over a column's stages when summing) from one dense nodal matrix.
 
     Unknowns: every word and bit node of every tile, the neuron input of each column (one per
     row tile when summing) and each op-amp output. A 0 ohm segment joins its two nodes into one
     (the word nodes of a row into its driver, the bit nodes of a column into its neuron input).
-    Rows: Kirchhoff at each node, and ``t = A (V_os - n)`` for each op-amp.
+    Rows: Kirchhoff at each node, and ``t = A (V_os - n)`` for each op-amp. With a nonlinear
+    ``cell`` the cells are current laws and each vector is solved by plain Newton on the whole matrix.
     """
     nm = layer.neuron
     summing = layer.tiling.combine == "summing"
     drive = layer.row_voltages(inputs_v)
     index: dict[tuple, int] = {}
-
-    def unknown(name: tuple) -> int:
-        return index.setdefault(name, len(index))
 
     def neuron_node(tile, j: int) -> tuple:
         return ("n", j, tile.grid[0] if summing else None)
@@ -55,45 +52,72 @@ def reference_tia(layer: Layer, inputs_v: np.ndarray) -> np.ndarray:
     def bit(tile, i: int, j: int) -> tuple:
         return neuron_node(tile, j) if layer.r_bit_ohm == 0 else ("b", i, j)
 
-    branches = []  # (node, node, conductance)
+    wires, cells = [], []  # (node, node, conductance)
     for tile in layer.tiles:
-        rows = range(tile.rows.start, tile.rows.stop)
-        cols = range(tile.columns.start, tile.columns.stop)
-        for i in rows:
-            for j in cols:
-                branches.append((word(tile, i, j), bit(tile, i, j), layer.conductance[i, j]))
+        for i in range(tile.rows.start, tile.rows.stop):
+            for j in range(tile.columns.start, tile.columns.stop):
+                cells.append((word(tile, i, j), bit(tile, i, j), layer.conductance[i, j]))
                 if layer.r_word_ohm:
                     left = ("drive", i) if j == tile.columns.start else word(tile, i, j - 1)
-                    branches.append((left, word(tile, i, j), 1.0 / layer.r_word_ohm))
+                    wires.append((left, word(tile, i, j), 1.0 / layer.r_word_ohm))
                 if layer.r_bit_ohm:
                     below = neuron_node(tile, j) if i == tile.rows.stop - 1 else bit(tile, i + 1, j)
-                    branches.append((bit(tile, i, j), below, 1.0 / layer.r_bit_ohm))
+                    wires.append((bit(tile, i, j), below, 1.0 / layer.r_bit_ohm))
     amps = sorted({neuron_node(tile, j) for tile in layer.tiles for j in range(tile.columns.start, tile.columns.stop)},
                   key=repr)
     for n in amps:
-        branches.append((n, ("t",) + n[1:], 1.0 / nm.feedback_resistance_ohm))
-    for p, q, _ in branches:
+        wires.append((n, ("t",) + n[1:], 1.0 / nm.feedback_resistance_ohm))
+    for p, q, _ in wires + cells:
         for node in (p, q):
             if node[0] != "drive":
-                unknown(node)
+                index.setdefault(node, len(index))
     size = len(index)
+
+    def stamp(mat, rhs, drive_v, branches, slopes, sources):
+        """Kirchhoff rows of branches ``I = slope * v + source`` into ``mat x = rhs`` (``drive_v`` ``[B, rows]``)."""
+        for (p, q, _), slope, source in zip(branches, slopes, sources):
+            for a, b, sign in ((p, q, 1.0), (q, p, -1.0)):
+                if a[0] in ("drive", "t"):
+                    continue  # drivers are known; an op-amp output's row is its own equation
+                mat[index[a], index[a]] += slope
+                rhs[index[a]] -= sign * source
+                if b[0] == "drive":
+                    rhs[index[a]] += slope * drive_v[:, b[1]]
+                else:
+                    mat[index[a], index[b]] -= slope
+
     mat = np.zeros((size, size))
     rhs = np.zeros((size, len(drive)))
-    for p, q, g in branches:
-        for a, b in ((p, q), (q, p)):
-            if a[0] in ("drive", "t"):
-                continue  # drivers are known; an op-amp output's row is its own equation
-            mat[index[a], index[a]] += g
-            if b[0] == "drive":
-                rhs[index[a]] += g * drive[:, b[1]]
-            else:
-                mat[index[a], index[b]] -= g
+    stamp(mat, rhs, drive, wires, [g for *_, g in wires], np.zeros((len(wires), len(drive))))
     for n in amps:
         t = index[("t",) + n[1:]]
         mat[t, t] = 1.0
         mat[t, index[n]] = nm.open_loop_gain
         rhs[t] = nm.open_loop_gain * nm.offset_v
-    x = scipy.linalg.solve(mat, rhs)
+    conductances = np.array([g for *_, g in cells])
+    if cell is None:
+        stamp(mat, rhs, drive, cells, conductances, np.zeros((len(cells), len(drive))))
+        x = scipy.linalg.solve(mat, rhs)
+    else:
+        x = np.zeros((size, len(drive)))
+        for k in range(len(drive)):
+            drive_k = drive[k:k + 1]
+
+            def volts(node, x_k):
+                return drive_k[0, node[1]] if node[0] == "drive" else x_k[index[node]]
+
+            x_k = np.zeros(size)
+            for _ in range(100):
+                v = np.array([volts(p, x_k) - volts(q, x_k) for p, q, _ in cells])
+                slopes = cell.differential_conductance(conductances, v)
+                step_mat, step_rhs = mat.copy(), rhs[:, k:k + 1].copy()
+                stamp(step_mat, step_rhs, drive_k, cells, slopes, (cell.current(conductances, v) - slopes * v)[:, None])
+                new = scipy.linalg.solve(step_mat, step_rhs)[:, 0]
+                done = np.max(np.abs(new - x_k)) <= 1e-15 * np.max(np.abs(new))
+                x_k = new
+                if done:
+                    break
+            x[:, k] = x_k
     tia = np.zeros((len(drive), layer.n_columns))
     for n in amps:
         tia[:, n[1]] += x[index[("t",) + n[1:]]]
@@ -223,11 +247,19 @@ def test_gap_cells_behind_ideal_wires_and_op_amps_equal_the_ideal_engine():
                                simulate(circuit, x, engine="ideal").outputs_v, rtol=0, atol=1e-13)
 
 
-def test_gap_cells_coupled_through_a_shared_finite_gain_input_are_refused_with_the_ways_out():
-    layer = tiled_layer(np.random.default_rng(0), NeuronModel(feedback_resistance_ohm=2e3, open_loop_gain=1e4), 1.0, 1.0)
-    circuit = Circuit(layers=(layer,), cell=GapReRAMCell())
-    with pytest.raises(ValueError, match=r"layer 0: its 3 row tiles share finite-gain neuron inputs.*tile_rows=None"):
-        simulate(circuit, np.full((2, 8), 0.1), engine=NodalEngine())
+@pytest.mark.parametrize("combine", ["shared", "summing"])
+@pytest.mark.parametrize("gain", [1e4, 30.0])
+def test_gap_cells_in_tiles_match_a_dense_newton_solve_of_every_tile(combine, gain):
+    """Shared finite-gain inputs couple the tiles' nonlinear cells (Gauss-Seidel over the tiles, Newton
+    inside each); a low gain makes that coupling strong."""
+    rng = np.random.default_rng(10)
+    neuron = NeuronModel(feedback_resistance_ohm=2e3, difference_gain=1.5, open_loop_gain=gain, offset_v=3e-3)
+    layer = tiled_layer(rng, neuron, 1.0, 1.0, combine)
+    cell = GapReRAMCell()
+    x = rng.uniform(0.0, 0.2, (5, 8))
+    expected = difference(layer, reference_tia(layer, x, cell))
+    np.testing.assert_allclose(one_layer_outputs(layer, x, cell), expected, rtol=0,
+                               atol=1e-11 * np.abs(expected).max())
 
 
 def test_node_and_power_reports_of_tiled_layers_are_refused():

@@ -15,8 +15,8 @@ matrix product. Gap cells: Newton across the batch (``_nodal/newton.py``).
 Tiled layers (``Layer.tiling``): every tile is factorized on its own and reduced to its Norton
 equivalent at its column ends; the row tiles of a column block are joined at their shared neuron
 inputs, or each feeds its own transimpedance stage and a summing amplifier adds them
-(``_nodal/tiles.py``). The layer stays one affine map. Gap cells in tiles that share a neuron input
-with finite-gain op-amps would need Newton across the coupled tiles: they are refused.
+(``_nodal/tiles.py``). The layer stays one affine map. Gap cells: Newton on each tile, with
+Gauss-Seidel sweeps over the row tiles that share finite-gain neuron inputs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 from ..circuit import Circuit, Layer
 from ._nodal import ArrayNetwork, ArraySolution, factorize, solve, unit_drives, wire_conductance
 from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
-from ._nodal.tiles import tia_map, tile_response
+from ._nodal.tiles import coupled_cells, tia_map, tile_response
 from .base import SimulationResult
 from .forward import forward, refuse_reports
 
@@ -122,28 +122,35 @@ def tiled_cell_outputs(cell: Any, layer: Layer, inputs_v: np.ndarray, settings: 
                        label: str = "layer") -> tuple[np.ndarray, dict]:
     """Activated outputs of a tiled layer of nonlinear cells: Newton on each tile, the tiles' TIA outputs added.
 
-    Tiles decouple when no two of them share a finite-gain neuron input (``combine="summing"``, one
-    row tile, or ideal op-amps); otherwise the layer is refused.
+    Row tiles that share finite-gain neuron inputs are coupled through them (``coupled_cells``);
+    otherwise (``summing``, ideal op-amps) every tile is solved alone.
     """
     g_word, g_bit, neuron_g, inject = _periphery(layer, label)
-    tiling = layer.tiling
-    if neuron_g is not None and tiling.combine == "shared" and tiling.grid_shape[0] > 1:
-        raise ValueError(f"{label}: its {tiling.grid_shape[0]} row tiles share finite-gain neuron inputs, which couples "
-                         "their nonlinear cells; the nodal engine solves that only for linear cells: map with "
-                         "tile_rows=None or tile_combine='summing', use ideal op-amps (open_loop_gain=inf), or the "
-                         "ideal engine")
     neuron = layer.neuron
     drive = layer.row_voltages(inputs_v) - neuron.offset_v
     tia = np.zeros((len(drive), layer.n_columns))
-    info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "tiles": tiling.n_tiles}
+    info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1,
+            "tiles": layer.tiling.n_tiles}
+    coupled = neuron_g is not None and layer.tiling.combine == "shared"
+    groups: dict[tuple, list] = {}
     for tile in layer.tiles:
-        cols = tile.columns
-        sol, tile_info = solve_cells(cell, layer.conductance[tile.rows, cols], g_word, g_bit,
-                                     None if neuron_g is None else neuron_g[cols], drive[:, tile.rows],
-                                     None if inject is None else inject[:, cols], settings, f"{label} tile {tile.grid}")
-        tia[:, cols] += neuron.offset_v + sol.neuron_v - neuron.feedback_resistance_ohm * sol.collected_a
-        info["iterations"] = max(info["iterations"], tile_info["iterations"])
-        info["full_newton_vectors"] += tile_info["full_newton_vectors"]
+        groups.setdefault((tile.grid[1],) if coupled else tile.grid, []).append(tile)
+    for key, tiles in groups.items():
+        cols = tiles[0].columns
+        blocks = [layer.conductance[t.rows, cols] for t in tiles]
+        drives = [drive[:, t.rows] for t in tiles]
+        where = f"{label} tiles {key}"
+        if len(tiles) > 1:
+            neuron_v, collected, group_info = coupled_cells(cell, blocks, drives, g_word, g_bit, neuron_g[cols],
+                                                            inject[:, cols], settings, where)
+        else:
+            sol, group_info = solve_cells(cell, blocks[0], g_word, g_bit, None if neuron_g is None else neuron_g[cols],
+                                          drives[0], None if inject is None else inject[:, cols], settings, where)
+            neuron_v, collected = sol.neuron_v, sol.collected_a
+        tia[:, cols] += neuron.offset_v + neuron_v - neuron.feedback_resistance_ohm * collected
+        info["iterations"] = max(info["iterations"], group_info["iterations"])
+        info["full_newton_vectors"] += group_info["full_newton_vectors"]
+        info["sweeps"] = max(info["sweeps"], group_info.get("sweeps", 1))
     diff = neuron.closed_loop_difference_gain * (tia[:, layer.minus_columns] - tia[:, layer.plus_columns])
     return neuron.activate(diff), info
 
