@@ -20,10 +20,22 @@ circuit follows the conventions of ``circuit.py`` literally:
 * neuron ``k``: a VCVS ``d = r / (1 + (1 + r)/A) (t_minus - t_plus)`` and the activation
   ``a = clamp(d, -sat, +sat)`` (a behavioural source; a unity VCVS when there is no clamp).
 
+A tiled layer (``Layer.tiling``) is the same cells cut into separate arrays. Cell nodes keep their
+layer-wide names (each cell belongs to one tile); each tile has its own row drivers, so the row
+start node and meter of row ``i`` in column block ``c`` are ``s{l}_{i}_{c}`` and ``vs{l}_{i}_{c}``;
+a tile's word line starts at its first column and its bit lines end, through their own last
+segment, below its last row. With ``combine="shared"`` the row tiles of a column end on the same
+neuron input ``n{l}_{j}``; with ``summing`` row tile ``r`` ends on ``n{l}_{j}_{r}`` with its own
+transimpedance stage (output ``t{l}_{j}_{r}``) and an ideal summing source
+``t{l}_{j} = sum_r t{l}_{j}_{r}`` feeds the difference stage.
+
 Many input vectors go through one simulator run. In SPICE each input node is a B-source
 ``V = pwl(V(idx), 0, v0, 1, v1, ...)`` of an index node swept by ``.dc vidx 0 N-1 1``: ngspice
 orders the matrix once for the whole sweep. In Spectre the inputs are netlist parameters swept
 together by a ``paramset``. Element and node names come only from layer, row and column numbers.
+
+The writers describe the plain chain of layers, each read once on dense inputs; convolutions
+(read once per output position, time-multiplexed), pooling and residual stages are refused.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ from typing import Literal, Optional, Sequence
 
 import numpy as np
 
-from .circuit import Circuit
+from .circuit import Circuit, Crossbar, Layer
 
 #: Tolerances written into the netlists: tight enough that the simulator agrees with the exact
 #: nodal solution to well under a microvolt (ngspice's defaults stop at 1e-3 relative, 1 uV).
@@ -55,8 +67,9 @@ class Element:
     (voltage source to ground whose value is input ``input_index`` of each vector), ``vcvs``
     (nodes ``out+ out- ctrl+ ctrl-``, ``value`` = gain), ``ccvs`` (``value`` = transresistance in
     ohm, ``control`` = name of the 0 V source whose current it senses), ``sinh`` (current
-    ``value * sinh(V/v0_v)`` from the first node to the second) and ``clamp`` (voltage source
-    to ground equal to ``V(control)`` limited to ``[-limit_v, +limit_v]``).
+    ``value * sinh(V/v0_v)`` from the first node to the second), ``clamp`` (voltage source
+    to ground equal to ``V(control)`` limited to ``[-limit_v, +limit_v]``) and ``sum`` (voltage
+    source to ground equal to the sum of the voltages of the nodes in ``terms``).
     """
 
     kind: str
@@ -67,6 +80,7 @@ class Element:
     v0_v: float = 0.0
     limit_v: float = 0.0
     input_index: int = -1
+    terms: tuple[str, ...] = ()
 
 
 # Node names: one place, so that engines can find every voltage they save.
@@ -80,19 +94,23 @@ def bit_node(layer: int, row: int, col: int) -> str:
     return f"b{layer}_{row}_{col}"
 
 
-def row_start_node(layer: int, row: int) -> str:
-    """Node after the drive-current meter of a row (same voltage as its driver)."""
-    return f"s{layer}_{row}"
+def _suffix(part: Optional[int]) -> str:
+    return "" if part is None else f"_{part}"
 
 
-def neuron_in_node(layer: int, col: int) -> str:
-    """Collection node of a column: the op-amp's inverting input."""
-    return f"n{layer}_{col}"
+def row_start_node(layer: int, row: int, block: Optional[int] = None) -> str:
+    """Node after the drive-current meter of a row (of column block ``block`` when tiled)."""
+    return f"s{layer}_{row}{_suffix(block)}"
 
 
-def tia_out_node(layer: int, col: int) -> str:
-    """Output of a column's transimpedance stage."""
-    return f"t{layer}_{col}"
+def neuron_in_node(layer: int, col: int, row_tile: Optional[int] = None) -> str:
+    """Collection node of a column (of one row tile, when tiles sum): the op-amp's inverting input."""
+    return f"n{layer}_{col}{_suffix(row_tile)}"
+
+
+def tia_out_node(layer: int, col: int, row_tile: Optional[int] = None) -> str:
+    """Output of a column's transimpedance stage (of one row tile, when tiles sum)."""
+    return f"t{layer}_{col}{_suffix(row_tile)}"
 
 
 def difference_node(layer: int, neuron: int) -> str:
@@ -110,37 +128,62 @@ def input_node(index: int) -> str:
     return f"x{index}"
 
 
-def drive_meter(layer: int, row: int) -> str:
-    """Name of the 0 V source that measures the current a row's driver delivers."""
-    return f"vs{layer}_{row}"
+def drive_meter(layer: int, row: int, block: Optional[int] = None) -> str:
+    """Name of the 0 V source that measures the current a row's driver (of column block ``block``) delivers."""
+    return f"vs{layer}_{row}{_suffix(block)}"
+
+
+def row_drivers(index: int, layer: Layer) -> list[tuple[int, Optional[int], str, str]]:
+    """``(row, column block, start node, meter)`` of every row driver of a layer: one per row and tile column."""
+    blocks = [None] if layer.tiling is None else list(range(layer.tiling.grid_shape[1]))
+    return [(i, c, row_start_node(index, i, c), drive_meter(index, i, c)) for c in blocks for i in range(layer.n_rows)]
+
+
+def check_chain(circuit: Circuit) -> None:
+    """Refuse circuits with convolution, pooling or residual stages: the netlists describe a plain chain of layers."""
+    if circuit.stage_list() != tuple(Crossbar(i) for i in range(circuit.n_layers)):
+        raise ValueError("this circuit has convolution/pooling/residual stages (arrays read once per output "
+                         "position, time-multiplexed), which the netlist writers and the ngspice engine do not "
+                         "describe: simulate it with the nodal engine")
 
 
 def circuit_elements(circuit: Circuit) -> list[Element]:
-    """Every element of the circuit, in a fixed order (inputs, then layer by layer)."""
-    cell = circuit.cell
+    """Every element of the circuit, in a fixed order (inputs, then layer by layer, tile by tile)."""
+    check_chain(circuit)
     elements: list[Element] = []
     for i in range(circuit.n_inputs):
         elements.append(Element("input", f"bx{i}", (input_node(i), "0"), input_index=i))
     for l, layer in enumerate(circuit.layers):
-        rows, cols = layer.n_rows, layer.n_columns
-        neuron = layer.neuron
-        bias, off = f"bias{l}", f"off{l}"
-        elements.append(Element("vsource", f"vbias{l}", (bias, "0"), float(layer.bias_voltage_v)))
-        elements.append(Element("vsource", f"voff{l}", (off, "0"), float(neuron.offset_v)))
-        for i in range(rows):
-            if i == rows - 1:
-                driver = bias
-            elif l == 0:
-                driver = input_node(i)
-            else:
-                driver = activation_node(l - 1, i)
-            elements.append(Element("vsource", drive_meter(l, i), (driver, row_start_node(l, i)), 0.0))
-        g = layer.conductance
-        for i in range(rows):
-            for j in range(cols):
-                left = row_start_node(l, i) if j == 0 else word_node(l, i, j - 1)
+        elements += _layer_elements(circuit, l, layer)
+    return elements
+
+
+def _layer_elements(circuit: Circuit, l: int, layer: Layer) -> list[Element]:
+    rows = layer.n_rows
+    neuron = layer.neuron
+    bias, off = f"bias{l}", f"off{l}"
+    tiled = layer.tiling is not None
+    summing = tiled and layer.tiling.combine == "summing"
+    elements = [Element("vsource", f"vbias{l}", (bias, "0"), float(layer.bias_voltage_v)),
+                Element("vsource", f"voff{l}", (off, "0"), float(neuron.offset_v))]
+    for i, block, start, meter in row_drivers(l, layer):
+        if i == rows - 1:
+            driver = bias
+        elif l == 0:
+            driver = input_node(i)
+        else:
+            driver = activation_node(l - 1, i)
+        elements.append(Element("vsource", meter, (driver, start), 0.0))
+    g = layer.conductance
+    cell = circuit.cell
+    for tile in layer.tiles:
+        block = tile.grid[1] if tiled else None
+        row_tile = tile.grid[0] if summing else None
+        for i in range(tile.rows.start, tile.rows.stop):
+            for j in range(tile.columns.start, tile.columns.stop):
+                left = row_start_node(l, i, block) if j == tile.columns.start else word_node(l, i, j - 1)
                 elements.append(_segment(f"w{l}_{i}_{j}", left, word_node(l, i, j), layer.r_word_ohm))
-                below = neuron_in_node(l, j) if i == rows - 1 else bit_node(l, i + 1, j)
+                below = neuron_in_node(l, j, row_tile) if i == tile.rows.stop - 1 else bit_node(l, i + 1, j)
                 elements.append(_segment(f"b{l}_{i}_{j}", bit_node(l, i, j), below, layer.r_bit_ohm))
                 gij = float(g[i, j])
                 if gij == 0.0:
@@ -151,28 +194,34 @@ def circuit_elements(circuit: Circuit) -> list[Element]:
                 else:
                     elements.append(Element("sinh", f"bc{l}_{i}_{j}", nodes, gij * cell.shape_factor,
                                             v0_v=float(cell.v0_v)))
-        gain = float(neuron.open_loop_gain)
-        for j in range(cols):
-            n, t = neuron_in_node(l, j), tia_out_node(l, j)
-            if math.isinf(gain):
-                elements.append(Element("vsource", f"vg{l}_{j}", (n, off), 0.0))
-                elements.append(Element("ccvs", f"ht{l}_{j}", (t, off), -float(neuron.feedback_resistance_ohm),
-                                        control=f"vg{l}_{j}"))
-            else:
-                elements.append(Element("vcvs", f"et{l}_{j}", (t, "0", off, n), gain))
-                elements.append(Element("resistor", f"rf{l}_{j}", (t, n), float(neuron.feedback_resistance_ohm)))
-        diff_gain = float(neuron.closed_loop_difference_gain)
-        for k in range(layer.n_outputs):
-            plus, minus = int(layer.plus_columns[k]), int(layer.minus_columns[k])
-            d, a = difference_node(l, k), activation_node(l, k)
-            elements.append(Element("vcvs", f"ed{l}_{k}", (d, "0", tia_out_node(l, minus), tia_out_node(l, plus)),
-                                    diff_gain))
-            if neuron.saturation_v is None:
-                elements.append(Element("vcvs", f"ea{l}_{k}", (a, "0", d, "0"), 1.0))
-            else:
-                elements.append(Element("clamp", f"ba{l}_{k}", (a, "0"), control=d,
-                                        limit_v=float(neuron.saturation_v)))
+    row_tiles = list(range(layer.tiling.grid_shape[0])) if summing else [None]
+    for j in range(layer.n_columns):
+        for r in row_tiles:
+            elements += _transimpedance(l, j, r, neuron.open_loop_gain, neuron.feedback_resistance_ohm, off)
+        if summing:
+            elements.append(Element("sum", f"bs{l}_{j}", (tia_out_node(l, j), "0"),
+                                    terms=tuple(tia_out_node(l, j, r) for r in row_tiles)))
+    diff_gain = float(neuron.closed_loop_difference_gain)
+    for k in range(layer.n_outputs):
+        plus, minus = int(layer.plus_columns[k]), int(layer.minus_columns[k])
+        d, a = difference_node(l, k), activation_node(l, k)
+        elements.append(Element("vcvs", f"ed{l}_{k}", (d, "0", tia_out_node(l, minus), tia_out_node(l, plus)),
+                                diff_gain))
+        if neuron.saturation_v is None:
+            elements.append(Element("vcvs", f"ea{l}_{k}", (a, "0", d, "0"), 1.0))
+        else:
+            elements.append(Element("clamp", f"ba{l}_{k}", (a, "0"), control=d, limit_v=float(neuron.saturation_v)))
     return elements
+
+
+def _transimpedance(l: int, j: int, r: Optional[int], gain: float, rf: float, off: str) -> list[Element]:
+    """The op-amp stage of column ``j`` (of row tile ``r`` when tiles sum)."""
+    n, t, tag = neuron_in_node(l, j, r), tia_out_node(l, j, r), f"{l}_{j}{_suffix(r)}"
+    if math.isinf(gain):
+        return [Element("vsource", f"vg{tag}", (n, off), 0.0),
+                Element("ccvs", f"ht{tag}", (t, off), -float(rf), control=f"vg{tag}")]
+    return [Element("vcvs", f"et{tag}", (t, "0", off, n), float(gain)),
+            Element("resistor", f"rf{tag}", (t, n), float(rf))]
 
 
 def _segment(name: str, a: str, b: str, r_ohm: float) -> Element:
@@ -208,8 +257,9 @@ def node_vectors(circuit: Circuit, *, hidden: bool = True, nodes: bool = False, 
             names += [f"v({tia_out_node(l, j)})" for j in range(layer.n_columns)]
             names += [f"v({difference_node(l, k)})" for k in range(layer.n_outputs)]
         if power:
-            names += [f"v({row_start_node(l, i)})" for i in range(layer.n_rows)]
-            names += [f"i({drive_meter(l, i)})" for i in range(layer.n_rows)]
+            drivers = row_drivers(l, layer)
+            names += [f"v({start})" for _, _, start, _ in drivers]
+            names += [f"i({meter})" for _, _, _, meter in drivers]
     return names
 
 
@@ -269,6 +319,8 @@ def write_spice(
         elif e.kind == "clamp":
             lim = _num(e.limit_v)
             lines.append(f"{e.name} {a} v=max(-{lim},min({lim},v({e.control})))")
+        elif e.kind == "sum":
+            lines.append(f"{e.name} {a} v=" + "+".join(f"v({t})" for t in e.terms))
         else:  # pragma: no cover - circuit_elements makes only the kinds above
             raise AssertionError(e.kind)
     vectors = list(save) if save is not None else node_vectors(circuit, hidden=False)
@@ -318,6 +370,8 @@ def write_spectre(
         elif e.kind == "clamp":
             lim = _num(e.limit_v)
             lines.append(f"{e.name} {a} bsource v=max(-{lim},min({lim},v({e.control})))")
+        elif e.kind == "sum":
+            lines.append(f"{e.name} {a} bsource v=" + "+".join(f"v({t})" for t in e.terms))
         else:  # pragma: no cover
             raise AssertionError(e.kind)
     lines.append(f"simulatorOptions options reltol={_num(reltol)} vabstol={_num(vabstol_v)} iabstol={_num(iabstol_a)}")

@@ -3,7 +3,8 @@
 It is the reference the nodal engine is checked against, so it aims at exactness, not speed:
 tight tolerances (see ``netlist.DEFAULT_RELTOL``), one ``.dc`` sweep per chunk of input vectors
 (ngspice orders its sparse matrix once per run, and that ordering dominates the cost), and an
-ASCII rawfile with 16 significant digits.
+ASCII rawfile with 16 significant digits. Tiled layers are written tile by tile (see
+``netlist``); circuits with convolution, pooling or residual stages are refused (use ``nodal``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .. import netlist as nl
 from ..circuit import Circuit
 from ..ngspice_run import failure, run_ngspice
 from .base import SimulationResult
+from .forward import refuse_reports
 
 #: The rawfile name every netlist run by this engine must write (relative to its working directory).
 RAWFILE = "out.raw"
@@ -62,6 +64,9 @@ class NgspiceEngine:
             return_nodes: bool = False, return_power: bool = False) -> SimulationResult:
         """Simulate ``inputs_v`` ``[batch, n_inputs]`` through the whole circuit in ngspice."""
         x = circuit.check_inputs(inputs_v)
+        nl.check_chain(circuit)
+        if return_nodes or return_power:
+            refuse_reports(circuit, self.name)
         binary = self._binary()
         vectors = nl.node_vectors(circuit, hidden=return_hidden, nodes=return_nodes, power=return_power)
         columns: dict[str, list[np.ndarray]] = {name: [] for name in vectors}
@@ -117,8 +122,9 @@ class NgspiceEngine:
                     "difference_out": stack([f"v({nl.difference_node(l, k)})" for k in range(layer.n_outputs)]),
                 })
             if return_power:
-                v_rows = stack([f"v({nl.row_start_node(l, i)})" for i in range(layer.n_rows)])
-                i_rows = stack([f"i({nl.drive_meter(l, i)})" for i in range(layer.n_rows)])
+                drivers = nl.row_drivers(l, layer)
+                v_rows = stack([f"v({start})" for _, _, start, _ in drivers])
+                i_rows = stack([f"i({meter})" for _, _, _, meter in drivers])
                 power += np.sum(v_rows * i_rows, axis=1)
         info = {"ngspice_s": elapsed, "ngspice_runs": n_runs, "chunk_size": self.chunk_size,
                 "per_image_s": elapsed / max(len(x), 1), "reltol": self.reltol, "jobs": self.jobs}

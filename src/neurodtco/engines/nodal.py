@@ -11,6 +11,12 @@ The difference stage and the clamp follow ``circuit.py``.
 Linear cells: the array is factorized once per layer and run; the layer is then an affine map
 from row voltages to neuron inputs and collected currents, applied to the whole batch as one
 matrix product. Gap cells: Newton across the batch (``_nodal/newton.py``).
+
+Tiled layers (``Layer.tiling``): every tile is factorized on its own and reduced to its Norton
+equivalent at its column ends; the row tiles of a column block are joined at their shared neuron
+inputs, or each feeds its own transimpedance stage and a summing amplifier adds them
+(``_nodal/tiles.py``). The layer stays one affine map. Gap cells: Newton on each tile, with
+Gauss-Seidel sweeps over the row tiles that share finite-gain neuron inputs.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 from ..circuit import Circuit, Layer
 from ._nodal import ArrayNetwork, ArraySolution, factorize, solve, unit_drives, wire_conductance
 from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
+from ._nodal.tiles import coupled_cells, tia_map, tile_response
 from .base import SimulationResult
 from .forward import forward, refuse_reports
 
@@ -55,20 +62,13 @@ class NodalEngine:
         hidden, nodes, layer_info = [], [], []
         power = np.zeros(len(x))
         for index, layer in enumerate(circuit.layers):
-            label = f"layer {index}"
-            if circuit.cell.is_linear and not (return_nodes or return_power) and len(x) > layer.n_rows:
-                # the layer is an affine map: one matrix product for the whole batch
-                weights, const = linear_layer_map(layer, label)
-                out = layer.neuron.activate(x @ weights + const)
-                info = {"method": "affine"}
-            else:
-                sol, info = solve_layer(circuit.cell, layer, x, nodes=return_nodes, power=return_power,
-                                        settings=self.settings, label=label)
-                out, layer_nodes = neuron_outputs(layer, sol, nodes=return_nodes)
-                if return_power:
-                    power += np.sum(layer.row_voltages(x) * sol.driver_a, axis=1)
-                if return_nodes:
-                    nodes.append(layer_nodes)
+            sol, info = solve_layer(circuit.cell, layer, x, nodes=return_nodes, power=return_power,
+                                    settings=self.settings, label=f"layer {index}")
+            out, layer_nodes = neuron_outputs(layer, sol, nodes=return_nodes)
+            if return_power:
+                power += np.sum(layer.row_voltages(x) * sol.driver_a, axis=1)
+            if return_nodes:
+                nodes.append(layer_nodes)
             if index < circuit.n_layers - 1:
                 hidden.append(out)
             layer_info.append(info)
@@ -82,14 +82,15 @@ class NodalEngine:
                        maps: dict[int, tuple[np.ndarray, np.ndarray]], info: dict[int, dict]) -> np.ndarray:
         """One layer's activated outputs; linear layers are factorized once per run and reused for every chunk."""
         label = f"layer {index}"
-        if layer.tiling is not None:
-            raise ValueError(f"{label} is tiled: the nodal engine does not solve tiled layers yet; use the ideal engine")
         if circuit.cell.is_linear:
             if index not in maps:
                 maps[index] = linear_layer_map(layer, label)
                 info[index] = {"method": "affine"}
             weights, const = maps[index]
             return layer.neuron.activate(rows_v @ weights + const)
+        if layer.tiling is not None:
+            out, info[index] = tiled_cell_outputs(circuit.cell, layer, rows_v, self.settings, label)
+            return out
         sol, info[index] = solve_layer(circuit.cell, layer, rows_v, settings=self.settings, label=label)
         return neuron_outputs(layer, sol)[0]
 
@@ -97,22 +98,61 @@ class NodalEngine:
 def linear_layer_map(layer: Layer, label: str = "layer") -> tuple[np.ndarray, np.ndarray]:
     """Exact affine map of a layer of linear cells: difference-stage outputs ``x @ W + c``.
 
-    ``W`` is ``[n_inputs, n_outputs]`` and ``c`` ``[n_outputs]`` (the bias row, the offsets and
-    every wire folded in); the activation clamp is applied after it.
+    ``W`` is ``[n_inputs, n_outputs]`` and ``c`` ``[n_outputs]`` (the bias row, the offsets, every
+    wire and every tile folded in); the activation clamp is applied after it. An untiled layer is
+    its own single tile.
     """
-    fact, inject = _factorize_linear(layer, label)
-    rows = layer.n_rows
-    unit = unit_drives(fact, inject)
+    g_word, g_bit, neuron_g, inject = _periphery(layer, label)
+    responses = [tile_response(tile, layer.conductance[tile.rows, tile.columns], g_word, g_bit)
+                 for tile in layer.tiles]
     neuron = layer.neuron
     offset = neuron.offset_v
+    combine = "shared" if layer.tiling is None else layer.tiling.combine
     # TIA outputs per volt on each (offset-referenced) row driver, and for all drivers at V_os
-    tia = unit.neuron_v - neuron.feedback_resistance_ohm * unit.collected_a
-    per_volt, at_offset = tia[:rows], tia[rows] + offset
+    per_volt, at_offset = tia_map(responses, layer.n_rows, layer.n_columns, combine, neuron_g,
+                                  None if inject is None else inject[0], offset, neuron.feedback_resistance_ohm, label)
     # rows are driven at [x, V_bias] - V_os
     const = at_offset + (layer.bias_voltage_v - offset) * per_volt[-1] - offset * per_volt[:-1].sum(axis=0)
     gain = neuron.closed_loop_difference_gain
     weights = gain * (per_volt[:-1, layer.minus_columns] - per_volt[:-1, layer.plus_columns])
     return weights, gain * (const[layer.minus_columns] - const[layer.plus_columns])
+
+
+def tiled_cell_outputs(cell: Any, layer: Layer, inputs_v: np.ndarray, settings: NewtonSettings = NewtonSettings(),
+                       label: str = "layer") -> tuple[np.ndarray, dict]:
+    """Activated outputs of a tiled layer of nonlinear cells: Newton on each tile, the tiles' TIA outputs added.
+
+    Row tiles that share finite-gain neuron inputs are coupled through them (``coupled_cells``);
+    otherwise (``summing``, ideal op-amps) every tile is solved alone.
+    """
+    g_word, g_bit, neuron_g, inject = _periphery(layer, label)
+    neuron = layer.neuron
+    drive = layer.row_voltages(inputs_v) - neuron.offset_v
+    tia = np.zeros((len(drive), layer.n_columns))
+    info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1,
+            "tiles": layer.tiling.n_tiles}
+    coupled = neuron_g is not None and layer.tiling.combine == "shared"
+    groups: dict[tuple, list] = {}
+    for tile in layer.tiles:
+        groups.setdefault((tile.grid[1],) if coupled else tile.grid, []).append(tile)
+    for key, tiles in groups.items():
+        cols = tiles[0].columns
+        blocks = [layer.conductance[t.rows, cols] for t in tiles]
+        drives = [drive[:, t.rows] for t in tiles]
+        where = f"{label} tiles {key}"
+        if len(tiles) > 1:
+            neuron_v, collected, group_info = coupled_cells(cell, blocks, drives, g_word, g_bit, neuron_g[cols],
+                                                            inject[:, cols], settings, where)
+        else:
+            sol, group_info = solve_cells(cell, blocks[0], g_word, g_bit, None if neuron_g is None else neuron_g[cols],
+                                          drives[0], None if inject is None else inject[:, cols], settings, where)
+            neuron_v, collected = sol.neuron_v, sol.collected_a
+        tia[:, cols] += neuron.offset_v + neuron_v - neuron.feedback_resistance_ohm * collected
+        info["iterations"] = max(info["iterations"], group_info["iterations"])
+        info["full_newton_vectors"] += group_info["full_newton_vectors"]
+        info["sweeps"] = max(info["sweeps"], group_info.get("sweeps", 1))
+    diff = neuron.closed_loop_difference_gain * (tia[:, layer.minus_columns] - tia[:, layer.plus_columns])
+    return neuron.activate(diff), info
 
 
 def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = False, power: bool = False,
@@ -122,6 +162,8 @@ def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = 
     Returns the collected currents and neuron inputs (every node and driver current when
     ``nodes`` / ``power`` is asked for) and a small dict describing how it was solved.
     """
+    if layer.tiling is not None:
+        raise ValueError(f"{label} is tiled: solve_layer solves one array; use linear_layer_map or tiled_cell_outputs")
     drive = layer.row_voltages(inputs_v) - layer.neuron.offset_v
     if not cell.is_linear:
         g_word, g_bit, neuron_g, inject = _periphery(layer, label)

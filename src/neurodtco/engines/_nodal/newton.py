@@ -69,7 +69,6 @@ class _Problem:
     g_word_s: float
     g_bit_s: float
     neuron_g_s: Optional[np.ndarray]
-    inject_neuron: Optional[np.ndarray]
     settings: NewtonSettings
     scale_v: float
     label: str
@@ -91,6 +90,7 @@ class _State:
     """The iterate for a chunk of vectors (rows first, volts from the reference)."""
 
     drive_v: np.ndarray          # [B, R]
+    inject_neuron: Optional[np.ndarray]  # [B or 1, C]: current into the neuron inputs
     word_v: np.ndarray           # [R, B, C]
     bit_v: np.ndarray            # [R, B, C]
     cell_v: np.ndarray           # [R, B, C]: word_v - bit_v
@@ -104,13 +104,14 @@ def solve_cells(cell: Any, g_read: np.ndarray, g_word_s: float, g_bit_s: float, 
                 label: str = "array", nodes: bool = False, drivers: bool = False) -> tuple[ArraySolution, dict]:
     """Solve an array of nonlinear cells for every drive vector ``[B, R]``.
 
-    Returns the collected currents and neuron inputs (node voltages, rows first, if ``nodes``;
+    ``inject_neuron`` ``[1 or B, C]`` is a current into the neuron inputs (shared by every vector,
+    or one row per vector). Returns the collected currents and neuron inputs (node voltages, rows first, if ``nodes``;
     driver currents if ``drivers``) and a dict saying how it converged.
     """
     batch, rows = drive_v.shape
     cols = g_read.shape[1]
     scale_v = max(float(np.max(np.abs(drive_v), initial=0.0)), 1e-3)
-    prob = _Problem(cell, g_read[:, None, :], g_word_s, g_bit_s, neuron_g_s, inject_neuron, settings, scale_v, label)
+    prob = _Problem(cell, g_read[:, None, :], g_word_s, g_bit_s, neuron_g_s, settings, scale_v, label)
     chord = None
     if settings.method == "chord":
         mean_v = drive_v.mean(axis=0)[:, None] if batch else np.zeros((rows, 1))  # any slope serves no vectors
@@ -120,13 +121,13 @@ def solve_cells(cell: Any, g_read: np.ndarray, g_word_s: float, g_bit_s: float, 
     out = _Output(batch, rows, cols, nodes, drivers)
     info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0}
     for first in range(0, batch, chunk):
-        state = _start(drive_v[first:first + chunk])
+        state = _start(drive_v[first:first + chunk], _rows(inject_neuron, slice(first, first + chunk)))
         if chord is None or not _chord(prob, state, *chord):
             info["full_newton_vectors"] += state.drive_v.shape[0]
             if not _progressed(state.steps):
                 # diverging chord steps leave nothing worth keeping: start again from the ideal voltages
                 iterations = state.iterations
-                state = _start(state.drive_v)
+                state = _start(state.drive_v, state.inject_neuron)
                 state.iterations = iterations
             _full(prob, state, first)
         info["iterations"] = max(info["iterations"], state.iterations)
@@ -163,10 +164,17 @@ class _Output:
         return ArraySolution(self.collected, self.neuron, self.word, self.bit, self.driver)
 
 
-def _start(drive_v: np.ndarray) -> _State:
+def _start(drive_v: np.ndarray, inject_neuron: Optional[np.ndarray]) -> _State:
     """Ideal-wire voltages: every word node at its driver, every bit node at the reference."""
     word = np.repeat(drive_v.T[:, :, None], 1, axis=2)
-    return _State(drive_v, word, np.zeros_like(word), word.copy())
+    return _State(drive_v, inject_neuron, word, np.zeros_like(word), word.copy())
+
+
+def _rows(inject_neuron: Optional[np.ndarray], part: slice) -> Optional[np.ndarray]:
+    """The injection of some vectors: one shared row, or one row per vector."""
+    if inject_neuron is None or inject_neuron.shape[0] == 1:
+        return inject_neuron
+    return inject_neuron[part]
 
 
 def _chord(prob: _Problem, state: _State, fact: Factorization, slopes: np.ndarray) -> bool:
@@ -184,8 +192,9 @@ def _full(prob: _Problem, state: _State, first: int) -> None:
     rows, batch, cols = state.word_v.shape
     size = max(1, _FULL_NEWTON_DOUBLES // (rows * cols * cols))
     if batch > size:
-        subs = [_State(state.drive_v[k:k + size], state.word_v[:, k:k + size], state.bit_v[:, k:k + size],
-                       state.cell_v[:, k:k + size]) for k in range(0, batch, size)]
+        subs = [_State(state.drive_v[k:k + size], _rows(state.inject_neuron, slice(k, k + size)),
+                       state.word_v[:, k:k + size], state.bit_v[:, k:k + size], state.cell_v[:, k:k + size])
+                for k in range(0, batch, size)]
         for k, sub in enumerate(subs):
             _full(prob, sub, first + k * size)
         _merge(state, subs)
@@ -218,7 +227,7 @@ def _step(prob: _Problem, state: _State, fact: Factorization, slopes: np.ndarray
         companion = prob.current(v)
         companion -= slopes * v
         sol = solve(fact, state.drive_v, inject_word=-companion, inject_bit=companion,
-                    inject_neuron=prob.inject_neuron, nodes=True, drivers=False)
+                    inject_neuron=state.inject_neuron, nodes=True, drivers=False)
         new_v = sol.word_v - sol.bit_v
         step_v = _max_abs(new_v - v)
     old = state.solution
