@@ -129,5 +129,5 @@ def test_bad_inputs_are_refused(default_circuit):
 
 
 def test_mismatched_layers_are_refused(default_circuit):
-    with pytest.raises(ValueError, match="layer 1\) expects 64 inputs but receives 8"):
+    with pytest.raises(ValueError, match=r"layer 1\) expects 64 inputs but receives 8"):
         Circuit(layers=(default_circuit.layers[0], default_circuit.layers[0]), cell=default_circuit.cell)
