@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops import check_activation
-
 RAILS = {"hardtanh": (-1.0, 1.0), "relu": (0.0, 1.0)}
 
 
@@ -16,8 +14,8 @@ class Saturate(nn.Module):
     def __init__(self, kind: str):
         super().__init__()
         if kind not in RAILS:
-            check_activation("activation", kind)  # None passes there but is no saturation
-            raise ValueError(f"activation={kind!r} is not accepted here: choose 'hardtanh' or 'relu'")
+            raise ValueError(f"activation={kind!r} is not accepted: choose 'hardtanh' (clamp to [-1, 1]) or 'relu' "
+                             "(clamp to [0, 1])")
         self.kind = kind
         self.low, self.high = RAILS[kind]
 

@@ -92,9 +92,10 @@ def train_architecture(
     if arch.n_inputs != dataset.n_features:
         raise ValueError(f"{arch.name} reads {arch.n_inputs} inputs {arch.input_shape}, but the dataset's images have "
                          f"{dataset.n_features} features")
-    if arch.output_shape() != (arch.output_shape()[0],) or arch.output_shape()[0] < dataset.n_classes:
-        raise ValueError(f"{arch.name} ends in {arch.output_shape()} outputs; it needs a vector of at least "
-                         f"{dataset.n_classes} (the classes)")
+    out = arch.output_shape()
+    if len(out) != 1 or out[0] < dataset.n_classes:
+        raise ValueError(f"{arch.name} ends in outputs of shape {out}; it needs a vector of at least "
+                         f"{dataset.n_classes} (the classes): end with Flatten() and Linear({dataset.n_classes})")
     if validation is None and getattr(dataset, "x_val", None) is not None:
         validation = (dataset.x_val, dataset.y_val)  # type: ignore[attr-defined]
     history: dict = {"loss": [], "threads": config.threads}
