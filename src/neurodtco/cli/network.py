@@ -46,8 +46,8 @@ def train(
         net.save(out)
     acc = net.history["test_accuracy"]
     if as_json:
-        has_val = getattr(dataset, "x_val", None) is not None
-        extra = {"validation_accuracy": net.accuracy(dataset.x_val, dataset.y_val)} if has_val else {}  # type: ignore[attr-defined]
+        x_val = getattr(dataset, "x_val", None)
+        extra = {"validation_accuracy": net.accuracy(x_val, dataset.y_val)} if x_val is not None else {}  # type: ignore
         emit_json({"software_accuracy": acc, "train_accuracy": net.history["train_accuracy"], **extra, "model": str(out),
                    "arch": net.arch, **({"widths": list(config.widths)} if hasattr(config, "widths") else {}),
                    "seed": seed, "n_test": len(dataset.y_test), "timings": {"train_s": elapsed}})

@@ -29,9 +29,10 @@ _UNBOUNDED = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiL
 
 
 def lower_sequential(model: nn.Sequential, input_shape: int | Sequence[int]) -> list[Op]:
-    """The operations (float64) that compute ``model.eval()`` on inputs of ``input_shape`` (``(C, H, W)`` or ``(features,)``)."""
+    """The operations (float64) computing ``model.eval()`` on inputs of ``input_shape``: ``(C, H, W)`` or ``(features,)``."""
     if not isinstance(model, nn.Sequential):
-        raise ValueError(f"expected a torch.nn.Sequential, got {type(model).__name__}: wrap the layers in nn.Sequential(...)")
+        raise ValueError(f"expected a torch.nn.Sequential, got {type(model).__name__}: "
+                         "wrap the layers in nn.Sequential(...)")
     shape = (int(input_shape),) if isinstance(input_shape, (int, np.integer)) else tuple(int(s) for s in input_shape)
     if len(shape) not in (1, 3) or min(shape) < 1:
         raise ValueError(f"input_shape={input_shape!r} is not accepted: give (features,) or (channels, height, width)")
@@ -158,7 +159,7 @@ def _pool_geometry(layer: nn.MaxPool2d | nn.AvgPool2d, shape: tuple[int, ...], w
 
 
 def run_ops(ops: Sequence[Op], x: np.ndarray, max_floats: int = 2 ** 24) -> np.ndarray:
-    """The outputs of ``ops`` on flattened inputs ``[B, features]`` in float64, in batches of at most ``max_floats`` patch values."""
+    """The outputs of ``ops`` on flattened inputs ``[B, features]`` in float64 (batches of <= ``max_floats`` patch values)."""
     x = np.asarray(x, dtype=np.float64)
     per_image = max([op.geometry.n_positions * op.geometry.patch_size for op in ops if isinstance(op, Conv)]
                     + [x.shape[1]])
