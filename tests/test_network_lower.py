@@ -138,3 +138,14 @@ def test_unsupported_layers_are_named(layers, shape, match):
 def test_not_a_sequential_is_refused():
     with pytest.raises(ValueError, match="nn.Sequential"):
         lower_sequential(nn.Linear(2, 2), 2)  # type: ignore[arg-type]
+
+
+def test_run_ops_in_batches_equals_the_reference():
+    from neurodtco.network import run_ops
+
+    arch = parse_arch("resnet-mini", (1, 12, 12), 4)
+    op_list = lower_sequential(randomise(arch.build(), seed=4), arch.input_shape)
+    x = images(7, arch.input_shape, seed=5)
+    expected = reference(op_list, x)
+    np.testing.assert_array_equal(run_ops(op_list, x), expected)
+    np.testing.assert_allclose(run_ops(op_list, x, max_floats=1), expected, rtol=0, atol=1e-12)  # one image a batch
