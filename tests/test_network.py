@@ -73,3 +73,34 @@ def test_hard_tanh_between_layers_only():
 def test_bad_widths_are_refused(widths):
     with pytest.raises(ValueError, match="widths"):
         NetworkConfig(widths=widths)
+
+
+def test_mlp_training_is_unchanged_bit_for_bit(tiny_data):
+    """Weights, loss and logits as the MLP trainer produced them before architectures were generalised."""
+    net = train(tiny_data, NetworkConfig(widths=(6, 4, 3), epochs=40, seed=5))
+    assert net.model.linears[1].weight.flatten().tolist() == [
+        -0.15798205137252808, -0.18926486372947693, -0.5251332521438599, -0.4271029531955719, -0.6451254487037659,
+        0.18234460055828094, 0.4735967218875885, 0.4214613735675812, 0.5969687700271606, -0.5916154980659485,
+        0.11033280938863754, 0.6533041000366211]
+    assert float(net.model.linears[0].weight.detach().sum()) == 1.3886255025863647
+    assert net.history["loss"][-1] == 0.735510958565606
+    assert net.logits(tiny_data.x_test).sum() == -9.737070702036087
+    # the lowered operations are the MLP's own weights, and logits are exactly forward_float64
+    assert np.array_equal(net.logits(tiny_data.x_test), forward_float64(net.weights, net.biases, tiny_data.x_test))
+    for w, lin in zip(net.weights, net.model.linears):
+        assert np.array_equal(w, lin.weight.detach().double().numpy())
+    assert net.arch == "mlp:6-4-3"
+
+
+def test_a_file_written_by_the_mlp_only_code_still_loads(tmp_path, tiny_data):
+    from dataclasses import asdict
+
+    config = NetworkConfig(widths=(6, 4, 3), epochs=3)
+    model = MLP(config.widths)
+    path = tmp_path / "old.pt"
+    torch.save({"format": "neurodtco-mlp/1", "config": asdict(config), "state_dict": model.state_dict(),
+                "history": {"loss": [1.0]}}, path)
+    net = load_network(path, expected_widths=(6, 4, 3))
+    assert net.config == config and net.history == {"loss": [1.0]}
+    expected = model(torch.tensor(tiny_data.x_test, dtype=torch.float32)).detach().numpy()
+    assert np.allclose(net.logits(tiny_data.x_test), expected, atol=1e-5)

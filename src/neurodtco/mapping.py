@@ -246,6 +246,7 @@ def map_weights(
 
 def map_network(network: TrainedNetwork, config: MappingConfig = MappingConfig()) -> Circuit:
     """Build the circuit that implements a trained network."""
-    lowered = network.ops() if hasattr(network, "ops") else None
-    circuit = map_ops(lowered, config) if lowered is not None else map_weights(network.weights, network.biases, config)
-    return circuit.replace(metadata={**circuit.metadata, "widths": list(network.config.widths)})
+    circuit = map_ops(network.ops(), config)
+    widths = getattr(network.config, "widths", None)
+    return circuit.replace(metadata={**circuit.metadata, "arch": network.arch,
+                                     **({"widths": list(widths)} if widths is not None else {})})

@@ -92,8 +92,8 @@ def load_or_train(model: Optional[Path], seed: int, quiet: bool,
                          f"(train one with `neurodtco train --dataset {dataset_name} --out FILE`)")
     if model is not None:
         net = load_network(model)
-        if net.config.widths[0] != dataset.n_features:
-            raise ValueError(f"model {str(model)!r} expects {net.config.widths[0]} inputs; "
+        if net.n_inputs != dataset.n_features:
+            raise ValueError(f"model {str(model)!r} expects {net.n_inputs} inputs; "
                              f"the {dataset.name} images have {dataset.n_features}")
     else:
         config = NetworkConfig()

@@ -13,8 +13,7 @@ from ..data import load_dataset, to_voltages
 from ..engines import simulate as run_engine
 from ..mapping import map_network
 from ..netlist import circuit_elements, write_netlist
-from ..network import NetworkConfig
-from ..network import train as train_network
+from ..network import ARCH_HELP, fit, make_config
 from .circuit_options import CircuitOptions, with_circuit_options
 from .common import DatasetOpt, EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
 from .defects import DefectArg, DefectSeedArg, DefectsFileArg
@@ -23,32 +22,37 @@ from .progress import progress
 
 def train(
     out: Path = typer.Option(Path("model.pt"), "--out", help="Where to save the trained network."),
-    hidden: str = typer.Option("8,8,8", "--hidden", help="Hidden widths, comma separated."),
-    epochs: int = typer.Option(300, "--epochs", help="Training epochs."),
+    hidden: str = typer.Option("8,8,8", "--hidden", help="Hidden widths of the MLP, comma separated."),
+    arch: Optional[str] = typer.Option(None, "--arch", help=f"Architecture, instead of --hidden: {ARCH_HELP}."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: 300 for an MLP, "
+                                         "the architecture's recipe otherwise)."),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Train the MLP on a dataset (by default the 8x8 digits) and save it with its configuration."""
+    """Train a network (the MLP, or --arch) on a dataset (by default the 8x8 digits) and save it with its architecture."""
     with user_errors():
-        try:
-            widths = tuple(int(h) for h in hidden.split(",") if h.strip())
-        except ValueError:
-            raise ValueError(f"--hidden {hidden!r} must be comma-separated integers, e.g. 8,8,8") from None
         dataset = load_dataset(dataset_name, seed=seed)
-        config = NetworkConfig(widths=(dataset.n_features, *widths, dataset.n_classes), epochs=epochs, seed=seed)
+        if arch is None:
+            try:
+                widths = tuple(int(h) for h in hidden.split(",") if h.strip())
+            except ValueError:
+                raise ValueError(f"--hidden {hidden!r} must be comma-separated integers, e.g. 8,8,8") from None
+            arch = "mlp:" + "-".join(map(str, (dataset.n_features, *widths, dataset.n_classes)))
+        config = make_config(arch, dataset, epochs=epochs, seed=seed)
         start = time.perf_counter()
-        with progress("training", epochs, "epochs", quiet=as_json) as update:
-            net = train_network(dataset, config, progress=update)
+        with progress("training", config.epochs, "epochs", quiet=as_json) as update:
+            net = fit(dataset, config, progress=update)
         elapsed = time.perf_counter() - start
         net.save(out)
     acc = net.history["test_accuracy"]
     if as_json:
-        emit_json({"software_accuracy": acc, "train_accuracy": net.history["train_accuracy"], "model": str(out),
-                   "widths": list(config.widths), "dataset": dataset.name, "seed": seed, "n_test": len(dataset.y_test),
-                   "timings": {"train_s": elapsed}})
+        extra = {"validation_accuracy": net.accuracy(dataset.x_val, dataset.y_val)} if dataset.has_validation else {}
+        emit_json({"software_accuracy": acc, "train_accuracy": net.history["train_accuracy"], **extra, "model": str(out),
+                   "arch": net.arch, **({"widths": list(config.widths)} if hasattr(config, "widths") else {}),
+                   "dataset": dataset.name, "seed": seed, "n_test": len(dataset.y_test), "timings": {"train_s": elapsed}})
     else:
-        typer.echo(f"trained {'-'.join(map(str, config.widths))} in {elapsed:.1f} s: "
+        typer.echo(f"trained {net.arch.removeprefix('mlp:')} in {elapsed:.1f} s: "
                    f"test accuracy {acc:.2%} on {len(dataset.y_test)} images; saved to {out}")
 
 

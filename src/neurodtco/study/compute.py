@@ -69,8 +69,8 @@ def prepare_setup(study: Study, progress: Optional[Callable[[int, int], None]] =
     dataset = study.dataset.load()
     if study.network.model is not None:
         net = load_network(study.network.model)
-        if net.config.widths[0] != dataset.n_features:
-            raise ValueError(f"network.model {study.network.model!r} expects {net.config.widths[0]} inputs; "
+        if net.n_inputs != dataset.n_features:
+            raise ValueError(f"network.model {study.network.model!r} expects {net.n_inputs} inputs; "
                              f"the dataset has {dataset.n_features}")
     else:
         config = study.network.to_config()
