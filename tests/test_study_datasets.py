@@ -32,3 +32,21 @@ def test_a_network_that_does_not_fit_the_dataset_is_refused_by_name(tmp_path):
     bad = {**SMALL, "network": {"widths": [64, 8, 10], "epochs": 1}}
     with pytest.raises(ValueError, match=r"network.widths \[64, 8, 10\] do not fit the fashion-mnist images"):
         run_study(parse_study(bad), tmp_path / "out", executor=SerialExecutor())
+
+
+def test_a_cnn_study_maps_the_lowered_network_with_tiles_and_caches_its_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURODTCO_CACHE", str(tmp_path / "cache"))
+    spec = {**SMALL, "name": "fashion-cnn-small", "network": {"arch": "cnn", "epochs": 1},
+            "circuit": {"tile_rows": 64, "tile_cols": 32},
+            "defects": {"patterns": ["ring"], "kinds": ["on"], "arrays": [2], "severities": [0.1]}}
+    study = parse_study(spec)
+    first = run_study(study, tmp_path / "a", executor=SerialExecutor())
+    assert first.ok
+    cached = list((tmp_path / "cache").glob("cnn_*.pt"))
+    assert len(cached) == 1  # trained once, then reused
+    table = load_results(tmp_path / "a")
+    healthy = table[(table["pattern"] == "none") & (table["corrector"] == "none")]
+    # the ideal circuit of the CNN decides as the software network does, on every official test image
+    assert float(healthy["accuracy"].iloc[0]) == pytest.approx(float(healthy["software_accuracy"].iloc[0]), abs=1e-12)
+    second = run_study(study, tmp_path / "b", executor=SerialExecutor())
+    assert second.ok and list((tmp_path / "cache").glob("cnn_*.pt")) == cached

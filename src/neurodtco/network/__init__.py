@@ -9,10 +9,10 @@ from .layers import ResidualBlock, Saturate
 from .lower import SUPPORTED, lower_sequential, run_ops
 from .mlp import MLP, NetworkConfig, forward_float64
 from .trained import ARCH_FORMAT, FORMAT, TrainedNetwork, load_network
-from .training import cache_dir, default_network, fit, image_shape, make_config, train, train_architecture
+from .training import cache_dir, cached_fit, default_network, fit, image_shape, make_config, train, train_architecture
 
 __all__ = ["ARCH_FORMAT", "ARCH_HELP", "FORMAT", "MLP", "PRESETS", "SUPPORTED", "Activation", "ArchConfig",
            "Architecture", "BatchNorm", "Conv2d", "Flatten", "Linear", "NetworkConfig", "Pool", "Residual",
-           "ResidualBlock", "Saturate", "TrainedNetwork", "cache_dir", "default_network", "fit", "forward_float64",
+           "ResidualBlock", "Saturate", "TrainedNetwork", "cache_dir", "cached_fit", "default_network", "fit", "forward_float64",
            "image_shape", "load_network", "lower_sequential", "make_config", "parse_arch", "run_ops", "train",
            "train_architecture"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,5 +189,24 @@ def default_network(dataset: Optional[Dataset] = None, config: NetworkConfig = N
         except ValueError:
             pass  # a corrupt cache entry is retrained below
     net = train(dataset, config, progress=progress)
+    net.save(path)
+    return net
+
+
+def cached_fit(dataset: Dataset, config: Union[NetworkConfig, ArchConfig], data_seed: int = 0,
+               progress: Progress = None) -> TrainedNetwork:
+    """``fit`` once per recipe and data split, then reuse the model file from ``cache_dir()``."""
+    if isinstance(config, NetworkConfig):
+        return default_network(dataset, config, data_seed=data_seed, progress=progress)
+    # The recipe, the data it saw and the split identify the network; a hash keeps the file name short.
+    recipe = json.dumps({"config": config.to_dict(), "dataset": dataset.name, "data_seed": data_seed,
+                         "n_train": len(dataset.y_train), "n_test": len(dataset.y_test)}, sort_keys=True)
+    path = cache_dir() / f"{config.name.replace(':', '-')}_{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.pt"
+    if path.is_file():
+        try:
+            return load_network(path)
+        except ValueError:
+            pass  # a corrupt cache entry is retrained below
+    net = fit(dataset, config, progress=progress)
     net.save(path)
     return net

@@ -1,6 +1,6 @@
 """What a worker does: build the circuits of a task, simulate them, fit the correctors.
 
-Every function here is pure given its arguments (the study, the network's weights, the task), so
+Every function here is pure given its arguments (the study, the lowered network, the task), so
 a task gives bit-identical rows in any process, on any executor, in any order. Workers return
 their rows and arrays to the runner, which alone writes the store: a Dask worker on another
 machine needs no shared file system.
@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,9 @@ from ..data import to_voltages
 from ..defects import Defect, apply_defects
 from ..engines import get_engine, simulate
 from ..imperfections import apply_imperfections
-from ..mapping import map_weights
-from ..network import default_network, load_network
+from ..mapping import map_ops
+from ..network import cached_fit, default_network, load_network
+from ..ops import Conv, Dense, Op
 from ..seeds import stable_seed
 from .schema import Study
 from .tasks import CircuitPoint, Task
@@ -39,8 +40,7 @@ class Setup:
     """What every task needs, small enough to ship to each worker: the study and the network's weights."""
 
     study: dict[str, Any]
-    weights: tuple[np.ndarray, ...]
-    biases: tuple[np.ndarray, ...]
+    ops: tuple[Op, ...]
     fingerprint: str
     software_accuracy: float
 
@@ -54,13 +54,17 @@ class TaskOutput:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def weights_fingerprint(weights: list[np.ndarray], biases: list[np.ndarray]) -> str:
-    """SHA-256 (16 hex digits) of the network's parameters: the same weights give the same tasks."""
+def ops_fingerprint(ops: Sequence[Op]) -> str:
+    """SHA-256 (16 hex digits) of a lowered network: its parameters and its structure; the same network, the same tasks."""
     h = hashlib.sha256()
-    for a in (*weights, *biases):
-        a = np.ascontiguousarray(a, dtype=np.float64)
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
+    for op in ops:
+        arrays = (op.weight, op.bias) if isinstance(op, (Dense, Conv)) else ()
+        h.update(repr((type(op).__name__, getattr(op, "geometry", None), getattr(op, "activation", None),
+                       getattr(op, "slot", None))).encode())
+        for a in arrays:
+            a = np.ascontiguousarray(a, dtype=np.float64)
+            h.update(str(a.shape).encode())
+            h.update(a.tobytes())
     return h.hexdigest()[:16]
 
 
@@ -72,22 +76,23 @@ def prepare_setup(study: Study, progress: Optional[Callable[[int, int], None]] =
         if net.n_inputs != dataset.n_features:
             raise ValueError(f"network.model {study.network.model!r} expects {net.n_inputs} inputs; "
                              f"the dataset has {dataset.n_features}")
+    elif study.network.arch is not None:
+        net = cached_fit(dataset, study.network.arch_config(dataset), data_seed=study.dataset.seed, progress=progress)
     else:
         config = study.network.to_config()
         if config.widths[0] != dataset.n_features or config.widths[-1] != dataset.n_classes:
             raise ValueError(f"network.widths {list(config.widths)} do not fit the {study.dataset.name} images: they "
                              f"need {dataset.n_features} inputs and {dataset.n_classes} outputs")
         net = default_network(dataset, config, data_seed=study.dataset.seed, progress=progress)
-    weights, biases = net.weights, net.biases
+    ops = tuple(net.ops())
     if study.imperfection_items:
         # Fail here, once, on what only a circuit can refuse (a target outside the window, say),
         # rather than in every task on every worker.
         try:
-            apply_imperfections(map_weights(weights, biases, study.circuit.to_config()), study.imperfection_items, 0)
+            apply_imperfections(map_ops(list(ops), study.circuit.to_config()), study.imperfection_items, 0)
         except ValueError as exc:
             raise ValueError(f"imperfections: {exc}") from None
-    return Setup(study=study.canonical(), weights=tuple(weights), biases=tuple(biases),
-                 fingerprint=weights_fingerprint(weights, biases),
+    return Setup(study=study.canonical(), ops=ops, fingerprint=ops_fingerprint(ops),
                  software_accuracy=net.accuracy(dataset.x_test, dataset.y_test))
 
 
@@ -113,7 +118,7 @@ def _context(setup: Setup) -> _Context:
     study = Study.model_validate(setup.study)
     dataset = study.dataset.load()
     mapping = study.circuit.to_config()
-    circuit = map_weights(list(setup.weights), list(setup.biases), mapping)
+    circuit = map_ops(list(setup.ops), mapping)
     ctx = _Context(study=study, circuit=circuit, engine=get_engine(study.engine, **study.engine_options),
                    x_all_v=to_voltages(dataset.x_all, mapping.v_read_v), y_all=dataset.y_all,
                    n_train=len(dataset.y_train))

@@ -24,7 +24,7 @@ from ..defects import KINDS, PATTERNS
 from ..engines import engine_names
 from ..imperfections import Imperfections, parse_imperfections
 from ..mapping import MappingConfig
-from ..network import NetworkConfig
+from ..network import NetworkConfig, make_config
 from ..yamlfile import load_yaml
 
 BASELINES = ("affine", "logistic", "lastlayer")
@@ -79,6 +79,14 @@ class NetworkSpec(_NetworkBase):  # type: ignore[misc, valid-type]
     """The network to map: the fields of ``NetworkConfig`` (trained and cached), or a ``model`` file."""
 
     model: Optional[str] = Field(None, description="A file from `neurodtco train`, relative to the study file.")
+    arch: Optional[str] = Field(None, description="An architecture instead of widths (cnn, resnet-mini, "
+                                "mlp:784-256-128-10), trained with its own recipe and cached; epochs and seed apply "
+                                "when given.")
+
+    def arch_config(self, dataset: Dataset) -> Any:
+        """The training recipe ``arch`` names for ``dataset`` (epochs only when the study sets them)."""
+        epochs = self.epochs if "epochs" in self.model_fields_set else None
+        return make_config(self.arch, dataset, epochs=epochs, seed=self.seed)
 
     @model_validator(mode="after")
     def _check(self) -> "NetworkSpec":
@@ -87,7 +95,7 @@ class NetworkSpec(_NetworkBase):  # type: ignore[misc, valid-type]
 
     def to_config(self) -> NetworkConfig:
         """The ``NetworkConfig`` these settings describe."""
-        values = self.model_dump(exclude={"model"})
+        values = self.model_dump(exclude={"model", "arch"})
         return NetworkConfig(**{**values, "widths": tuple(values["widths"])})
 
 
