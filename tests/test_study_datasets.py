@@ -17,9 +17,12 @@ SMALL = {"name": "fashion-small", "engine": "ideal",
 
 def test_a_fashion_study_judges_on_the_official_test_images_and_fits_on_n_train(tmp_path):
     study = parse_study(SMALL)
-    data = study.dataset.load()
+    whole = study.dataset.load()
+    data = study.dataset.for_correctors(whole)
     official = load_fashion_mnist(seed=0)
-    assert len(data.y_train) == 300 and (data.x_test == official.x_test).all()
+    assert len(whole.y_train) == 55_000  # the network trains on the whole training part
+    assert len(data.y_train) == 300 and (data.x_train == whole.x_train[:300]).all()
+    assert (data.x_test == official.x_test).all()
     summary = run_study(study, tmp_path / "out", executor=SerialExecutor())
     assert summary.ok
     table = load_results(tmp_path / "out")

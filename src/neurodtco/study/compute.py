@@ -116,7 +116,7 @@ def _context(setup: Setup) -> _Context:
     if ctx is not None:
         return ctx
     study = Study.model_validate(setup.study)
-    dataset = study.dataset.load()
+    dataset = study.dataset.for_correctors(study.dataset.load())
     mapping = study.circuit.to_config()
     circuit = map_ops(list(setup.ops), mapping)
     ctx = _Context(study=study, circuit=circuit, engine=get_engine(study.engine, **study.engine_options),

@@ -49,11 +49,13 @@ class DatasetSpec(_Strict):
                                    "first N of the training part; default all).")
 
     def load(self) -> Dataset:
-        """The dataset these settings describe (training part cut to ``n_train`` when given)."""
+        """The dataset these settings describe, whole (the network trains on all of its training part)."""
         if self.name == "digits":
-            data = load_digits(seed=self.seed, n_test=self.n_test)
-        else:
-            data = load_fashion_mnist(seed=self.seed)
+            return load_digits(seed=self.seed, n_test=self.n_test)
+        return load_fashion_mnist(seed=self.seed)
+
+    def for_correctors(self, data: Dataset) -> Dataset:
+        """The images every circuit is read on: the first ``n_train`` training images (all by default) and the test set."""
         if self.n_train is None or self.n_train >= len(data.y_train):
             return data
         return dataclasses.replace(data, x_train=data.x_train[:self.n_train], y_train=data.y_train[:self.n_train])
