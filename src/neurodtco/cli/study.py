@@ -49,13 +49,22 @@ def report(
 
 def demo(
     quick: bool = typer.Option(False, "--quick", help="The small built-in study (under a minute) instead of the full one."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Results folder; default results/demo (results/quick)."),
+    study: Optional[str] = typer.Option(None, "--study", help="Another built-in study instead: fashion-cnn (the "
+                                        "stuck-at study on a tiled CNN on Fashion-MNIST)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Results folder; default results/NAME (demo, quick, ...)."),
     workers: Optional[int] = WorkersOpt,
     force: bool = typer.Option(False, "--force", help="Rerun what changed if the folder holds an older study."),
     as_json: bool = JsonOpt,
 ) -> None:
     """The main job: run the built-in stuck-at study on the exact engine, then write its HTML report."""
-    name = "quick" if quick else "demo"
+    from ..study.schema import BUILTIN_STUDIES  # the study machinery loads only when a study runs
+
+    with user_errors():
+        if study is not None and quick:
+            raise ValueError("give --quick or --study NAME, not both")
+        if study is not None and study not in BUILTIN_STUDIES:
+            raise ValueError(f"--study {study!r} is not a built-in study: choose one of {', '.join(BUILTIN_STUDIES)}")
+    name = study or ("quick" if quick else "demo")
     run_and_report(name, out or Path("results") / name, workers, None, None, force, as_json, report_after=True)
 
 

@@ -28,7 +28,7 @@ from ..network import NetworkConfig, make_config
 from ..yamlfile import load_yaml
 
 BASELINES = ("affine", "logistic", "lastlayer")
-BUILTIN_STUDIES = ("demo", "quick")
+BUILTIN_STUDIES = ("demo", "quick", "fashion-cnn")
 
 
 class _Strict(BaseModel):
