@@ -71,3 +71,11 @@ def test_quiet_prints_nothing_and_a_terminal_gets_the_rich_bar():
         update(2, 4)
     shown = terminal.getvalue()
     assert "characterizing" in shown and "2/4" in shown and "━" in shown
+
+
+def test_before_the_size_is_known_the_line_says_what_is_happening():
+    clock = FakeClock()
+    line = PlainProgress("study fashion-cnn", 0, "tasks", io.StringIO(), clock=clock)
+    clock.now += 70
+    line.update(0, 0, detail="training the network, epoch 3 of 10")
+    assert line.line() == "study fashion-cnn: training the network, epoch 3 of 10, elapsed 1 min 10 s"

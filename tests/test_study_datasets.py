@@ -53,3 +53,14 @@ def test_a_cnn_study_maps_the_lowered_network_with_tiles_and_caches_its_training
     assert float(healthy["accuracy"].iloc[0]) == pytest.approx(float(healthy["software_accuracy"].iloc[0]), abs=1e-12)
     second = run_study(study, tmp_path / "b", executor=SerialExecutor())
     assert second.ok and list((tmp_path / "cache").glob("cnn_*.pt")) == cached
+
+
+def test_a_run_reports_the_training_of_its_network_epoch_by_epoch(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURODTCO_CACHE", str(tmp_path / "cache"))
+    spec = {"name": "train-progress", "engine": "ideal", "network": {"widths": [64, 4, 10], "epochs": 3},
+            "defects": {"patterns": ["random"], "kinds": ["on"], "arrays": [1], "severities": [0.2]},
+            "correctors": {"hidden": [2], "options": {"max_iter": 5}}}
+    stages = []
+    run_study(parse_study(spec), tmp_path / "out", executor=SerialExecutor(), progress=lambda p: stages.append(p.stage))
+    assert [s for s in stages if s.startswith("training")] == [f"training the network, epoch {e} of 3" for e in (1, 2, 3)]
+    assert stages[-1] == "running"

@@ -50,7 +50,7 @@ class PlainProgress:
             rate = (self.done - self.done_before) / elapsed if elapsed > 0 else 0.0
             unit = f" {self.unit}" if self.unit else ""
             if self.total <= 0:  # the size of the job is not known yet
-                return f"{self.description}: starting, elapsed {_duration(elapsed)}"
+                return f"{self.description}: {self.detail or 'starting'}, elapsed {_duration(elapsed)}"
             text = f"{self.description}: {self.done}/{self.total}{unit}, elapsed {_duration(elapsed)}"
             if self.done >= self.total:
                 text += ", finished"

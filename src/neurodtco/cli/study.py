@@ -87,7 +87,8 @@ def run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Opt
         with progress(f"study {spec.name}", 0, "tasks", quiet=as_json) as update:
             def show(p: Any) -> None:
                 rate = p.inferences / max(p.elapsed_s, 1e-9) if p.inferences else 0.0
-                update(p.done, p.total, done_before=p.done_before, detail=f"{rate:,.0f} inferences/s" if rate else "")
+                detail = p.stage if p.stage != "running" else (f"{rate:,.0f} inferences/s" if rate else "")
+                update(p.done, p.total, done_before=p.done_before, detail=detail)
 
             try:
                 summary = run_study(study, out, executor=executor, force=force, progress=show)

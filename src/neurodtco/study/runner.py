@@ -115,7 +115,14 @@ def _run_locked(study: Study, text: str, store: ResultStore, start: float, execu
     study_hash = study.hash()
     store.claim(study_hash, study.canonical(), text, force=force)
     store.remove_temporary()
-    setup = prepare_setup(study)
+    def training(epoch: int, epochs: int) -> None:
+        # Training the study's network (the first time only; then it is cached) can take minutes: say so.
+        if progress is not None:
+            progress(RunProgress(done=0, total=0, done_before=0, inferences=0, circuits=0,
+                                 elapsed_s=time.perf_counter() - start,
+                                 stage=f"training the network, epoch {epoch} of {epochs}"))
+
+    setup = prepare_setup(study, progress=training)
     tasks = expand_tasks(study, setup.fingerprint)
     if force:
         store.retire(t.id for t in tasks)
