@@ -126,6 +126,11 @@ def percent(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
+def p_text(p: float) -> str:
+    """A p-value for a table; one below the float range (it underflows to 0) says so."""
+    return f"p = {p:.2g}" if p > 0 else "p < 1e-300"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The study's tables in Markdown."""
     sw, ex, rows = results["software"], results["exactness"], results["dtco"]
@@ -153,7 +158,7 @@ def markdown(results: dict[str, Any]) -> str:
               "| --- | " + " | ".join("---" for _ in wires) + " |"]
     for t in tiles:
         lines.append(f"| {t} x {t} | " + " | ".join(
-            f"-{cell[t, w]['lost']} / +{cell[t, w]['gained']}, p = {cell[t, w]['mcnemar_p']:.2g}" for w in wires) + " |")
+            f"-{cell[t, w]['lost']} / +{cell[t, w]['gained']}, {p_text(cell[t, w]['mcnemar_p'])}" for w in wires) + " |")
     return "\n".join(lines)
 
 
