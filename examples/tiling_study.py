@@ -14,7 +14,7 @@ test images:
    software at the 5 % level.
 
 Prints Markdown tables on stdout and writes ``results.json`` and ``tiling_heatmap.png`` to ``--out``.
-Run from the repository root (about 2 minutes on one core for the CNN):
+Run from the repository root (about 3 minutes for the CNN on a shared 2-core machine):
 
     .venv/bin/python examples/tiling_study.py --model cnn.pt --out results/tiling
 """
