@@ -65,3 +65,23 @@ def test_accuracy_entry_marks_only_a_significant_loss_as_distinguishable():
     assert entry["mcnemar_p"] == pytest.approx(2.0 ** -29, rel=1e-9)
     low, high = entry["ci95"]
     assert low < 0.97 < high
+
+
+def test_markdown_table_places_each_entry_and_marks_the_distinguishable_one(tmp_path):
+    labels = np.zeros(100, dtype=int)
+    rows = []
+    for tile, wire, wrong in ((32, 1.0, 0), (32, 5.0, 1), (64, 1.0, 2), (64, 5.0, 40)):
+        predictions = labels.copy()
+        predictions[:wrong] = 1
+        rows.append({"tile": tile, "wire_ohm": wire, "n_arrays": 99 // tile,
+                     **study.accuracy_entry(predictions, labels, labels)})
+    results = {"software": {"accuracy": 1.0, "ci95": [0.96, 1.0]}, "n_test": 100, "model": "m.pt", "gain": 1e4,
+               "exactness": {"tile": 64, "n_arrays": 1, "n_cells": 10, "class_differs": 0,
+                             "max_relative_error": 1e-15, "max_abs_error_v": 1e-16}, "dtco": rows}
+    text = study.markdown(results)
+    assert "| 32 x 32 | 3 | 100.00 [96.30, 100.00] | 99.00 [94.55, 99.82] |" in text
+    assert "| 64 x 64 | 1 | 98.00 [93.00, 99.45] | 60.00 [50.20, 69.06] * |" in text
+    assert text.count("] *") == 1
+    assert "| 64 x 64 | -2 / +0, p = 0.5 | -40 / +0, p = 1.8e-12 |" in text
+    png = study.heatmap(rows, 1.0, tmp_path / "map.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
