@@ -1,0 +1,232 @@
+"""Tiling DTCO on Fashion-MNIST: how tile size and wire resistance cost a trained network accuracy.
+
+For a trained network (any architecture lowered to ``neurodtco.ops``) on the 10,000 Fashion-MNIST
+test images:
+
+1. Exactness: the ``ideal`` engine on the network cut into 64 x 64 tiles must give the software
+   network's classes (images whose class differs, expected 0) and ``output_scale_v`` times its
+   logits (largest error, relative to each image's largest output).
+2. The DTCO table: the exact ``nodal`` engine (linear cells, op-amp gain 1e4, ``shared`` row
+   tiles) for tile sizes 32, 64, 128, 256 (square tiles) x wire segments 0.5, 1, 2, 5 ohm (word
+   and bit lines alike). Every accuracy carries its 95 % Wilson interval; the paired comparison
+   with software counts the images that flip each way, and the exact McNemar test (two-sided
+   binomial test of the discordant images at p = 1/2) says which entries are distinguishable from
+   software at the 5 % level.
+
+Prints Markdown tables on stdout and writes ``results.json`` and ``tiling_heatmap.png`` to ``--out``.
+Run from the repository root (about 3 minutes for the CNN on a shared 2-core machine):
+
+    .venv/bin/python examples/tiling_study.py --model cnn.pt --out results/tiling
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from scipy.stats import binomtest, norm
+
+from neurodtco.data import load_dataset, to_voltages
+from neurodtco.engines import simulate
+from neurodtco.mapping import MappingConfig, map_network
+from neurodtco.network import load_network
+from neurodtco.plots import pyplot, save_figure
+
+TILES = (32, 64, 128, 256)
+WIRES_OHM = (0.5, 1.0, 2.0, 5.0)
+GAIN = 1e4
+EXACT_TILE = 64
+ALPHA = 0.05
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval (no continuity correction) for a binomial proportion ``successes / n``."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"successes={successes!r} of n={n!r} is not accepted: expected 0 <= successes <= n and n >= 1")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r} is not accepted: expected a level in (0, 1), e.g. 0.95")
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_flips(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, int]:
+    """Images the candidate gets wrong that the reference gets right (``lost``), the reverse (``gained``), and class changes."""
+    reference, candidate, labels = (np.asarray(a) for a in (reference, candidate, labels))
+    if not reference.shape == candidate.shape == labels.shape or reference.ndim != 1:
+        raise ValueError(f"predictions and labels must be 1-D of one length; got {reference.shape}, "
+                         f"{candidate.shape}, {labels.shape}")
+    ref_ok, cand_ok = reference == labels, candidate == labels
+    return {"lost": int(np.sum(ref_ok & ~cand_ok)), "gained": int(np.sum(~ref_ok & cand_ok)),
+            "class_changed": int(np.sum(reference != candidate))}
+
+
+def mcnemar_p(lost: int, gained: int) -> float:
+    """Exact McNemar p-value: two-sided binomial test of ``lost`` among the discordant images at p = 1/2."""
+    if lost + gained == 0:
+        return 1.0
+    return float(binomtest(lost, lost + gained, 0.5).pvalue)
+
+
+def accuracy_entry(predictions: np.ndarray, software: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Accuracy, its Wilson interval and the paired comparison with software on the same images."""
+    correct = int(np.sum(predictions == labels))
+    low, high = wilson_interval(correct, len(labels))
+    flips = paired_flips(software, predictions, labels)
+    p = mcnemar_p(flips["lost"], flips["gained"])
+    return {"accuracy": correct / len(labels), "ci95": [low, high], **flips,
+            "mcnemar_p": p, "distinguishable": p < ALPHA}
+
+
+def tiled_config(tile: int, wire_ohm: float, gain: float) -> MappingConfig:
+    """Linear cells, square ``tile`` x ``tile`` tiles with shared row tiles, equal word and bit segments."""
+    return MappingConfig(cell="linear", r_word_ohm=wire_ohm, r_bit_ohm=wire_ohm, open_loop_gain=gain,
+                         tile_rows=tile, tile_cols=tile)
+
+
+def exactness(net, x: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    """The ideal engine on 64 x 64 tiles against ``output_scale_v`` x the software logits."""
+    config = MappingConfig(r_word_ohm=0.0, r_bit_ohm=0.0, tile_rows=EXACT_TILE, tile_cols=EXACT_TILE)
+    circuit = map_network(net, config)
+    out = simulate(circuit, to_voltages(x, config.v_read_v), engine="ideal").outputs_v
+    target = config.output_scale_v * logits
+    error = np.abs(out - target)
+    return {"tile": EXACT_TILE, "n_arrays": circuit.n_arrays, "n_cells": circuit.n_cells,
+            "class_differs": int(np.sum(out.argmax(axis=1) != logits.argmax(axis=1))),
+            "max_abs_error_v": float(error.max()),
+            "max_relative_error": float(np.max(error.max(axis=1) / np.abs(target).max(axis=1)))}
+
+
+def dtco_table(net, x: np.ndarray, y: np.ndarray, software: np.ndarray, tiles: Sequence[int],
+               wires: Sequence[float], gain: float) -> list[dict[str, Any]]:
+    """Nodal accuracy of every (tile, wire) with its interval and paired comparison to software."""
+    rows = []
+    for tile in tiles:
+        for wire in wires:
+            config = tiled_config(tile, wire, gain)
+            circuit = map_network(net, config)
+            start = time.perf_counter()
+            out = simulate(circuit, to_voltages(x, config.v_read_v), engine="nodal").outputs_v
+            elapsed = time.perf_counter() - start
+            rows.append({"tile": tile, "wire_ohm": wire, "n_arrays": circuit.n_arrays, "simulate_s": elapsed,
+                         **accuracy_entry(out.argmax(axis=1), software, y)})
+    return rows
+
+
+def percent(value: float) -> str:
+    """A fraction as a percentage with two decimals."""
+    return f"{100 * value:.2f}"
+
+
+def p_text(p: float) -> str:
+    """A p-value for a table; one below the float range (it underflows to 0) says so."""
+    return f"p = {p:.2g}" if p > 0 else "p < 1e-300"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The study's tables in Markdown."""
+    sw, ex, rows = results["software"], results["exactness"], results["dtco"]
+    lines = [f"Software: {percent(sw['accuracy'])} % [{percent(sw['ci95'][0])}, {percent(sw['ci95'][1])}] "
+             f"on {results['n_test']} test images ({results['model']}).", "",
+             f"| ideal engine, {ex['tile']} x {ex['tile']} tiles | arrays | cells | class differs from software "
+             "| largest relative output error | largest output error |",
+             "| --- | --- | --- | --- | --- | --- |",
+             f"| | {ex['n_arrays']} | {ex['n_cells']:,} | {ex['class_differs']} | {ex['max_relative_error']:.1e} "
+             f"| {ex['max_abs_error_v']:.1e} V |", ""]
+    tiles = sorted({r["tile"] for r in rows})
+    wires = sorted({r["wire_ohm"] for r in rows})
+    cell = {(r["tile"], r["wire_ohm"]): r for r in rows}
+    lines += ["Nodal accuracy (%) [95 % Wilson interval], linear cells, gain "
+              f"{results['gain']:g}; * = distinguishable from software (exact McNemar, p < {ALPHA}):", "",
+              "| tile | arrays | " + " | ".join(f"{w:g} ohm" for w in wires) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in wires) + " |"]
+    for t in tiles:
+        entries = [f"{percent(cell[t, w]['accuracy'])} [{percent(cell[t, w]['ci95'][0])}, "
+                   f"{percent(cell[t, w]['ci95'][1])}]{' *' if cell[t, w]['distinguishable'] else ''}" for w in wires]
+        lines.append(f"| {t} x {t} | {cell[t, wires[0]]['n_arrays']} | " + " | ".join(entries) + " |")
+    lines += ["", "Paired with software: images lost (software right, circuit wrong) / gained (the reverse); "
+              "McNemar p:", "",
+              "| tile | " + " | ".join(f"{w:g} ohm" for w in wires) + " |",
+              "| --- | " + " | ".join("---" for _ in wires) + " |"]
+    for t in tiles:
+        lines.append(f"| {t} x {t} | " + " | ".join(
+            f"-{cell[t, w]['lost']} / +{cell[t, w]['gained']}, {p_text(cell[t, w]['mcnemar_p'])}" for w in wires) + " |")
+    return "\n".join(lines)
+
+
+def heatmap(rows: list[dict[str, Any]], software: float, path: Path) -> Path:
+    """Accuracy over tile size x wire segment, each cell annotated with its accuracy and interval."""
+    plt = pyplot()
+    tiles = sorted({r["tile"] for r in rows})
+    wires = sorted({r["wire_ohm"] for r in rows})
+    cell = {(r["tile"], r["wire_ohm"]): r for r in rows}
+    acc = np.array([[100 * cell[t, w]["accuracy"] for w in wires] for t in tiles])
+    fig, ax = plt.subplots(figsize=(1.9 * len(wires) + 1.5, 1.0 * len(tiles) + 1.2))
+    image = ax.imshow(acc, cmap="viridis", aspect="auto")
+    for i, t in enumerate(tiles):
+        for j, w in enumerate(wires):
+            r = cell[t, w]
+            text = (f"{percent(r['accuracy'])}{' *' if r['distinguishable'] else ''}\n"
+                    f"[{percent(r['ci95'][0])}, {percent(r['ci95'][1])}]")
+            shade = (acc[i, j] - acc.min()) / max(np.ptp(acc), 1e-12)
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if shade > 0.5 else "white")
+    ax.set_xticks(range(len(wires)), [f"{w:g}" for w in wires])
+    ax.set_yticks(range(len(tiles)), [f"{t} x {t}\n({cell[t, wires[0]]['n_arrays']} arrays)" for t in tiles])
+    ax.set_xlabel("wire segment (ohm, word and bit lines)")
+    ax.set_ylabel("tile")
+    ax.set_title(f"nodal accuracy (%), software {100 * software:.2f} %; * = differs from software (McNemar p < {ALPHA})",
+                 fontsize=9)
+    fig.colorbar(image, ax=ax, label="accuracy (%)")
+    return save_figure(fig, path)
+
+
+def run(model: Path, tiles: Sequence[int] = TILES, wires: Sequence[float] = WIRES_OHM, gain: float = GAIN,
+        n_images: int | None = None) -> dict[str, Any]:
+    """Software accuracy, ideal-engine exactness and the nodal DTCO table on the Fashion-MNIST test images."""
+    start, load_start = time.perf_counter(), os.getloadavg()[0]
+    dataset = load_dataset("fashion-mnist")
+    net = load_network(model)
+    x, y = dataset.x_test[:n_images], dataset.y_test[:n_images]
+    logits = net.logits(x)
+    software = logits.argmax(axis=1)
+    correct = int(np.sum(software == y))
+    results: dict[str, Any] = {
+        "model": str(model), "arch": net.arch, "dataset": "fashion-mnist", "n_test": int(len(y)), "gain": gain,
+        "cells": "linear", "combine": "shared", "pair_encoding": "low",
+        "software": {"accuracy": correct / len(y), "ci95": list(wilson_interval(correct, len(y)))},
+        "exactness": exactness(net, x, logits),
+        "dtco": dtco_table(net, x, y, software, tiles, wires, gain),
+    }
+    results["wall_s"] = time.perf_counter() - start
+    results["load_average_1min"] = {"start": load_start, "end": os.getloadavg()[0], "cpus": os.cpu_count()}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="a trained network file (neurodtco train --out)")
+    parser.add_argument("--out", type=Path, default=Path("results/tiling"), help="folder for results.json and the heatmap")
+    parser.add_argument("--n-images", type=int, default=None, help="only the first N test images (default: all 10,000)")
+    args = parser.parse_args()
+    if not args.model.is_file():
+        parser.error(f"--model {str(args.model)!r} is not a file: give a network saved by `neurodtco train --out`")
+    results = run(args.model, n_images=args.n_images)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    heatmap(results["dtco"], results["software"]["accuracy"], args.out / "tiling_heatmap.png")
+    print(markdown(results))
+    load = results["load_average_1min"]
+    print(f"\n{results['wall_s']:.0f} s wall (1-minute load average {load['start']:.2f} at start, {load['end']:.2f} at "
+          f"end, {load['cpus']} CPUs); results.json and tiling_heatmap.png in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
