@@ -26,7 +26,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -37,16 +36,7 @@ from neurodtco import MappingConfig, map_network, solve_crossbar, to_voltages  #
 from neurodtco.data import load_digits  # noqa: E402
 from neurodtco.engines import get_engine  # noqa: E402
 from neurodtco.network import default_network  # noqa: E402
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Shortest wall time of ``repeats`` calls (the machine is shared: the minimum is the signal)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_time  # noqa: E402
 
 
 def bench_crossbar(repeats: int) -> list[dict]:

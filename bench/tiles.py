@@ -29,8 +29,6 @@ import os
 import platform
 import resource
 import sys
-import time
-from typing import Callable
 
 THREADS = "1"
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -44,18 +42,9 @@ from neurodtco.data import load_dataset, to_voltages  # noqa: E402
 from neurodtco.engines.nodal import NodalEngine, linear_layer_map  # noqa: E402
 from neurodtco.mapping import map_network, map_weights  # noqa: E402
 from neurodtco.network import load_network  # noqa: E402
+from timing import best_time  # noqa: E402
 
 WIDTHS = (784, 256, 128, 10)
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Shortest wall time of ``repeats`` calls (a shared machine: the minimum is the signal)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def random_network(seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
