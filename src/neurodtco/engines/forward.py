@@ -50,7 +50,7 @@ _NUMPY = _Kit(lambda a: a, lambda a: a, ConvGeometry.patches, ConvGeometry.fold,
 def _torch_kit(device: "torch.device") -> _Kit:
     import torch
 
-    return _Kit(lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device),
+    return _Kit(lambda a: torch.tensor(np.ascontiguousarray(a), device=device),
                 lambda t: t.cpu().numpy(), ConvGeometry.torch_patches, ConvGeometry.torch_fold, PoolGeometry.torch_apply,
                 lambda stage, x, saved: torch_activate(x + saved, stage.activation, stage.rail_v))
 
@@ -102,7 +102,7 @@ def affine_layers(layer_map: LayerMap, device: "torch.device") -> RunLayer:
 
     def run_layer(index: int, layer: Layer, rows_v: torch.Tensor) -> torch.Tensor:
         if index not in maps:
-            maps[index] = tuple(torch.as_tensor(a, device=device) for a in layer_map(index, layer))
+            maps[index] = tuple(torch.tensor(a, device=device) for a in layer_map(index, layer))
         weights, const = maps[index]
         neuron = layer.neuron
         z = rows_v @ weights + const
