@@ -1,7 +1,7 @@
 """Tiled layers in the nodal engine against a PyTorch forward of the same network, in one run.
 
 Run on demand (not in CI):  .venv/bin/python bench/tiles.py  [--tiles 64 128] [--images 10000] [--repeats 3]
-                                                             [--model cnn.pt [--gap-images 100]]
+                                                             [--model cnn.pt [--gap-images 100]] [--device cuda]
 
 A 784-256-128-10 MLP with random weights (hard-tanh between layers) is mapped with linear cells,
 1 ohm word and bit segments, op-amp gain 1e4 and tiles of ``T x T`` cells (row tiles sharing the
@@ -18,6 +18,11 @@ once per output position) against the model's own PyTorch forward (float32) on t
 then gap-model cells (Newton per input) on the first ``--gap-images`` images, compared per image.
 Peak memory is the process's maximum resident set (``resource.getrusage``).
 
+With ``--device`` (``cuda``, ``cpu``: a torch device), the nodal engine applies the linear-cell
+maps on that device in float64 (the maps are still computed on the CPU, and their time is in the
+nodal time, as are the transfers of the inputs and outputs), and every PyTorch reference runs
+on the same device; gap-model cells still run on the CPU (``--gap-images 0`` skips them).
+
 Prints a table on stderr; the last stdout line is one JSON object with every number.
 """
 
@@ -29,6 +34,7 @@ import os
 import platform
 import resource
 import sys
+from typing import Callable, Optional
 
 THREADS = "1"
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -39,6 +45,7 @@ import torch  # noqa: E402
 
 from neurodtco import MappingConfig  # noqa: E402
 from neurodtco.data import load_dataset, to_voltages  # noqa: E402
+from neurodtco.engines.forward import torch_device  # noqa: E402
 from neurodtco.engines.nodal import NodalEngine, linear_layer_map  # noqa: E402
 from neurodtco.mapping import map_network, map_weights  # noqa: E402
 from neurodtco.network import load_network  # noqa: E402
@@ -69,12 +76,26 @@ def torch_model(weights: list[np.ndarray], biases: list[np.ndarray], dtype: torc
     return torch.nn.Sequential(*layers).eval()
 
 
-def bench_tile(tile: int, weights, biases, images: np.ndarray, logits: np.ndarray, repeats: int) -> dict:
+def synced(fn: Callable[[], object], device: Optional[str]) -> Callable[[], object]:
+    """``fn`` that returns only once a CUDA device has finished its work (kernels run asynchronously)."""
+    if device is None or torch.device(device).type != "cuda":
+        return fn
+
+    def run() -> object:
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out
+
+    return run
+
+
+def bench_tile(tile: int, weights, biases, images: np.ndarray, logits: np.ndarray, repeats: int,
+               device: Optional[str] = None) -> dict:
     """Nodal on the tiled circuit: total time, factorization time, and agreement with the software network."""
     config = MappingConfig(r_word_ohm=1.0, r_bit_ohm=1.0, open_loop_gain=1e4, tile_rows=tile, tile_cols=tile)
     circuit = map_weights(weights, biases, config)
     volts = images * config.v_read_v
-    engine = NodalEngine()
+    engine = NodalEngine(device=device)
     result = {}
 
     def run() -> None:
@@ -100,20 +121,22 @@ def peak_memory_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def bench_model(path: str, tile: int, gap_images: int, repeats: int) -> dict:
+def bench_model(path: str, tile: int, gap_images: int, repeats: int, device: Optional[str] = None) -> dict:
     """A trained network on the Fashion-MNIST test images: nodal (linear, then gap cells) against its PyTorch forward."""
     dataset = load_dataset("fashion-mnist")
     net = load_network(path)
     x, y = dataset.x_test, dataset.y_test
-    model = net.sequential().eval()
-    images = torch.from_numpy(x).float()
+    model = net.sequential().eval().to(device or "cpu")
+    images = torch.from_numpy(x).float().to(device or "cpu")
     with torch.inference_mode():
-        torch_s = best_time(lambda: model(images), repeats)
-        torch_classes = model(images).argmax(dim=1).numpy()
-    engine = NodalEngine()
-    row: dict = {"model": path, "arch": net.arch, "tile": tile, "images": len(y), "torch_float32_s": torch_s,
-                 "torch_accuracy": float(np.mean(torch_classes == y))}
-    for cell, n in (("linear", len(y)), ("gap", min(gap_images, len(y)))):
+        torch_s = best_time(synced(lambda: model(images), device), repeats)
+        torch_classes = model(images).argmax(dim=1).cpu().numpy()
+    row: dict = {"model": path, "arch": net.arch, "tile": tile, "images": len(y), "device": device,
+                 "torch_float32_s": torch_s, "torch_accuracy": float(np.mean(torch_classes == y))}
+    runs = [("linear", len(y), NodalEngine(device=device))]
+    if gap_images > 0:
+        runs.append(("gap", min(gap_images, len(y)), NodalEngine()))  # Newton runs on the CPU only
+    for cell, n, engine in runs:
         config = MappingConfig(cell=cell, r_word_ohm=1.0, r_bit_ohm=1.0, open_loop_gain=1e4, tile_rows=tile, tile_cols=tile)
         circuit = map_network(net, config)
         volts = to_voltages(x[:n], config.v_read_v)
@@ -142,27 +165,35 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="a trained network file: also benchmark it on Fashion-MNIST")
     parser.add_argument("--model-tile", type=int, default=64, help="tile side for --model (cells)")
-    parser.add_argument("--gap-images", type=int, default=100, help="test images for the gap-cell run of --model")
+    parser.add_argument("--gap-images", type=int, default=100,
+                        help="test images for the gap-cell run of --model (0: skip it)")
+    parser.add_argument("--device", default=None,
+                        help="torch device (cuda, cpu) for the linear-cell nodal runs and the PyTorch references")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ["OPENBLAS_NUM_THREADS"]))
+    try:
+        torch_device(args.device)  # a bad or absent device is refused before any work
+    except ValueError as error:
+        parser.error(str(error))
+    device = args.device or "cpu"
     weights, biases = random_network(args.seed)
     images = np.random.default_rng(args.seed + 1).uniform(0.0, 1.0, (args.images, WIDTHS[0]))
 
     timings = {}
     logits = None
     for name, dtype in (("float32", torch.float32), ("float64", torch.float64)):
-        model = torch_model(weights, biases, dtype)
-        x = torch.from_numpy(images).to(dtype)
+        model = torch_model(weights, biases, dtype).to(device)
+        x = torch.from_numpy(images).to(dtype).to(device)
         with torch.inference_mode():
-            timings[name] = best_time(lambda: model(x), args.repeats)
+            timings[name] = best_time(synced(lambda: model(x), args.device), args.repeats)
             if dtype == torch.float64:
-                logits = model(x).numpy()
-    print(f"torch forward, {args.images} images: float32 {timings['float32']:.4f} s, "
+                logits = model(x).cpu().numpy()
+    print(f"torch forward on {device}, {args.images} images: float32 {timings['float32']:.4f} s, "
           f"float64 {timings['float64']:.4f} s", file=sys.stderr)
 
     rows = []
     for tile in args.tiles:
-        row = bench_tile(tile, weights, biases, images, logits, args.repeats)
+        row = bench_tile(tile, weights, biases, images, logits, args.repeats, args.device)
         row["ratio_to_torch_float32"] = row["nodal_s"] / timings["float32"]
         row["ratio_to_torch_float64"] = row["nodal_s"] / timings["float64"]
         rows.append(row)
@@ -173,17 +204,22 @@ def main() -> None:
 
     model_row = None
     if args.model is not None:
-        model_row = bench_model(args.model, args.model_tile, args.gap_images, args.repeats)
-        lin, gap = model_row["linear"], model_row["gap"]
+        model_row = bench_model(args.model, args.model_tile, args.gap_images, args.repeats, args.device)
+        lin = model_row["linear"]
         print(f"{model_row['arch']} ({model_row['n_arrays']} arrays of {args.model_tile} x {args.model_tile}), "
-              f"{lin['images']} Fashion-MNIST test images: torch float32 {model_row['torch_float32_s']:.3f} s; "
-              f"nodal linear {lin['nodal_s']:.3f} s ({lin['ratio_to_torch_per_image']:.1f}x), accuracy "
-              f"{100 * lin['accuracy']:.2f} % (torch {100 * model_row['torch_accuracy']:.2f} %); nodal gap cells "
-              f"{gap['per_image_s']:.3g} s per image on {gap['images']} images ({gap['ratio_to_torch_per_image']:.0f}x "
-              f"per image); peak memory {model_row['peak_memory_gib']:.2f} GiB", file=sys.stderr)
+              f"{lin['images']} Fashion-MNIST test images on {device}: torch float32 "
+              f"{model_row['torch_float32_s']:.3f} s; nodal linear {lin['nodal_s']:.3f} s "
+              f"({lin['ratio_to_torch_per_image']:.1f}x), accuracy {100 * lin['accuracy']:.2f} % "
+              f"(torch {100 * model_row['torch_accuracy']:.2f} %)", file=sys.stderr)
+        if "gap" in model_row:
+            gap = model_row["gap"]
+            print(f"nodal gap cells on the CPU: {gap['per_image_s']:.3g} s per image on {gap['images']} images "
+                  f"({gap['ratio_to_torch_per_image']:.0f}x per image)", file=sys.stderr)
+        print(f"peak memory {model_row['peak_memory_gib']:.2f} GiB", file=sys.stderr)
 
     print(json.dumps({
         "network": list(WIDTHS), "images": args.images, "cells": "linear", "wire_ohm": 1.0, "gain": 1e4,
+        "device": args.device,
         "threads": int(os.environ["OPENBLAS_NUM_THREADS"]), "machine": platform.processor() or platform.machine(),
         "torch_float32_s": timings["float32"], "torch_float64_s": timings["float64"], "tiles": rows,
         "model": model_row, "peak_memory_gib": peak_memory_gib(), "load_average_1min": os.getloadavg()[0],

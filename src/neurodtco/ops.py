@@ -18,9 +18,12 @@ rail) or ``None`` (linear: the logits, or a branch that an ``Add`` activates).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 Activation = Optional[Literal["hardtanh", "relu"]]
 ACTIVATIONS = ("hardtanh", "relu", None)
@@ -39,6 +42,13 @@ def activate(z: np.ndarray, activation: Activation, rail: float = 1.0) -> np.nda
     if activation == "hardtanh":
         return np.clip(z, -rail, rail)
     return np.clip(z, 0.0, rail)
+
+
+def torch_activate(z: "torch.Tensor", activation: Activation, rail: float = 1.0) -> "torch.Tensor":
+    """``activate`` for torch tensors on any device."""
+    if activation is None:
+        return z
+    return z.clamp(-rail if activation == "hardtanh" else 0.0, rail)
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,24 @@ class ConvGeometry:
         oh, ow = self.out_hw
         return np.ascontiguousarray(y.reshape(batch, oh, ow, -1).transpose(0, 3, 1, 2)).reshape(batch, -1)
 
+    def torch_patches(self, x: "torch.Tensor") -> "torch.Tensor":
+        """``patches`` for torch tensors on any device (the same patch order)."""
+        import torch.nn.functional as F
+
+        c, h, w = self.in_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        img = x.reshape(len(x), c, h, w)
+        if ph or pw:
+            img = F.pad(img, (pw, pw, ph, ph))
+        oh, ow = self.out_hw
+        windows = img.unfold(2, kh, sh).unfold(3, kw, sw)  # [B, C, oh, ow, kh, kw]
+        return windows.permute(0, 2, 3, 1, 4, 5).reshape(len(x) * oh * ow, -1)
+
+    def torch_fold(self, y: "torch.Tensor", batch: int) -> "torch.Tensor":
+        """``fold`` for torch tensors on any device."""
+        oh, ow = self.out_hw
+        return y.reshape(batch, oh, ow, -1).permute(0, 3, 1, 2).reshape(batch, -1)
+
 
 @dataclass(frozen=True)
 class PoolGeometry:
@@ -121,6 +149,14 @@ class PoolGeometry:
         img = x.reshape(len(x), c, h, w)
         windows = np.lib.stride_tricks.sliding_window_view(img, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
         out = windows.max(axis=(4, 5)) if self.kind == "max" else windows.mean(axis=(4, 5))
+        return out.reshape(len(x), -1)
+
+    def torch_apply(self, x: "torch.Tensor") -> "torch.Tensor":
+        """``apply`` for torch tensors on any device."""
+        c, h, w = self.in_shape
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        windows = x.reshape(len(x), c, h, w).unfold(2, kh, sh).unfold(3, kw, sw)  # [B, C, H', W', kh, kw]
+        out = windows.amax(dim=(4, 5)) if self.kind == "max" else windows.mean(dim=(4, 5))
         return out.reshape(len(x), -1)
 
 
@@ -173,4 +209,4 @@ class Add:
 Op = Union[Dense, Conv, Pool, Save, Add]
 
 __all__ = ["ACTIVATIONS", "Activation", "Add", "Conv", "ConvGeometry", "Dense", "Op", "Pool", "PoolGeometry", "Save",
-           "activate", "check_activation"]
+           "activate", "check_activation", "torch_activate"]

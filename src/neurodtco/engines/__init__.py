@@ -7,6 +7,7 @@ packages above it.
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Callable, Optional
 
@@ -53,10 +54,18 @@ def get_engine(name: str, **options: Any) -> Engine:
     raise ValueError(f"unknown engine {name!r}; choose one of {engine_names()}")
 
 
+def device_engine_names() -> list[str]:
+    """Names of the engines that take a ``device`` option (a torch device such as ``"cuda"``)."""
+    return [name for name, factory in _REGISTRY.items() if "device" in inspect.signature(factory).parameters]
+
+
 def simulate(circuit: Circuit, inputs_v: Any, engine: str | Engine = "ideal", *,
-             read_noise: Optional[ReadNoise] = None, seed: Any = 0, **kwargs: Any) -> SimulationResult:
+             read_noise: Optional[ReadNoise] = None, seed: Any = 0, device: Any = None,
+             **kwargs: Any) -> SimulationResult:
     """Simulate input voltages through a circuit; torch inputs give torch outputs.
 
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``): run a named engine that
+    takes one (``device_engine_names()``) on that torch device, in float64; ``None`` is NumPy.
     ``read_noise`` (e.g. ``imperfections.ReadNoiseModel``): every group of ``read_noise.group_size``
     inferences reads its own noisy sample of the conductances, drawn from ``seed`` (an int, a
     ``SeedSequence`` or a ``Generator``); without it the circuit is read noise-free and ``seed``
@@ -64,7 +73,10 @@ def simulate(circuit: Circuit, inputs_v: Any, engine: str | Engine = "ideal", *,
     """
     is_torch = type(inputs_v).__module__.startswith("torch")
     x = inputs_v.detach().cpu().double().numpy() if is_torch else np.asarray(inputs_v, dtype=np.float64)
-    eng = get_engine(engine) if isinstance(engine, str) else engine
+    if device is not None and not isinstance(engine, str):
+        raise ValueError(f"device={device!r} applies to an engine given by name; an engine instance carries its own "
+                         "device: build it with get_engine(name, device=...)")
+    eng = get_engine(engine, **_device_option(engine, device)) if isinstance(engine, str) else engine
     start = time.perf_counter()
     if read_noise is None:
         result = eng.run(circuit, x, **kwargs)
@@ -78,6 +90,16 @@ def simulate(circuit: Circuit, inputs_v: Any, engine: str | Engine = "ideal", *,
         if result.hidden_v is not None:
             result.hidden_v = [torch.from_numpy(h) for h in result.hidden_v]
     return result
+
+
+def _device_option(name: str, device: Any) -> dict[str, Any]:
+    """``{"device": device}`` for an engine that takes one; a device for any other engine is refused."""
+    if device is None:
+        return {}
+    if name in _REGISTRY and name not in device_engine_names():
+        raise ValueError(f"engine {name!r} runs on the CPU only; device={device!r} is accepted by "
+                         f"{device_engine_names()} (or pass device=None)")
+    return {"device": device}
 
 
 def _run_with_read_noise(eng: Engine, circuit: Circuit, inputs_v: np.ndarray, read_noise: ReadNoise, seed: Any,
@@ -105,5 +127,5 @@ def _run_with_read_noise(eng: Engine, circuit: Circuit, inputs_v: np.ndarray, re
     return result
 
 
-__all__ = ["Engine", "ReadNoise", "SimulationResult", "TEMPERATURE_KEY", "concatenate_results", "engine_names",
-           "get_engine", "register_engine", "simulate"]
+__all__ = ["Engine", "ReadNoise", "SimulationResult", "TEMPERATURE_KEY", "concatenate_results", "device_engine_names",
+           "engine_names", "get_engine", "register_engine", "simulate"]

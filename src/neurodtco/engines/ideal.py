@@ -1,12 +1,19 @@
-"""Ideal wires and ideal op-amps: each cell sees exactly its row's drive voltage."""
+"""Ideal wires and ideal op-amps: each cell sees exactly its row's drive voltage.
+
+``device`` (a torch device, e.g. ``"cuda"``): with linear cells every layer is the affine map of
+``ideal_layer_map``, applied on that device in float64; gap cells and node or power reports run on
+the CPU only.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from ..circuit import Circuit, Layer
 from .base import SimulationResult
-from .forward import forward, refuse_reports
+from .forward import affine_layers, forward, refuse_reports, runs_on_device, torch_device
 
 
 def layer_column_currents(circuit: Circuit, layer: Layer, inputs_v: np.ndarray) -> np.ndarray:
@@ -23,15 +30,31 @@ def layer_outputs(circuit: Circuit, layer: Layer, rows_v: np.ndarray) -> np.ndar
     return layer.neuron.activate(layer.neuron.difference_gain * (tia[:, layer.minus_columns] - tia[:, layer.plus_columns]))
 
 
+def ideal_layer_map(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+    """A layer of linear cells as an affine map: difference-stage outputs ``x @ W + c`` (before the clamp)."""
+    neuron = layer.neuron
+    per_volt = -neuron.feedback_resistance_ohm * neuron.difference_gain * (
+        layer.conductance[:, layer.minus_columns] - layer.conductance[:, layer.plus_columns])
+    return per_volt[:-1], layer.bias_voltage_v * per_volt[-1]
+
+
 class IdealEngine:
     """Matrix products and ideal op-amps; the cell model's I-V is honoured, wires are not."""
 
     name = "ideal"
 
+    def __init__(self, device: Any = None) -> None:
+        self.device = torch_device(device)
+
     def run(self, circuit: Circuit, inputs_v: np.ndarray, *, return_hidden: bool = False,
             return_nodes: bool = False, return_power: bool = False) -> SimulationResult:
         """Simulate a batch; node voltages are the row drives (word) and 0 V (bit)."""
         x = circuit.check_inputs(inputs_v)
+        if runs_on_device(self.name, self.device, circuit, return_nodes or return_power):
+            run_layer = affine_layers(lambda index, layer: ideal_layer_map(layer), self.device)
+            out, hidden = forward(circuit, x, run_layer, return_hidden, self.device)
+            return SimulationResult(outputs_v=out, engine=self.name, hidden_v=hidden if return_hidden else None,
+                                    info={"device": str(self.device)})
         if not (return_nodes or return_power):
             # Tiles change nothing here: with ideal wires and virtual grounds their currents simply add.
             out, hidden = forward(circuit, x, lambda i, layer, rows: layer_outputs(circuit, layer, rows), return_hidden)

@@ -17,6 +17,10 @@ equivalent at its column ends; the row tiles of a column block are joined at the
 inputs, or each feeds its own transimpedance stage and a summing amplifier adds them
 (``_nodal/tiles.py``). The layer stays one affine map. Gap cells: Newton on each tile, with
 Gauss-Seidel sweeps over the row tiles that share finite-gain neuron inputs.
+
+``device`` (a torch device, e.g. ``"cuda"``): with linear cells the affine maps are computed as
+above and applied on that device in float64 (``forward.affine_layers``); gap cells and node or
+power reports run on the CPU only.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from ._nodal import ArrayNetwork, ArraySolution, factorize, solve, unit_drives, 
 from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
 from ._nodal.tiles import coupled_cells, tia_map, tile_response
 from .base import SimulationResult
-from .forward import forward, refuse_reports
+from .forward import affine_layers, forward, refuse_reports, runs_on_device, torch_device
 
 __all__ = ["ConvergenceError", "NodalEngine"]
 
@@ -41,13 +45,21 @@ class NodalEngine:
 
     name = "nodal"
 
-    def __init__(self, rtol: float = 1e-12, max_iterations: int = 100, newton: str = "chord") -> None:
+    def __init__(self, rtol: float = 1e-12, max_iterations: int = 100, newton: str = "chord",
+                 device: Any = None) -> None:
         self.settings = NewtonSettings(rtol=rtol, max_iterations=max_iterations, method=newton)
+        self.device = torch_device(device)
 
     def run(self, circuit: Circuit, inputs_v: np.ndarray, *, return_hidden: bool = False,
             return_nodes: bool = False, return_power: bool = False) -> SimulationResult:
         """Simulate ``inputs_v`` ``[batch, n_inputs]`` (volts) through every layer."""
         x = circuit.check_inputs(inputs_v)
+        if runs_on_device(self.name, self.device, circuit, return_nodes or return_power):
+            run_layer = affine_layers(lambda index, layer: linear_layer_map(layer, f"layer {index}"), self.device)
+            out, hidden = forward(circuit, x, run_layer, return_hidden, self.device)
+            return SimulationResult(outputs_v=out, engine=self.name, hidden_v=hidden if return_hidden else None,
+                                    info={"layers": [{"method": "affine"} for _ in circuit.layers],
+                                          "device": str(self.device)})
         if not (return_nodes or return_power):
             maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             layer_info: dict[int, dict] = {}
@@ -76,7 +88,6 @@ class NodalEngine:
         return SimulationResult(outputs_v=x, engine=self.name, hidden_v=hidden if return_hidden else None,
                                 nodes=nodes if return_nodes else None, power_w=power if return_power else None,
                                 info={"layers": layer_info})
-
 
     def _layer_outputs(self, circuit: Circuit, index: int, layer: Layer, rows_v: np.ndarray,
                        maps: dict[int, tuple[np.ndarray, np.ndarray]], info: dict[int, dict]) -> np.ndarray:
