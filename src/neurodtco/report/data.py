@@ -72,6 +72,16 @@ class ReportData:
         return float(h["accuracy"].mean()) if len(h) else None
 
     @property
+    def n_test(self) -> int:
+        """Test images per circuit: from the healthy circuit's stored labels, else from the study settings."""
+        healthy = [t for t in self.store.finished() if t.startswith("c-healthy")]
+        if healthy:
+            arrays = self.store.read_arrays(healthy[0])
+            if "labels" in arrays and "n_train" in arrays:
+                return int(len(arrays["labels"]) - int(arrays["n_train"]))
+        return int(self.study["dataset"].get("n_test", 0))
+
+    @property
     def software_accuracy(self) -> Optional[float]:
         """Test accuracy of the software network."""
         return float(self.circuits["software_accuracy"].iloc[0]) if not self.circuits.empty else None
@@ -134,7 +144,7 @@ def headline_numbers(d: ReportData) -> list[tuple[str, str, str]]:
     study = d.study
     if d.software_accuracy is not None:
         rows.append(("Software network, test accuracy", pct(d.software_accuracy),
-                     f"{study['dataset']['n_test']} held-out test images"))
+                     f"{d.n_test:,} held-out test images ({study['dataset']['name']})"))
     if d.healthy_accuracy is not None:
         rows.append(("Healthy circuit, test accuracy", pct(d.healthy_accuracy),
                      f"engine {study['engine']}, wire segments {study['circuit']['r_word_ohm']:g} ohm"))
