@@ -17,7 +17,7 @@ Levers: ``training`` (temperature- or noise-aware training, program-measure-retr
 programming, defect-aware retraining for stuck cells), ``tuning`` (adaptive 1T1R write-verify at
 half the tolerance; ordered passive tuning), ``states`` (the low window for temperature, the
 balanced encoding for tuning error), ``circuit`` (temperature-tracking feedback for temperature,
-a shared reference column elsewhere), ``corrector`` (issue 5's 10-8-10 corrective MLP, 178
+a shared reference column elsewhere), ``corrector`` (the correction package's 10-8-10 corrective MLP, 178
 parameters, calibrated on the chip's training-image outputs: at 25 C only for the temperature
 scenario), and ``combined`` (the best of a few combinations; the others tried are named in
 ``detail``). Levers that do not apply to a scenario are skipped.
