@@ -17,6 +17,7 @@ import pandas as pd
 from ..correction import MLPCorrector
 from ..correction.cross import MIXTURE, CrossDefectResult
 from ..store import ResultStore, load_results, load_task_info
+from ..study.timing import add_stages, stage_breakdown
 
 MAX_CORRECTOR_PARAMS = 200  # the published budget of a "lightweight" corrector
 
@@ -101,6 +102,17 @@ def load_report_data(root: Union[str, Path]) -> ReportData:
     cross = load_results(root, "cross")
     info = load_task_info(root)
     return ReportData(root, study, circuits, cross, info, store)
+
+
+def time_breakdown(d: ReportData) -> list[tuple[str, float]]:
+    """Seconds per stage over every finished task (inside the workers) plus the runs' setup and store I/O."""
+    stages = stage_breakdown(d.info.to_dict("records")) if not d.info.empty else {}
+    runs = d.root / "runs.jsonl"
+    if runs.is_file():
+        for line in runs.read_text().splitlines():
+            record = json.loads(line) if line.strip() else {}
+            add_stages(stages, {k: v for k, v in record.get("stages_s", {}).items() if k in ("setup", "io")})
+    return sorted(stages.items(), key=lambda kv: -kv[1])
 
 
 def parse_circuit_id(cid: str) -> tuple[str, str, int, float, int]:

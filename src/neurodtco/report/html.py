@@ -18,7 +18,8 @@ from typing import Any, Optional, Union
 import pandas as pd
 
 from ..store import atomic_write_text
-from .data import MAX_CORRECTOR_PARAMS, fit_recipe, headline_numbers, load_report_data, plural, read_json, severity_table
+from .data import (MAX_CORRECTOR_PARAMS, fit_recipe, headline_numbers, load_report_data, plural, read_json,
+                   severity_table, time_breakdown)
 from .figures import (figure_accuracy_vs_severity, figure_cross, figure_gallery, figure_on_vs_off, figure_recovery,
                       figure_voltages)
 
@@ -69,6 +70,10 @@ def build_report(root: Union[str, Path]) -> str:
     sev_html = _frame_html(sev.rename(columns=lambda a: f"array {a}"), index_name="pattern") if sev is not None else ""
     smax = grid["severities"][-1]
     h_cross = study["cross_defect"]["hidden"]
+    breakdown = time_breakdown(d)
+    spent = sum(v for _, v in breakdown) or 1.0
+    # Wall seconds inside the workers, added over tasks: where a faster study must win its time.
+    time_text = "; ".join(f"{name} {value:,.1f} s ({100 * value / spent:.0f}%)" for name, value in breakdown) or "n/a"
     env = read_json(d.root / "environment.json")
     git = env.get("git", {}) if env else {}
     pk = env.get("packages", {}) if env else {}
@@ -136,6 +141,7 @@ def build_report(root: Union[str, Path]) -> str:
          f"<tr><td>Correctors</td><td>{_e(fit_recipe(study))}</td></tr>"
          f"<tr><td>Seeds</td><td>{_e(study['seeds'])}</td></tr>"
          f"<tr><td>Tasks finished</td><td>{n_done}</td></tr>"
+         f"<tr><td>Time per stage</td><td>{_e(time_text)}</td></tr>"
          f"<tr><td>Code</td><td>git {_e(git.get('commit') or 'unknown')}{' (uncommitted changes)' if git.get('dirty') else ''}</td></tr>"
          f"<tr><td>Packages</td><td>{_e(versions)}</td></tr>"
          f"<tr><td>Python, platform</td><td>{_e(env.get('python', ''))}, {_e(env.get('platform', ''))}</td></tr>"

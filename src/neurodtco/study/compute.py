@@ -33,6 +33,7 @@ from ..ops import Conv, Dense, Op
 from ..seeds import stable_seed
 from .schema import Study
 from .tasks import CircuitPoint, Task
+from .timing import FIT_PREFIX
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,18 +184,22 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     t0 = time.perf_counter()
     outputs, hidden, masks, densities, records = [], [], [], [], []
     want_hidden = "lastlayer" in study.correctors.baselines  # the last-layer retrain reads the last hidden layer
+    t_build = t_factorize = 0.0
     for point in task.circuits:
+        start = time.perf_counter()
         circuit, mask, density, record = build_circuit(ctx.circuit, study, point)
+        t_build += time.perf_counter() - start
         # Read noise is drawn per inference group at simulation time, from the circuit's own seed.
         result = simulate(circuit, ctx.x_all_v, engine=ctx.engine, read_noise=study.imperfection_items.read_noise,
                           seed=point.imperfection_seed, return_hidden=want_hidden)
+        t_factorize += sum(layer.get("factorize_s", 0.0) for layer in result.info.get("layers", []))
         outputs.append(result.outputs_v)
         if want_hidden:
             hidden.append(result.hidden_v[-1])
         masks.append(mask)
         densities.append(density)
         records.append(record)
-    t_sim = time.perf_counter() - t0
+    t_sim = time.perf_counter() - t0 - t_build
     v = np.stack(outputs)  # [K, images, outputs], train images first
     n_tr = ctx.n_train
     y_tr, y_te = ctx.y_all[:n_tr], ctx.y_all[n_tr:]
@@ -206,7 +211,8 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     results: list[tuple[str, int, int, np.ndarray, np.ndarray]] = [
         ("none", 0, 0, acc_before, acc_train_before)]
     t1 = time.perf_counter()
-    results.extend(_fit_correctors(study, v, y_tr, y_te, n_tr, np.stack(hidden) if hidden else None))
+    fit_s: dict[str, float] = {}
+    results.extend(_fit_correctors(study, v, y_tr, y_te, n_tr, np.stack(hidden) if hidden else None, fit_s))
     t_fit = time.perf_counter() - t1
 
     rows = []
@@ -236,7 +242,8 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
             arrays["labels"] = ctx.y_all.astype(np.int16)
             arrays["n_train"] = np.array(n_tr)
     info = {"n_circuits": len(task.circuits), "n_images": int(v.shape[1]),
-            "n_inferences": int(v.shape[0] * v.shape[1]), "simulate_s": t_sim, "fit_s": t_fit,
+            "n_inferences": int(v.shape[0] * v.shape[1]), "build_s": t_build, "factorize_s": t_factorize,
+            "simulate_s": t_sim, "fit_s": t_fit, **{f"{FIT_PREFIX}{k}": v_s for k, v_s in fit_s.items()},
             "n_fits": len(task.circuits) * (len(results) - 1)}
     return TaskOutput(table=table, arrays=arrays, info=info)
 
@@ -249,8 +256,13 @@ CROSS_COLUMNS = ["task_id", "array", "kind", "severity", "instance", "train_patt
 
 
 def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray, n_tr: int,
-                    last_hidden: Optional[np.ndarray] = None) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
-    """Fit every corrector of the study on every circuit of the task, each kind in one batched fit."""
+                    last_hidden: Optional[np.ndarray] = None, fit_s: Optional[dict[str, float]] = None
+                    ) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
+    """Fit every corrector of the study on every circuit of the task, each kind in one batched fit.
+
+    ``fit_s`` receives the wall seconds of each corrector's fit (``mlp-h8``, ``affine``, ...).
+    """
+    fit_s = {} if fit_s is None else fit_s
     out = []
     spec = study.correctors
     jobs: list[tuple[str, int, Any, np.ndarray]] = []
@@ -263,7 +275,9 @@ def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndar
         features = last_hidden if name == "lastlayer" else v
         jobs.append((name, 0, cls(seed=stable_seed(study.seeds.correctors, name), **spec.options), features))
     for name, h, model, x in jobs:
+        start = time.perf_counter()
         model.fit(x[:, :n_tr], y_tr)
+        fit_s[f"{name}-h{h}" if name == "mlp" else name] = time.perf_counter() - start
         acc = _accuracy(model.predict(x[:, n_tr:]), y_te)
         acc_train = _accuracy(model.predict(x[:, :n_tr]), y_tr)
         out.append((name, h, int(model.n_parameters), acc, acc_train))

@@ -18,6 +18,7 @@ from ..store import ResultStore
 from .compute import Setup, execute_task, prepare_setup
 from .executors import LocalExecutor
 from .schema import BUILTIN_STUDIES, Study, builtin_study_path, load_study
+from .timing import add_stages, task_stages
 from .tasks import Task, expand_tasks
 
 
@@ -49,6 +50,7 @@ class RunSummary:
     n_inferences: int = 0
     n_circuits: int = 0
     executor: dict[str, Any] = field(default_factory=dict)
+    stages_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -66,7 +68,8 @@ class RunSummary:
                 "n_skipped": self.n_skipped, "n_run": self.n_run, "n_failed": len(self.failures),
                 "failures": self.failures, "wall_s": self.wall_s, "setup_s": self.setup_s,
                 "n_inferences": self.n_inferences, "n_circuits": self.n_circuits,
-                "throughput_inferences_per_s": self.throughput, "executor": self.executor}
+                "throughput_inferences_per_s": self.throughput, "executor": self.executor,
+                "stages_s": {"setup": self.setup_s, **self.stages_s}}
 
 
 class StudyRunError(RuntimeError):
@@ -196,7 +199,9 @@ def _drive(store: ResultStore, tasks: list[Task], pending: list[Task], done: set
                 continue
             if not all(d in done for d in task.depends_on):
                 continue
+            start_io = time.perf_counter()
             inputs = _cross_inputs(store, task) if task.stage == "cross" else None
+            add_stages(summary.stages_s, {"io": time.perf_counter() - start_io})
             try:
                 future = executor.submit(execute_task, task, shared, inputs)
             except cf.process.BrokenProcessPool as exc:
@@ -219,7 +224,9 @@ def _drive(store: ResultStore, tasks: list[Task], pending: list[Task], done: set
             except Exception as exc:  # a failed task is reported, the others go on
                 summary.failures[task.id] = f"{type(exc).__name__}: {exc}"
                 continue
+            start_io = time.perf_counter()
             store.write_task(task.id, task.stage, out.table, out.arrays, out.info)
+            add_stages(summary.stages_s, {**task_stages(out.info), "io": time.perf_counter() - start_io})
             done.add(task.id)
             summary.n_run += 1
             summary.n_inferences += int(out.info.get("n_inferences", 0))
