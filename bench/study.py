@@ -54,6 +54,7 @@ def bench_demo(study_name: str, workers: int, root: Path) -> dict:
             "throughput_inferences_per_s": summary.n_inferences / run_s,
             "simulate_s": float(info["simulate_s"].sum()), "fit_s": float(info["fit_s"].sum()),
             "task_cpu_s": float(info["cpu_s"].sum()), "tasks": len(info),
+            "stages_s": summary.to_dict()["stages_s"],
             # What the run would take with the workers alone on the machine: their CPU time spread over
             # the workers, plus the runner's own serial part (network, setup).
             "ideal_run_s": float(info["cpu_s"].sum()) / workers + summary.setup_s}
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{d['report_s']:.1f} s; total {d['total_s']:.1f} s. Task CPU time {d['task_cpu_s']:.0f} s "
                   f"(simulation {d['simulate_s']:.0f} s, corrector fits {d['fit_s']:.0f} s of task wall time): "
                   f"{d['ideal_run_s']:.0f} s on {d['workers']} otherwise idle cores", file=sys.stderr)
+            spent = sum(d["stages_s"].values()) or 1.0
+            for stage, seconds in sorted(d["stages_s"].items(), key=lambda kv: -kv[1]):
+                print(f"  {stage:<22} {seconds:9.2f} s  {100 * seconds / spent:5.1f} %", file=sys.stderr)
         if not args.skip_scaling:
             s = bench_scaling(args.study, args.scaling_patterns, args.scaling_max_circuits, root)
             result["scaling"] = s
