@@ -99,31 +99,47 @@ def column_pairs(n_outputs: int, layout: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"layout={layout!r} is not accepted: choose 'interleaved' or 'split'")
 
 
+def signed_matrix(weight: np.ndarray, bias: np.ndarray, v_in: float, config: MappingConfig,
+                  label: str = "layer") -> tuple[np.ndarray, float]:
+    """The signed matrix ``[out, in + 1]`` a layer must encode (bias column last), and its bias-row voltage."""
+    w = np.asarray(weight, dtype=np.float64)
+    b = np.asarray(bias, dtype=np.float64)
+    if w.ndim != 2 or b.shape != (w.shape[0],):
+        raise ValueError(f"{label}: weights must be [out, in] and bias [out]; got {w.shape} and {b.shape}")
+    v_bias = config.bias_voltage_v if config.bias_voltage_v is not None else v_in
+    return np.concatenate([w, (b * v_in / v_bias)[:, None]], axis=1), v_bias
+
+
 def signed_layers(weights: list[np.ndarray], biases: list[np.ndarray], config: MappingConfig):
     """Per layer ``(index, last, signed [out, in+1], v_in, v_bias)``: the matrix a mapping must encode."""
     if len(weights) != len(biases) or not weights:
         raise ValueError("need one bias vector per weight matrix, and at least one layer")
     v_in = config.v_read_v
     for index, (w, b) in enumerate(zip(weights, biases)):
-        w = np.asarray(w, dtype=np.float64)
-        b = np.asarray(b, dtype=np.float64)
-        if w.ndim != 2 or b.shape != (w.shape[0],):
-            raise ValueError(f"layer {index}: weights must be [out, in] and bias [out]; got {w.shape} and {b.shape}")
-        v_bias = config.bias_voltage_v if config.bias_voltage_v is not None else v_in
-        signed = np.concatenate([w, (b * v_in / v_bias)[:, None]], axis=1)
+        signed, v_bias = signed_matrix(w, b, v_in, config, f"layer {index}")
         yield index, index == len(weights) - 1, signed, v_in, v_bias
         v_in = config.hidden_rail_v
 
 
-def layer_neuron(config: MappingConfig, weight_scale_s: float, v_in: float, last: bool) -> NeuronModel:
-    """The neuron whose difference stage outputs ``S z`` for a layer of weight scale ``k``."""
+def layer_neuron(config: MappingConfig, weight_scale_s: float, v_in: float, last: bool,
+                 activation: Optional[str] = "hardtanh") -> NeuronModel:
+    """The neuron whose difference stage outputs ``S z`` for a layer of weight scale ``k``.
+
+    The last layer gives the logits (scale ``output_scale_v``, clamped at ``output_swing_v``); the
+    others ``activation`` at the hidden rail (``None``: unclamped, e.g. a branch a residual add activates).
+    """
     scale = config.output_scale_v if last else config.hidden_rail_v
+    if last:
+        saturation, activation = config.output_swing_v, "hardtanh"
+    else:
+        saturation = None if activation is None else config.hidden_rail_v
     return NeuronModel(
         feedback_resistance_ohm=scale / (config.difference_gain * weight_scale_s * v_in),
         difference_gain=config.difference_gain,
         open_loop_gain=config.open_loop_gain,
         offset_v=config.offset_v,
-        saturation_v=config.output_swing_v if last else config.hidden_rail_v,
+        saturation_v=saturation,
+        activation=activation or "hardtanh",
     )
 
 
@@ -192,15 +208,10 @@ def map_ops(ops: list[Op], config: MappingConfig = MappingConfig()) -> Circuit:
     origin_col = 0
     for i, op in enumerate(ops):
         if isinstance(op, (Dense, Conv)):
-            matrix = op.matrix if isinstance(op, Conv) else np.asarray(op.weight, dtype=np.float64)
-            bias = np.asarray(op.bias, dtype=np.float64)
-            if matrix.ndim != 2 or bias.shape != (matrix.shape[0],):
-                raise ValueError(f"operation {i}: weights must be [out, in] and bias [out]; got {matrix.shape} and "
-                                 f"{bias.shape}")
+            matrix = op.matrix if isinstance(op, Conv) else op.weight
+            signed, v_bias = signed_matrix(matrix, op.bias, v_in, config, f"operation {i}")
             last = i == weighted[-1]
-            v_bias = config.bias_voltage_v if config.bias_voltage_v is not None else v_in
-            signed = np.concatenate([matrix, (bias * v_in / v_bias)[:, None]], axis=1)
-            layer = build_layer(signed, v_in, v_bias, lambda k: op_neuron(config, k, v_in, last, op.activation),
+            layer = build_layer(signed, v_in, v_bias, lambda k: layer_neuron(config, k, v_in, last, op.activation),
                                 config, cell.g_min, cell.g_max, (0, origin_col), f"layer {len(layers)}")
             if layer.tiling is not None:
                 origin_col += layer.tiling.grid_shape[1] * layer.tiling.tile_shape[1]
@@ -221,17 +232,6 @@ def map_ops(ops: list[Op], config: MappingConfig = MappingConfig()) -> Circuit:
     plain = all(isinstance(s, Crossbar) and s.conv is None for s in stages)
     return Circuit(layers=tuple(layers), cell=cell, input_scale_v=config.v_read_v, output_scale_v=config.output_scale_v,
                    metadata={"mapping": config.__dict__.copy()}, stages=None if plain else tuple(stages))
-
-
-def op_neuron(config: MappingConfig, weight_scale_s: float, v_in: float, last: bool, activation: Optional[str]) -> NeuronModel:
-    """The neuron of a layer: the logits for the last one, else ``activation`` at the hidden rail (None: unclamped)."""
-    if last:
-        return layer_neuron(config, weight_scale_s, v_in, True)
-    scale = config.hidden_rail_v
-    return NeuronModel(feedback_resistance_ohm=scale / (config.difference_gain * weight_scale_s * v_in),
-                       difference_gain=config.difference_gain, open_loop_gain=config.open_loop_gain,
-                       offset_v=config.offset_v, saturation_v=None if activation is None else scale,
-                       activation=activation or "hardtanh")
 
 
 def map_weights(
