@@ -10,7 +10,8 @@ shared reference, wires, op-amp gain, read voltage), ``tuning`` (basic vs ordere
 write-verify; 64x64 passive arrays), ``compare`` (the side-by-side table). Every accuracy is a
 circuit simulated by the exact ``nodal`` engine on the 180 held-out test images. Results go to
 ``--out`` as CSV (``mitigation.csv`` is the comparison that ``mitigation_table`` reads);
-``--write-docs`` replaces the marked blocks of docs/mitigation.md with the new tables.
+``--write-docs`` publishes the tables into the marked blocks of docs/mitigation.md, with a stored copy in
+docs/results/ that the tests compare against (``examples/_docblocks.py``).
 """
 
 from __future__ import annotations
@@ -223,14 +224,11 @@ def section_compare(net, data, out: Path, quick: bool) -> str:
 
 
 def write_docs(blocks: dict[str, str]) -> None:
-    """Replace ``<!-- NAME:start -->...<!-- NAME:end -->`` blocks in docs/mitigation.md."""
-    text = DOCS.read_text()
+    """Publish each section's table into its marked block of docs/mitigation.md (and docs/results/)."""
+    from _docblocks import publish
+
     for name, body in blocks.items():
-        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-        if start in text and end in text:
-            a, b = text.index(start) + len(start), text.index(end)
-            text = text[:a] + "\n" + body + "\n" + text[b:]
-    DOCS.write_text(text)
+        publish(DOCS.name, name, body, f"python examples/mitigation_comparison.py --only {name} --write-docs")
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ PACKAGE_DIR = Path(neurodtco.__file__).parent
 
 #: Lowest first. A module may import from its own layer and the layers below, never above.
 LAYERS: list[set[str]] = [
-    {"_validate", "seeds", "yamlfile", "ops"},
+    {"_validate", "seeds", "yamlfile", "ops", "stats"},
     {"devices"},
     {"circuit"},
     {"data"},

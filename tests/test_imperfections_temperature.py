@@ -70,6 +70,30 @@ def test_reram_temperature_coefficient_changes_sign_with_state_and_matches_the_d
     np.testing.assert_allclose(tc, numeric, rtol=1e-6)
 
 
+def test_reram_states_with_their_own_activation_energies():
+    """With a slope, each activated state follows Arrhenius at its own energy; the ratio of two states then moves."""
+    model = ReRAMThermalModel(activation_energy_ev=0.2, activation_energy_slope_ev_per_decade=-0.05,
+                              g_activated_s=1e-7, g_metallic_s=1e-3)
+    states = np.array([1e-7, 1e-6, 1e-5])
+    np.testing.assert_allclose(model.activation_energy(states), [0.2, 0.15, 0.1], rtol=1e-12)
+    t0, t1 = 298.15, 373.15
+    m = model.metallic_fraction(states)
+    expected = m / (1 + model.metallic_tcr_per_k * 75) + (1 - m) * np.exp(-np.array([0.2, 0.15, 0.1]) / K_EV * (1 / t1 - 1 / t0))
+    np.testing.assert_allclose(model.factor(states, 100.0), expected, rtol=1e-9)
+    shared = ReRAMThermalModel(activation_energy_ev=0.2, g_activated_s=1e-7, g_metallic_s=1e-3)
+    # Two purely activated states (below g_activated_s) keep their ratio when they share one energy...
+    low = np.array([2e-8, 8e-8])
+    assert np.ptp(shared.factor(low, 100.0)) == pytest.approx(0.0, abs=1e-15)
+    # ...and the default model is unchanged by the new parameter.
+    np.testing.assert_allclose(ReRAMThermalModel(activation_energy_slope_ev_per_decade=0.0).factor(states, 80.0),
+                               ReRAMThermalModel().factor(states, 80.0), rtol=0)
+    h = 1e-3
+    numeric = (np.log(model.factor(states, 25.0 + h)) - np.log(model.factor(states, 25.0 - h))) / (2 * h)
+    np.testing.assert_allclose(model.temperature_coefficient(states), numeric, rtol=1e-6)
+    with pytest.raises(ValueError, match="activation_energy_slope_ev_per_decade"):
+        ReRAMThermalModel(activation_energy_slope_ev_per_decade=3.0)
+
+
 def test_eflash_matches_the_subthreshold_formula_with_explicit_gate_and_threshold_voltages():
     # An independent evaluation of I = I0 exp((Vg - Vt) / (n kT/q)) for cells of chosen Vt.
     n, i0, vg, v_read = 1.4, 1e-7, 1.0, 0.1

@@ -20,6 +20,11 @@ Models (parameters are representative values, to be refitted to a given device):
   ``g_metallic_s`` (default: one conductance quantum 2e^2/h = 77.5 uS, the usual boundary
   between metallic filaments and tunnelling gaps). So the temperature coefficient is
   state-dependent and crosses zero inside the window: the "choice of memory states" lever.
+  By default every state's activated channel shares one activation energy. That is an
+  idealization with a consequence: anything that follows one activated conductance (a tracking
+  feedback resistor of the same material) then cancels the temperature of every low state
+  exactly. ``activation_energy_slope_ev_per_decade`` lets the energy change with the state
+  (``Ea(G) = Ea + slope log10(G / g_activated_s)``, clipped at zero) to test that cancellation.
 * ``EFlashThermalModel``: a floating-gate cell read in subthreshold,
   ``I = I0 exp((Vg - Vt) / (n kT/q))`` (the analog eFlash vector-matrix multipliers of
   X. Guo, F. Merrikh Bayat, M. Prezioso, Y. Chen, B. Nguyen, N. Do, D. B. Strukov,
@@ -59,11 +64,15 @@ class ReRAMThermalModel:
     metallic_tcr_per_k: float = 1.0e-3
     g_activated_s: float = 1.0e-6
     g_metallic_s: float = CONDUCTANCE_QUANTUM_S
+    activation_energy_slope_ev_per_decade: float = 0.0
 
     def __post_init__(self) -> None:
         kelvin(self.t_ref_c, "t_ref_c")
         check_range("activation_energy_ev", self.activation_energy_ev, 0.0, 2.0,
                     "eV; hopping in oxides is typically 0.02-0.3 eV")
+        check_range("activation_energy_slope_ev_per_decade", self.activation_energy_slope_ev_per_decade, -1.0, 1.0,
+                    "eV per decade of conductance above g_activated_s; negative when more conductive states "
+                    "are less activated, 0 for one activation energy shared by every state")
         check_range("metallic_tcr_per_k", self.metallic_tcr_per_k, -0.01, 0.01,
                     "1/K; metallic filaments are about +1e-3 /K")
         check_positive("g_activated_s", self.g_activated_s, "siemens; fully activated below this state")
@@ -76,6 +85,12 @@ class ReRAMThermalModel:
         g = np.maximum(np.asarray(g_ref, dtype=np.float64), np.finfo(float).tiny)
         return np.clip(np.log(g / self.g_activated_s) / math.log(self.g_metallic_s / self.g_activated_s), 0.0, 1.0)
 
+    def activation_energy(self, g_ref: np.ndarray) -> np.ndarray:
+        """Activation energy (eV) of the activated channel of each state, never below zero."""
+        g = np.maximum(np.asarray(g_ref, dtype=np.float64), np.finfo(float).tiny)
+        decades = np.maximum(np.log10(g / self.g_activated_s), 0.0)
+        return np.maximum(self.activation_energy_ev + self.activation_energy_slope_ev_per_decade * decades, 0.0)
+
     def factor(self, g_ref: np.ndarray, temperature_c: float) -> np.ndarray:
         """``G(T) / G(T_ref)`` of cells programmed to ``g_ref`` at the reference temperature."""
         t, t_ref = kelvin(temperature_c), kelvin(self.t_ref_c, "t_ref_c")
@@ -83,7 +98,7 @@ class ReRAMThermalModel:
         if metal <= 0:
             raise ValueError(f"temperature_c={temperature_c} drives the metallic resistance factor to {metal:g} <= 0; "
                              "the linear coefficient is not valid that far from t_ref_c")
-        activated = math.exp(-self.activation_energy_ev / BOLTZMANN_EV_PER_K * (1.0 / t - 1.0 / t_ref))
+        activated = np.exp(-self.activation_energy(g_ref) / BOLTZMANN_EV_PER_K * (1.0 / t - 1.0 / t_ref))
         m = self.metallic_fraction(g_ref)
         return m / metal + (1.0 - m) * activated
 
@@ -95,7 +110,7 @@ class ReRAMThermalModel:
         """``d ln G / dT`` (1/K) at the reference temperature: positive for activated states."""
         t_ref = kelvin(self.t_ref_c, "t_ref_c")
         m = self.metallic_fraction(g_ref)
-        return -m * self.metallic_tcr_per_k + (1.0 - m) * self.activation_energy_ev / (BOLTZMANN_EV_PER_K * t_ref**2)
+        return -m * self.metallic_tcr_per_k + (1.0 - m) * self.activation_energy(g_ref) / (BOLTZMANN_EV_PER_K * t_ref**2)
 
 
 @dataclass(frozen=True)

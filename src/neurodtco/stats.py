@@ -1,0 +1,124 @@
+"""Uncertainty of reported accuracies: intervals for one test set, for aggregates, and for paired comparisons.
+
+* One chip on one test set: the number of correct images is binomial, so its accuracy gets a
+  Wilson score interval (well behaved at 0 % and 100 %, where the normal approximation is not).
+* A mean or median over chips, instances or seeds: a percentile bootstrap over those units.
+* "A beats B" on the same images (or the same chips): a paired comparison. Per image, an exact
+  McNemar test on the discordant pairs; per chip, a paired bootstrap of the mean difference.
+
+Every function takes plain arrays and a ``level`` (default 95 %) and returns floats, so a JSON
+line can carry ``accuracy`` beside ``accuracy_ci: [low, high]`` (see ``with_ci``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from scipy import stats as _sps
+
+DEFAULT_LEVEL = 0.95
+DEFAULT_RESAMPLES = 4000
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level={level!r} is not a probability in (0, 1); use e.g. 0.95 for a 95 % interval")
+
+
+def wilson_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``successes / n``."""
+    _check_level(level)
+    if n <= 0:
+        raise ValueError(f"n={n!r}: a proportion needs at least one trial (e.g. one test image)")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes={successes!r} must lie in [0, n={n}]")
+    z = float(_sps.norm.ppf(0.5 + level / 2))
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_interval(correct: Any, level: float = DEFAULT_LEVEL) -> tuple[float, tuple[float, float]]:
+    """Accuracy of a boolean per-image array and its Wilson interval."""
+    c = np.asarray(correct, dtype=bool).ravel()
+    k, n = int(c.sum()), int(c.size)
+    return k / n if n else float("nan"), wilson_interval(k, n, level)
+
+
+def _resample_index(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+
+
+def bootstrap_ci(values: Any, statistic: Callable[..., Any] = np.mean, level: float = DEFAULT_LEVEL,
+                 n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over the units (chips, instances, seeds) of ``values``.
+
+    ``statistic`` is called as ``statistic(sample, axis=1)`` on a ``[n_resamples, n]`` array, as
+    NumPy reductions (``np.mean``, ``np.median``) accept. With a single unit the interval is that
+    unit's value: there is nothing to resample, and the caller should say so beside the number.
+    """
+    _check_level(level)
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("bootstrap_ci got no values: pass one number per chip, instance or seed")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("bootstrap_ci got NaN or infinite values; drop the units that have no result first")
+    if v.size == 1:
+        return float(v[0]), float(v[0])
+    boot = np.asarray(statistic(v[_resample_index(v.size, n_resamples, seed)], axis=1), dtype=np.float64)
+    alpha = (1.0 - level) / 2
+    return float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+
+
+def paired_bootstrap_ci(a: Any, b: Any, statistic: Callable[..., Any] = np.mean, level: float = DEFAULT_LEVEL,
+                        n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """``statistic(a - b)`` over paired units (same images or same chips) and its bootstrap interval.
+
+    Resampling the pairs, not ``a`` and ``b`` separately, is what removes the variation the two
+    share (the same hard images, the same bad chips) from the comparison.
+    """
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"paired values differ in length ({x.size} vs {y.size}): each unit needs both results")
+    d = x - y
+    return float(statistic(d)), bootstrap_ci(d, statistic, level, n_resamples, seed)
+
+
+def mcnemar_exact(correct_a: Any, correct_b: Any) -> float:
+    """Two-sided exact McNemar p-value for two classifiers judged on the same images."""
+    a = np.asarray(correct_a, dtype=bool).ravel()
+    b = np.asarray(correct_b, dtype=bool).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired predictions differ in length ({a.size} vs {b.size}): judge both on the same images")
+    only_a = int(np.sum(a & ~b))
+    only_b = int(np.sum(~a & b))
+    if only_a + only_b == 0:
+        return 1.0
+    return float(_sps.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def paired_accuracy_comparison(correct_a: Any, correct_b: Any, level: float = DEFAULT_LEVEL,
+                               seed: int = 0) -> dict[str, Any]:
+    """A paired per-image comparison of two classifiers: accuracies, their difference with an interval, McNemar's p."""
+    a = np.asarray(correct_a, dtype=bool).ravel()
+    b = np.asarray(correct_b, dtype=bool).ravel()
+    diff, ci = paired_bootstrap_ci(a, b, level=level, seed=seed)
+    return {"accuracy_a": float(a.mean()), "accuracy_b": float(b.mean()), "difference": diff,
+            "difference_ci": list(ci), "mcnemar_p": mcnemar_exact(a, b), "n_images": int(a.size)}
+
+
+def with_ci(name: str, value: float, interval: Sequence[float], out: Optional[dict] = None) -> dict[str, Any]:
+    """``{name: value, name_ci: [low, high]}`` (added to ``out`` when given), the JSON convention."""
+    out = {} if out is None else out
+    out[name] = float(value)
+    out[f"{name}_ci"] = [float(interval[0]), float(interval[1])]
+    return out
+
+
+__all__ = ["DEFAULT_LEVEL", "accuracy_interval", "bootstrap_ci", "mcnemar_exact", "paired_accuracy_comparison",
+           "paired_bootstrap_ci", "wilson_interval", "with_ci"]

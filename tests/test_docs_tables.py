@@ -1,0 +1,29 @@
+"""Tables in docs/ equal the stored outputs of the scripts that made them."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import _docblocks as docblocks  # noqa: E402
+
+
+def test_publish_splices_and_check_catches_drift(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("intro\n<!-- t:start -->\nold\n<!-- t:end -->\nafter\n")
+    docblocks.publish("page.md", "t", "| a |\n|---|\n| 1 |", "python make.py", docs=tmp_path)
+    text = page.read_text()
+    assert "Made by `python make.py`" in text and "| 1 |" in text and "old" not in text
+    assert text.startswith("intro\n") and text.endswith("after\n")
+    assert docblocks.check(tmp_path) == []
+    page.write_text(text.replace("| 1 |", "| 2 |"))  # someone edits the number by hand
+    assert any("differs" in p for p in docblocks.check(tmp_path))
+    page.write_text("no blocks left\n")
+    assert any("shown in no page" in p for p in docblocks.check(tmp_path))
+
+
+def test_publish_needs_the_markers(tmp_path):
+    (tmp_path / "page.md").write_text("no markers\n")
+    with pytest.raises(KeyError, match="add the lines"):
+        docblocks.publish("page.md", "t", "x", "cmd", docs=tmp_path)
