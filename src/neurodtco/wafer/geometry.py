@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
-
 import numpy as np
 
 from .._validate import check_positive
@@ -81,9 +79,6 @@ class Wafer:
     def keys(self, n_wafers: int = 1) -> list[DieKey]:
         """``(wafer, die_x, die_y)`` of every die of wafers ``0 .. n_wafers - 1``."""
         return [die.key(w) for w in range(n_wafers) for die in self.dies]
-
-    def __iter__(self) -> Iterator[Die]:
-        return iter(self.dies)
 
 
 @lru_cache(maxsize=64)
