@@ -174,7 +174,7 @@ def test_repair_moves_the_worst_lines_onto_spares(default_circuit) -> None:
     fixed = repair(die, default_circuit, 1, 1)
     # Row 5 first (4 cells), then column 9 (3); the lone cell of layer 0 has no spare left; layer 2 fixes its own.
     assert fixed.n_stuck == 1 and not np.isnan(fixed.stuck_s[0][40, 2])
-    assert not die.stuck_s[0][5, 0] != g  # the input is unchanged
+    assert die.stuck_s[0][5, 0] == g  # the input is unchanged
     with pytest.raises(ValueError, match="spare_rows=-1"):
         repair(die, default_circuit, -1, 0)
 

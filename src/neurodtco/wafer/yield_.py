@@ -141,7 +141,11 @@ def evaluate_dies(healthy: Circuit, dies: Sequence[DieMap], dataset: Optional[Da
                   criterion: str = "accuracy", bound: Optional[float] = None, within: Optional[float] = None,
                   mitigation: Mitigation = Mitigation(), engine: Union[str, Engine] = "nodal", seed: int = 0,
                   healthy_chip: Optional[ChipVoltages] = None) -> YieldResult:
-    """Judge the given dies (drawn, or read from a defect-map file) against one criterion."""
+    """Judge the given dies (drawn, or read from a defect-map file) against one criterion.
+
+    ``healthy_chip`` (``measure_chip`` of ``healthy``) saves measuring the healthy circuit again
+    when many batches of dies are judged.
+    """
     needs_data = criterion != "any-defect" or mitigation.simulates
     if needs_data and dataset is None:
         raise ValueError(f"criterion={criterion!r} with mitigation {mitigation.name!r} simulates the dies: pass the dataset")
