@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -69,9 +70,12 @@ def yield_(
             keys = [die.key(w) for w in present for die in wafer.dies]
             result = evaluate_dies(healthy, read_defect_maps(maps, healthy, dies=keys), dataset, **judge)
         elif write_maps is not None:
+            start = time.perf_counter()
             drawn = draw_dies(field, wafer, healthy, dies, seed=field_seed)  # type: ignore[arg-type]
+            draw_s = time.perf_counter() - start
             write_defect_maps(write_maps, drawn, healthy)
             result = evaluate_dies(healthy, drawn, dataset, **judge)
+            result.timings = {"draw_s": draw_s, **result.timings}
         else:
             result = wafer_yield(healthy, field, wafer, dies, dataset, **judge)  # type: ignore[arg-type]
         if criterion == "any-defect" and field is not None:
