@@ -55,6 +55,7 @@ def correct(
     payload = result.to_dict()
     # One name for the defect-free accuracy across the commands: accuracy_healthy, as simulate and mitigate say.
     payload["accuracy_healthy"] = payload.pop("healthy_accuracy")
+    payload["accuracy_healthy_ci"] = payload.pop("healthy_accuracy_ci")
     payload.update({
         "hidden": hidden if corrector == "mlp" else None,
         "defect_density": record.density if record else [0.0] * chip.n_layers,
