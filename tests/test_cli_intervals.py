@@ -99,3 +99,14 @@ def test_fold_trains_and_judges_on_that_fold(tmp_path):
     assert bad.exit_code == 2 and "--fold 10 is not accepted: expected an integer in 0..9 (--folds 10)" in bad.stderr
     bad = runner.invoke(app, ["simulate", "--dataset", "fashion-mnist", "--model", str(model), "--fold", "1"])
     assert bad.exit_code == 2 and "does not take fold" in bad.stderr
+
+
+def test_transistor_check_reports_intervals(default_net):
+    import shutil
+
+    if shutil.which("ngspice") is None:
+        pytest.skip("ngspice is not installed")
+    result = runner.invoke(app, ["transistor-check", "--n-images", "1", "--json"])
+    out = last_json(result)
+    assert out["n_test"] == 1
+    assert_intervals(out, ["transistor_accuracy", "behavioural_accuracy"], 1)
