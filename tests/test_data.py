@@ -504,3 +504,11 @@ def test_run_folds_pools_every_image_once_with_a_wilson_interval():
     assert seen == [f"digits-fold{k}of10" for k in range(10)]
     with pytest.raises(ValueError, match="one boolean per test image"):
         run_folds(lambda d: d.y_test, "digits", n_folds=2)
+    # Two methods on the same folds are compared image by image.
+    other = run_folds(lambda d: d.y_test <= 3, "digits", n_folds=10, seed=0)
+    paired = other.compare(pooled)  # every class-3 image is right in both, classes 0-2 only in `other`
+    n012 = int(np.sum(load_digits().y_all <= 2))
+    assert paired["difference"] == pytest.approx(n012 / 1797) and paired["n_images"] == 1797
+    assert paired["mcnemar_p"] < 1e-10
+    with pytest.raises(ValueError, match="pool different folds"):
+        pooled.compare(run_folds(lambda d: d.y_test == 3, "digits", n_folds=5))

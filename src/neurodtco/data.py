@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ._validate import check_finite_array, check_positive
+from .stats import paired_accuracy_comparison, wilson_interval, with_ci
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # where Debian's dataset-fashion-mnist puts it
 FASHION_MNIST_ENV = "NEURODTCO_FASHION_MNIST_DIR"
@@ -315,8 +316,6 @@ class PooledFolds:
     @property
     def accuracy_ci(self) -> tuple[float, float]:
         """Its 95 % Wilson interval over all the pooled images."""
-        from .stats import wilson_interval
-
         return wilson_interval(int(self.correct.sum()), self.n_images)
 
     def fold_accuracies(self) -> np.ndarray:
@@ -325,10 +324,15 @@ class PooledFolds:
 
     def to_dict(self) -> dict[str, Any]:
         """``accuracy``, ``accuracy_ci``, ``n_test`` (images), ``n_folds`` and the folds' own accuracies."""
-        from .stats import with_ci
-
         return {**with_ci("accuracy", self.accuracy, self.accuracy_ci), "n_test": self.n_images,
                 "n_folds": self.n_folds, "fold_accuracies": self.fold_accuracies().tolist(), "dataset": self.name}
+
+    def compare(self, other: "PooledFolds") -> dict[str, Any]:
+        """This method against ``other`` on the same images (same folds): difference, interval, McNemar's p."""
+        if not np.array_equal(self.fold, other.fold):
+            raise ValueError(f"the two results pool different folds ({self.n_images} and {other.n_images} images): "
+                             "run both with the same dataset, n_folds and seed so that each image is paired")
+        return paired_accuracy_comparison(self.correct, other.correct)
 
 
 def run_folds(evaluate: Callable[[Dataset], Any], name_or_path: str | Path = "digits", n_folds: int = 10,
@@ -340,7 +344,6 @@ def run_folds(evaluate: Callable[[Dataset], Any], name_or_path: str | Path = "di
     ``options`` go to ``load_dataset`` (e.g. ``n_validation``).
     """
     correct, fold = [], []
-    name = str(name_or_path)
     for k in range(n_folds):
         dataset = load_dataset(name_or_path, seed=seed, fold=k, n_folds=n_folds, **options)
         result = np.asarray(evaluate(dataset))
@@ -349,8 +352,7 @@ def run_folds(evaluate: Callable[[Dataset], Any], name_or_path: str | Path = "di
                              f"one boolean per test image ({len(dataset.y_test)}), e.g. predictions == dataset.y_test")
         correct.append(result)
         fold.append(np.full(result.size, k))
-        name = dataset.name.rsplit("-fold", 1)[0]
-    return PooledFolds(np.concatenate(correct), np.concatenate(fold), name)
+    return PooledFolds(np.concatenate(correct), np.concatenate(fold), str(name_or_path))
 
 
 def read_idx(path: str | Path) -> np.ndarray:
