@@ -15,7 +15,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from ..data import DATASETS, Dataset, load_dataset
-from ..network import NetworkConfig, TrainedNetwork, default_network, load_network
+from ..network import NetworkConfig, TrainedNetwork, check_split, default_network, load_network
 from ..ngspice_run import SpiceError
 from .progress import progress
 
@@ -110,6 +110,7 @@ def load_or_train(model: Optional[Path], seed: int, quiet: bool, dataset_name: s
         if net.n_inputs != dataset.n_features:
             raise ValueError(f"model {str(model)!r} expects {net.n_inputs} inputs; "
                              f"the {dataset.name} images have {dataset.n_features}")
+        check_split(net, dataset, f"model {str(model)!r}")
     else:
         config = NetworkConfig()
         with progress("training the default network", config.epochs, "epochs", quiet=quiet) as update:
