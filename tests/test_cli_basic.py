@@ -35,6 +35,18 @@ def test_train_then_simulate_the_saved_model(tmp_path, digits):
     assert payload["n_test"] == 30 and payload["accuracy"] == payload["software_accuracy"]
 
 
+def test_a_model_is_judged_only_on_the_test_part_it_was_trained_beside(tmp_path, digits):
+    out = tmp_path / "m.pt"
+    assert runner.invoke(app, ["train", "--out", str(out), "--hidden", "4", "--epochs", "2", "--json"]).exit_code == 0
+    # The same split passes; another seed's test images were partly training images of this model.
+    assert runner.invoke(app, ["simulate", "--model", str(out), "--json", "--n-images", "10"]).exit_code == 0
+    result = runner.invoke(app, ["simulate", "--model", str(out), "--seed", "1", "--json"])
+    assert result.exit_code == 2, result.output
+    assert "another test part" in result.stderr.replace("\n", " ")
+    result = runner.invoke(app, ["simulate", "--model", str(out), "--fold", "0", "--json"])
+    assert result.exit_code == 2 and "train a model on this one" in result.stderr.replace("\n", " ")
+
+
 def test_bad_values_stop_with_a_message(tmp_path):
     cases = [
         (["simulate", "--r-on", "-1"], "--r-on=-1.0 is not accepted"),

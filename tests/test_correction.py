@@ -14,7 +14,8 @@ from neurodtco.correction import (AffineCalibration, BatchedLogisticCorrector, B
                                   correct_circuit, correct_circuits, make_corrector, measure_chip)
 from neurodtco.correction.cross import CrossDefectResult, cross_defect, cross_defect_figure, plot_cross_defect
 from neurodtco.correction.protocol import ChipVoltages, CorrectionResult
-from neurodtco.correction.studies import cross_defect_matrix, make_defective, severity_search, unseen_chip_matrix
+from neurodtco.correction.studies import (calibration_budget, cross_defect_matrix, make_defective, severity_search,
+                                          summarize, summarize_per_array, unseen_chip_matrix)
 from neurodtco.defects import Defect, apply_defects
 
 ENGINE = "nodal"
@@ -185,13 +186,92 @@ def test_calibration_indices_are_class_balanced_and_seeded(digits):
 
 # ----- studies ---------------------------------------------------------------------------------------
 
-def test_severity_search_lands_in_the_band(default_circuit, digits):
-    """Bisection finds a density whose median accuracy lies in 40-60 %, and accuracy falls with density."""
-    point = severity_search(default_circuit, digits, "random", 3, engine="ideal", instances=range(3))
+@pytest.fixture(scope="module")
+def digits_val(digits):
+    """The default split with 180 validation images held out of training (for the choosing functions).
+
+    The default network saw these images in training; the tests below check the mechanics of a
+    choice, not a reported number, so that is harmless here.
+    """
+    from neurodtco.data import split_validation
+
+    return split_validation(digits, 180, seed=0)
+
+
+def test_severity_search_lands_in_the_band(default_circuit, digits_val):
+    """Bisection finds a density whose median validation accuracy lies in 40-60 %, and accuracy falls with density."""
+    point = severity_search(default_circuit, digits_val, "random", 3, engine="ideal", instances=range(3))
     assert point.in_range and 0.4 <= point.median_accuracy <= 0.6
     assert len(point.chips) == 3
+    # The accuracies it chose on are the chips' validation accuracies; the test ones are reported apart.
+    np.testing.assert_allclose(point.accuracies, [c.accuracy(digits_val.y_val, "validation") for c in point.chips])
+    np.testing.assert_allclose(point.test_accuracies(digits_val), [c.accuracy(digits_val.y_test) for c in point.chips])
     medians = [m for _, m in point.steps]
     assert medians[0] >= medians[-1]  # lowest density tried is the most accurate
+
+
+def test_severity_search_never_reads_the_test_images(default_circuit, digits_val, digits):
+    """The choice is the same when the test part is replaced by noise with shuffled labels, and a
+    dataset without a validation part is refused (the search must not fall back on the test images)."""
+    import dataclasses
+    import inspect
+
+    rng = np.random.default_rng(0)
+    scrambled = dataclasses.replace(digits_val, x_test=rng.random(digits_val.x_test.shape),
+                                    y_test=rng.permutation(digits_val.y_test))
+    a = severity_search(default_circuit, digits_val, "column", 2, engine="ideal", instances=range(2))
+    b = severity_search(default_circuit, scrambled, "column", 2, engine="ideal", instances=range(2))
+    assert a.density == b.density and a.steps == b.steps
+    np.testing.assert_array_equal(a.accuracies, b.accuracies)
+    with pytest.raises(ValueError, match="no validation part.*split_validation"):
+        severity_search(default_circuit, digits, "column", 2, engine="ideal", instances=range(2))
+    for choose in (severity_search, calibration_indices):  # choosing functions take no test data at all
+        assert not [p for p in inspect.signature(choose).parameters if "test" in p], choose.__name__
+
+
+def test_chip_voltages_hold_the_validation_images(default_circuit, digits_val, chip_voltages):
+    """measure_chip simulates the validation part too, in one batch, and each split reads its own images."""
+    from neurodtco.engines import simulate
+
+    chip = measure_chip(default_circuit, digits_val, "ideal")
+    alone = simulate(default_circuit, digits_val.x_val * default_circuit.input_scale_v, engine="ideal")
+    np.testing.assert_allclose(chip.outputs_val, alone.outputs_v, atol=1e-12)
+    assert chip.features("outputs+hidden", "validation").shape == (180, 10 + 24)
+    assert chip.accuracy(digits_val.y_val, "validation") == pytest.approx(alone.accuracy(digits_val.y_val))
+    assert chip.correct(digits_val.y_test).shape == (180,)
+    with pytest.raises(ValueError, match="measured without validation images"):
+        chip_voltages.accuracy(digits_val.y_val, "validation")
+    with pytest.raises(ValueError, match="split='val' is not accepted: choose one of train, validation, test"):
+        chip.features("outputs", "val")
+
+
+def test_summaries_carry_bootstrap_intervals_over_chips_and_stay_per_array():
+    from neurodtco.stats import bootstrap_ci
+
+    values = [0.40, 0.52, 0.47, math.nan, 0.61, 0.55]
+    s = summarize(values)
+    finite = [v for v in values if not math.isnan(v)]
+    assert s["n_chips"] == 5 and s["median"] == pytest.approx(0.52) and s["mean"] == pytest.approx(np.mean(finite))
+    assert s["median_ci"] == list(bootstrap_ci(finite, np.median)) and s["mean_ci"] == list(bootstrap_ci(finite))
+    assert s["median_ci"][0] <= s["median"] <= s["median_ci"][1] and s["mean_ci"][0] <= s["mean"] <= s["mean_ci"][1]
+    assert summarize([math.nan])["n_chips"] == 0
+    rows = summarize_per_array([0.9, 0.8, 0.3, 0.2, 0.25], [1, 1, 0, 0, 0])
+    assert [r["array"] for r in rows] == [0, 1] and [r["n_chips"] for r in rows] == [3, 2]
+    assert rows[0]["median"] == pytest.approx(0.25) and rows[1]["median"] == pytest.approx(0.85)
+    with pytest.raises(ValueError, match="5 values for 4 array labels"):
+        summarize_per_array([0.9, 0.8, 0.3, 0.2, 0.25], [1, 1, 0, 0])
+
+
+def test_calibration_budget_is_summarized_per_array(chip_voltages, digits):
+    fixer = LogisticCorrector(max_iter=40)
+    out = calibration_budget([chip_voltages, chip_voltages, chip_voltages], digits, fixer, (10, None),
+                             arrays=[2, 2, 0])
+    assert out["accuracy"].shape == (2, 3) and list(out["budget"]) == [10, len(digits.y_train)]
+    assert [(r["budget"], r["array"], r["n_chips"]) for r in out["summary"]] == [
+        (10, 0, 1), (10, 2, 2), (len(digits.y_train), 0, 1), (len(digits.y_train), 2, 2)]
+    assert out["summary"][1]["median"] == pytest.approx(np.median(out["accuracy"][0, :2]))
+    with pytest.raises(ValueError, match="arrays names 2 arrays for 3 chips"):
+        calibration_budget([chip_voltages] * 3, digits, fixer, (10,), arrays=[0, 1])
 
 
 def test_unseen_chip_matrix_refuses_training_chips_in_test(chip_voltages, digits):
@@ -360,12 +440,27 @@ def test_bad_settings_and_inputs_are_refused_with_the_value():
         correct_circuit(None, None, BatchedMLPCorrector())  # type: ignore[arg-type]
 
 
-def test_result_to_dict_is_json_ready():
-    """The summary has the keys the CLI promises and serialises."""
-    result = CorrectionResult(0.5, 0.8, 0.9, 178, "mlp", "outputs", np.arange(3), np.arange(3, 5), "nodal")
+def test_result_to_dict_is_json_ready_with_intervals_and_a_paired_comparison():
+    """The summary has the keys the CLI promises, each accuracy with its Wilson interval, and the
+    gain as a paired comparison on the same images; it serialises."""
+    from neurodtco.stats import mcnemar_exact, wilson_interval
+
+    before = np.arange(40) % 2 == 0                      # 20 of 40 right
+    after = before | (np.arange(40) % 4 == 1)            # 10 more right, none lost
+    healthy = np.arange(40) < 36                         # 36 of 40
+    result = CorrectionResult(before, after, 0.9, 178, "mlp", "outputs", np.arange(3), 100 + np.arange(40), "nodal",
+                              healthy_correct=healthy)
     payload = result.to_dict()
-    assert payload["recovered_fraction"] == pytest.approx(0.75)
+    assert payload["accuracy_before"] == 0.5 and payload["accuracy_after"] == 0.75 and payload["n_test"] == 40
+    assert payload["accuracy_before_ci"] == list(wilson_interval(20, 40))
+    assert payload["accuracy_after_ci"] == list(wilson_interval(30, 40))
+    assert payload["healthy_accuracy_ci"] == list(wilson_interval(36, 40))
+    assert payload["difference"] == pytest.approx(0.25) and payload["mcnemar_p"] == mcnemar_exact(after, before)
+    assert 0 < payload["difference_ci"][0] < 0.25 < payload["difference_ci"][1]
+    assert payload["recovered_fraction"] == pytest.approx(0.25 / 0.4)
     json.dumps(payload)
+    assert "healthy_accuracy_ci" not in CorrectionResult(before, after, 0.9, 1, "m", "outputs", np.arange(3),
+                                                         np.arange(40), "nodal").to_dict()
 
 
 # ----- command line ----------------------------------------------------------------------------------
@@ -380,8 +475,19 @@ def test_cli_correct_json(tmp_path):
                                    "--corrector", "logistic", "--max-iter", "150", "--json"])
     assert out.exit_code == 0, out.output
     payload = json.loads(out.stdout.strip().splitlines()[-1])
-    for key in ("accuracy_before", "accuracy_after", "n_parameters", "accuracy_healthy", "recovered_fraction"):
+    for key in ("accuracy_before", "accuracy_after", "n_parameters", "accuracy_healthy", "recovered_fraction",
+                "difference", "difference_ci", "mcnemar_p"):
         assert key in payload
+    from neurodtco.stats import wilson_interval
+
+    n = payload["n_test"]
+    assert n == 180
+    for name in ("accuracy_before", "accuracy_after", "accuracy_healthy"):
+        low, high = payload[f"{name}_ci"]
+        assert low <= payload[name] <= high
+        assert [low, high] == pytest.approx(list(wilson_interval(round(payload[name] * n), n)))
+    assert payload["difference"] == pytest.approx(payload["accuracy_after"] - payload["accuracy_before"])
+    assert payload["mcnemar_p"] < 0.05  # a clear gain on 180 paired images
     assert payload["n_parameters"] == 110
     assert payload["accuracy_after"] > payload["accuracy_before"]
     bad = CliRunner().invoke(app, ["correct", "--corrector", "affine", "--with-hidden"])

@@ -396,3 +396,119 @@ def test_make_installs_the_missing_packages_with_one_update(tmp_path):
         "apt-get install -y -q ngspice dataset-fashion-mnist"]
     for target in ("test", "demo"):  # both reach the dataset check
         assert any("dataset-fashion-mnist" in line for line in _make("-n", target)), target
+
+
+# Validation parts and k folds.
+
+def _ids(x):
+    """The hidden image number of the synthetic images below (their first pixel is number / n)."""
+    return np.rint(x[:, 0] * 1000).astype(int)
+
+
+def _numbered(n=1000, classes=5):
+    """``n`` images whose first pixel names the image (k / 1000), labels cycling through ``classes``."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([np.arange(n) / 1000, rng.random((n, 3))])
+    return x, np.arange(n) % classes
+
+
+def test_default_digits_split_is_bit_identical_to_the_one_cached_networks_were_trained_on():
+    """No new option given: the same train/test split, order and name as before folds existed."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sklearn_digits()
+    for seed in (0, 3):
+        x_tr, x_te, y_tr, y_te = train_test_split(bunch.data.astype(np.float64) / 16.0, bunch.target, test_size=180,
+                                                  random_state=seed, stratify=bunch.target)
+        d = load_digits(seed=seed)
+        assert d.name == "digits" and not d.has_validation
+        for got, want in ((d.x_train, x_tr), (d.x_test, x_te), (d.y_train, y_tr), (d.y_test, y_te)):
+            assert got.tobytes() == want.astype(got.dtype).tobytes()
+
+
+def test_folds_partition_the_images_and_are_stratified():
+    from neurodtco.data import fold_indices
+
+    x, y = _numbered()
+    folds = fold_indices(y, 10, seed=2)
+    assert np.array_equal(np.sort(np.concatenate(folds)), np.arange(len(y)))  # each image in exactly one fold
+    for test in folds:
+        assert np.array_equal(np.bincount(y[test], minlength=5), np.full(5, 20))  # 200 per class / 10 folds
+    parts = [split_arrays(x, y, seed=2, fold=k) for k in range(10)]
+    assert np.array_equal(np.sort(np.concatenate([_ids(p.x_test) for p in parts])), np.arange(len(y)))
+    for k, p in enumerate(parts):
+        assert set(_ids(p.x_train)).isdisjoint(_ids(p.x_test)) and len(p.y_train) + len(p.y_test) == len(y)
+        assert np.array_equal(_ids(p.x_test), folds[k]) and p.name == f"custom-fold{k}of10"
+    assert not np.array_equal(fold_indices(y, 10, seed=3)[0], folds[0])
+
+
+def test_validation_is_disjoint_from_training_and_test_with_and_without_folds():
+    x, y = _numbered()
+    for fold in (None, 4):
+        d = split_arrays(x, y, seed=1, n_validation=100, fold=fold)
+        train, val, test = _ids(d.x_train), _ids(d.x_val), _ids(d.x_test)
+        assert len(val) == 100 and np.array_equal(np.bincount(d.y_val), np.full(5, 20))
+        assert not (set(train) & set(val) or set(train) & set(test) or set(val) & set(test))
+        assert len(train) + len(val) + len(test) == len(y)
+    # The validation part comes out of training only: the test part is the one without validation.
+    assert np.array_equal(split_arrays(x, y, seed=1, n_validation=100).x_test, split_arrays(x, y, seed=1).x_test)
+
+
+def test_digits_folds_cover_all_1797_images_and_validation_is_named():
+    whole = load_digits(seed=0, n_validation=180)
+    assert whole.name == "digits-val180" and len(whole.y_val) == 180
+    assert np.array_equal(whole.x_test, load_digits(seed=0).x_test)
+    parts = [load_digits(seed=0, fold=k) for k in range(10)]
+    assert sum(len(p.y_test) for p in parts) == 1797
+    assert _images(*(p.x_test for p in parts)) == _images(load_digits().x_all)
+    counts = np.array([np.bincount(p.y_test, minlength=10) for p in parts])
+    assert np.ptp(counts, axis=0).max() <= 1  # each class spread over the folds as evenly as it can be
+    with pytest.raises(ValueError, match="n_test=100 and fold=1 exclude each other"):
+        load_digits(fold=1, n_test=100)
+    with pytest.raises(ValueError, match="fold=10 is not accepted: expected an integer in 0..9"):
+        load_digits(fold=10)
+    with pytest.raises(ValueError, match="n_folds=1 is not accepted"):
+        load_digits(fold=0, n_folds=1)
+
+
+def test_load_dataset_passes_fold_options_and_refuses_them_where_the_test_part_is_fixed(tmp_path):
+    from neurodtco.data import load_dataset
+
+    assert np.array_equal(load_dataset("digits", seed=1, fold=2, n_folds=5).x_test,
+                          load_digits(seed=1, fold=2, n_folds=5).x_test)
+    with pytest.raises(ValueError, match="'fashion-mnist' does not take fold: its options are"):
+        load_dataset("fashion-mnist", fold=0)
+    np.savez(tmp_path / "p.npz", x_train=np.eye(4), y_train=np.arange(4), x_test=np.eye(4), y_test=np.arange(4))
+    with pytest.raises(ValueError, match="does not take fold, n_folds"):
+        load_dataset(tmp_path / "p.npz", fold=0, n_folds=3)
+
+
+def test_run_folds_pools_every_image_once_with_a_wilson_interval():
+    from neurodtco.data import run_folds
+    from neurodtco.stats import wilson_interval
+
+    seen = []
+
+    def evaluate(dataset):
+        seen.append(dataset.name)
+        return dataset.y_test == 3
+
+    pooled = run_folds(evaluate, "digits", n_folds=10, seed=0)
+    n3 = int(np.sum(load_digits().y_all == 3))  # each image judged once: the pooled share is class 3's share
+    assert pooled.n_images == 1797 and pooled.accuracy == pytest.approx(n3 / 1797)
+    assert pooled.accuracy_ci == wilson_interval(n3, 1797)
+    out = pooled.to_dict()
+    assert out["n_test"] == 1797 and out["accuracy_ci"][0] < out["accuracy"] < out["accuracy_ci"][1]
+    assert out["n_folds"] == 10 and len(out["fold_accuracies"]) == 10 and out["dataset"] == "digits"
+    assert seen == [f"digits-fold{k}of10" for k in range(10)]
+    with pytest.raises(ValueError, match="one boolean per test image"):
+        run_folds(lambda d: d.y_test, "digits", n_folds=2)
+    # Two methods on the same folds are compared image by image.
+    other = run_folds(lambda d: d.y_test <= 3, "digits", n_folds=10, seed=0)
+    paired = other.compare(pooled)  # every class-3 image is right in both, classes 0-2 only in `other`
+    n012 = int(np.sum(load_digits().y_all <= 2))
+    assert paired["difference"] == pytest.approx(n012 / 1797) and paired["n_images"] == 1797
+    assert paired["mcnemar_p"] < 1e-10
+    with pytest.raises(ValueError, match="pool different folds"):
+        pooled.compare(run_folds(lambda d: d.y_test == 3, "digits", n_folds=5))

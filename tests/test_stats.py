@@ -94,3 +94,17 @@ def test_paired_comparison_and_json_convention():
     assert out["difference"] == pytest.approx(0.25)
     assert out["difference_ci"][0] > 0 and out["mcnemar_p"] < 1e-6
     assert with_ci("accuracy", 0.9, (0.85, 0.93)) == {"accuracy": 0.9, "accuracy_ci": [0.85, 0.93]}
+
+
+def test_with_wilson_adds_the_interval_of_each_accuracy_over_the_test_images():
+    from neurodtco.stats import format_accuracy, with_wilson
+
+    out = with_wilson({"accuracy": 162 / 180, "software_accuracy": 1.0, "engine": "ideal"},
+                      ["accuracy", "software_accuracy"], 180)
+    assert out["accuracy_ci"] == list(wilson_interval(162, 180))
+    assert out["software_accuracy_ci"] == list(wilson_interval(180, 180)) and out["engine"] == "ideal"
+    # A mean over draws on the same images is a fractional count: its interval lies between the neighbours'.
+    low, high = wilson_interval(161.5, 180)
+    assert wilson_interval(161, 180)[0] < low < wilson_interval(162, 180)[0]
+    assert wilson_interval(161, 180)[1] < high < wilson_interval(162, 180)[1]
+    assert format_accuracy(0.9092, (0.9035, 0.9148), 10000) == "90.9 % [90.3, 91.5], 10,000 images"

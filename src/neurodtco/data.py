@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ._validate import check_finite_array, check_positive
+from .stats import paired_accuracy_comparison, wilson_interval, with_ci
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # where Debian's dataset-fashion-mnist puts it
 FASHION_MNIST_ENV = "NEURODTCO_FASHION_MNIST_DIR"
@@ -84,14 +85,22 @@ def to_voltages(x: np.ndarray, v_read: float = 0.2) -> np.ndarray:
     return np.asarray(x, dtype=np.float64) * v_read
 
 
-def load_digits(seed: int = 0, n_test: int = 180) -> Dataset:
-    """sklearn's 8x8 handwritten digits, split stratified and seeded, ``n_test`` test images."""
+def load_digits(seed: int = 0, n_test: Optional[int] = None, n_validation: Optional[int | float] = None,
+                fold: Optional[int] = None, n_folds: int = 10) -> Dataset:
+    """sklearn's 8x8 handwritten digits, split stratified and seeded (``n_test`` test images, 180 by default).
+
+    ``fold=i`` makes the i-th of ``n_folds`` stratified folds the test part instead, so that the
+    folds' test parts partition all 1,797 images; ``n_validation`` (a count or a fraction) holds a
+    validation part out of what is not test. Without these options the split is the one the cached
+    default network was trained on.
+    """
     from sklearn.datasets import load_digits as _load
 
     bunch = _load()
     x = bunch.data.astype(np.float64) / 16.0
     y = bunch.target.astype(np.int64)
-    return split_arrays(x, y, n_test=n_test, seed=seed, name="digits", image_shape=(8, 8))
+    return split_arrays(x, y, n_test=n_test if n_test is not None or fold is not None else 180, seed=seed,
+                        name="digits", image_shape=(8, 8), n_validation=n_validation, fold=fold, n_folds=n_folds)
 
 
 def load_fashion_mnist(n_validation: int | float = 5000, seed: int = 0, directory: str | Path | None = None) -> Dataset:
@@ -175,10 +184,15 @@ def _stratified_holdout(labels: np.ndarray, n_held: int | float, seed: int) -> t
 
 
 def split_validation(dataset: Dataset, n_validation: int | float, seed: int = 0) -> Dataset:
-    """The dataset with a stratified, seeded validation part held out of its training images."""
+    """The dataset with a stratified, seeded validation part held out of its training images.
+
+    The name gains ``-val<count>``: the training part shrank, so a network cached under the old
+    name (trained on the validation images too) must not be taken for one trained on this split.
+    """
     keep, held = _stratified_holdout(dataset.y_train, n_validation, seed)
     return dataclasses.replace(dataset, x_train=dataset.x_train[keep], y_train=dataset.y_train[keep],
-                               x_val=dataset.x_train[held], y_val=dataset.y_train[held])
+                               x_val=dataset.x_train[held], y_val=dataset.y_train[held],
+                               name=f"{dataset.name}-val{len(held)}")
 
 
 def load_npz(path: str | Path, name: Optional[str] = None) -> Dataset:
@@ -228,17 +242,117 @@ def _checked_part(x: np.ndarray, y: np.ndarray, what: str,
 def split_arrays(
     x: np.ndarray,
     y: np.ndarray,
-    n_test: int | float = 0.1,
+    n_test: Optional[int | float] = None,
     seed: int = 0,
     name: str = "custom",
     image_shape: Optional[tuple[int, int]] = None,
+    n_validation: Optional[int | float] = None,
+    fold: Optional[int] = None,
+    n_folds: int = 10,
 ) -> Dataset:
-    """Stratified, seeded train/test split of user arrays (``x`` in [0, 1], integer labels)."""
+    """Stratified, seeded train/test split of user arrays (``x`` in [0, 1], integer labels).
+
+    The test part is ``n_test`` images (a count or a fraction; 0.1 by default), or with ``fold=i``
+    the i-th of ``n_folds`` stratified folds (``fold_indices``; the name gains ``-fold<i>of<k>``).
+    ``n_validation`` then holds a stratified validation part out of the rest (``split_validation``).
+    """
     from sklearn.model_selection import train_test_split
 
     x, y, shape = _checked_part(x, y, "x", image_shape)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=n_test, random_state=seed, stratify=y)
-    return Dataset(x_tr, y_tr, x_te, y_te, name=name, image_shape=shape)
+    if fold is None:
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.1 if n_test is None else n_test,
+                                                  random_state=seed, stratify=y)
+    else:
+        if n_test is not None:
+            raise ValueError(f"n_test={n_test!r} and fold={fold!r} exclude each other: a fold's test part is "
+                             f"1/n_folds of the images; give one of them")
+        folds = fold_indices(y, n_folds, seed)
+        if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < n_folds:
+            raise ValueError(f"fold={fold!r} is not accepted: expected an integer in 0..{n_folds - 1} (n_folds={n_folds})")
+        test = folds[fold]
+        train = np.setdiff1d(np.arange(len(y)), test)
+        x_tr, x_te, y_tr, y_te = x[train], x[test], y[train], y[test]
+        name = f"{name}-fold{fold}of{n_folds}"
+    dataset = Dataset(x_tr, y_tr, x_te, y_te, name=name, image_shape=shape)
+    return dataset if n_validation is None else split_validation(dataset, n_validation, seed)
+
+
+def fold_indices(labels: np.ndarray, n_folds: int = 10, seed: int = 0) -> list[np.ndarray]:
+    """The sorted positions of each of ``n_folds`` stratified, seeded folds: together they hold every position once."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels)
+    smallest = min(int(c) for c in np.unique(labels, return_counts=True)[1]) if labels.size else 0
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or not 2 <= n_folds <= smallest:
+        raise ValueError(f"n_folds={n_folds!r} is not accepted: expected an integer from 2 to {smallest} "
+                         "(the size of the smallest class, so that every fold holds every class)")
+    splitter = StratifiedKFold(n_splits=int(n_folds), shuffle=True, random_state=seed)
+    return [np.sort(test) for _, test in splitter.split(np.zeros(len(labels)), labels)]
+
+
+@dataclass(frozen=True)
+class PooledFolds:
+    """Per-image correctness pooled over the k folds' test parts: every image judged once, by the model that never saw it."""
+
+    correct: np.ndarray
+    fold: np.ndarray
+    name: str
+
+    @property
+    def n_folds(self) -> int:
+        """Folds pooled."""
+        return int(self.fold.max()) + 1
+
+    @property
+    def n_images(self) -> int:
+        """Test images pooled (all images of the dataset)."""
+        return int(self.correct.size)
+
+    @property
+    def accuracy(self) -> float:
+        """The pooled accuracy."""
+        return float(self.correct.mean())
+
+    @property
+    def accuracy_ci(self) -> tuple[float, float]:
+        """Its 95 % Wilson interval over all the pooled images."""
+        return wilson_interval(int(self.correct.sum()), self.n_images)
+
+    def fold_accuracies(self) -> np.ndarray:
+        """The accuracy of each fold's test part."""
+        return np.array([self.correct[self.fold == k].mean() for k in range(self.n_folds)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """``accuracy``, ``accuracy_ci``, ``n_test`` (images), ``n_folds`` and the folds' own accuracies."""
+        return {**with_ci("accuracy", self.accuracy, self.accuracy_ci), "n_test": self.n_images,
+                "n_folds": self.n_folds, "fold_accuracies": self.fold_accuracies().tolist(), "dataset": self.name}
+
+    def compare(self, other: "PooledFolds") -> dict[str, Any]:
+        """This method against ``other`` on the same images (same folds): difference, interval, McNemar's p."""
+        if not np.array_equal(self.fold, other.fold):
+            raise ValueError(f"the two results pool different folds ({self.n_images} and {other.n_images} images): "
+                             "run both with the same dataset, n_folds and seed so that each image is paired")
+        return paired_accuracy_comparison(self.correct, other.correct)
+
+
+def run_folds(evaluate: Callable[[Dataset], Any], name_or_path: str | Path = "digits", n_folds: int = 10,
+              seed: int = 0, **options: Any) -> PooledFolds:
+    """Call ``evaluate(dataset)`` on each fold's split and pool the per-test-image correctness it returns.
+
+    ``evaluate`` trains or builds whatever it needs on that split's training (and validation) part and
+    returns one boolean per test image; the pooled accuracy then rests on every image of the dataset.
+    ``options`` go to ``load_dataset`` (e.g. ``n_validation``).
+    """
+    correct, fold = [], []
+    for k in range(n_folds):
+        dataset = load_dataset(name_or_path, seed=seed, fold=k, n_folds=n_folds, **options)
+        result = np.asarray(evaluate(dataset))
+        if result.shape != dataset.y_test.shape or result.dtype != bool:
+            raise ValueError(f"evaluate returned {result.dtype} of shape {result.shape} for fold {k}; it must return "
+                             f"one boolean per test image ({len(dataset.y_test)}), e.g. predictions == dataset.y_test")
+        correct.append(result)
+        fold.append(np.full(result.size, k))
+    return PooledFolds(np.concatenate(correct), np.concatenate(fold), str(name_or_path))
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -317,16 +431,30 @@ DATASETS = tuple(_LOADERS)
 def load_dataset(name_or_path: str | Path, seed: int = 0, **options: Any) -> Dataset:
     """A built-in dataset by name (one of ``DATASETS``) or a PATH: a folder of MNIST-style IDX files, or a ``.npz``.
 
-    ``seed`` seeds the split (none in a ``.npz``: its parts are fixed); ``options`` go to the loader.
+    ``seed`` seeds the split (none in a ``.npz``: its parts are fixed); ``options`` go to the loader
+    (for the digits: ``n_test``, ``n_validation``, ``fold``, ``n_folds``).
     """
     if isinstance(name_or_path, str) and name_or_path in _LOADERS:
-        return _LOADERS[name_or_path](seed=seed, **options)
+        return _call_loader(_LOADERS[name_or_path], name_or_path, seed=seed, **options)
     path = Path(name_or_path)
     if path.is_dir():
-        return load_idx_folder(path, seed=seed, **options)
+        return _call_loader(load_idx_folder, str(path), path, seed=seed, **options)
     if path.is_file() and path.suffix == ".npz":
-        return load_npz(path, **options)
+        return _call_loader(load_npz, str(path), path, **options)
     raise ValueError(
         f"dataset {str(name_or_path)!r} is not accepted: give one of {', '.join(DATASETS)}, or the PATH of a folder "
         "of MNIST-style IDX files or of a .npz holding x_train, y_train, x_test, y_test (see docs/data.md)"
     )
+
+
+def _call_loader(loader: Callable[..., Dataset], what: str, *args: Any, **options: Any) -> Dataset:
+    """``loader(*args, **options)``, refusing options it does not take by name (folds need a dataset to split)."""
+    import inspect
+
+    accepted = [p for p in inspect.signature(loader).parameters if p not in ("path", "directory")]
+    unknown = sorted(set(options) - set(inspect.signature(loader).parameters))
+    if unknown:
+        raise ValueError(f"dataset {what!r} does not take {', '.join(unknown)}: its options are {', '.join(accepted)} "
+                         "(folds exist for datasets split here, such as digits; fashion-mnist, IDX folders and .npz "
+                         "files keep their own test part)")
+    return loader(*args, **options)

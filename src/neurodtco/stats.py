@@ -27,8 +27,12 @@ def _check_level(level: float) -> None:
         raise ValueError(f"level={level!r} is not a probability in (0, 1); use e.g. 0.95 for a 95 % interval")
 
 
-def wilson_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``successes / n``."""
+def wilson_interval(successes: float, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``successes / n``.
+
+    ``successes`` may be fractional (a mean over draws judged on the same ``n`` images): the
+    interval is then the one of that rate on ``n`` images.
+    """
     _check_level(level)
     if n <= 0:
         raise ValueError(f"n={n!r}: a proportion needs at least one trial (e.g. one test image)")
@@ -120,5 +124,18 @@ def with_ci(name: str, value: float, interval: Sequence[float], out: Optional[di
     return out
 
 
-__all__ = ["DEFAULT_LEVEL", "accuracy_interval", "bootstrap_ci", "mcnemar_exact", "paired_accuracy_comparison",
-           "paired_bootstrap_ci", "wilson_interval", "with_ci"]
+def with_wilson(out: dict, names: Sequence[str], n: int, level: float = DEFAULT_LEVEL) -> dict[str, Any]:
+    """Add ``name_ci`` (Wilson over the ``n`` images it was judged on) beside each accuracy ``out[name]``."""
+    for name in names:
+        value = float(out[name])
+        with_ci(name, value, wilson_interval(value * n, n, level), out)
+    return out
+
+
+def format_accuracy(value: float, interval: Sequence[float], n: int) -> str:
+    """``90.9 % [90.3, 91.5], 10,000 images``: an accuracy as a person reads it."""
+    return f"{100 * value:.1f} % [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}], {n:,} images"
+
+
+__all__ = ["DEFAULT_LEVEL", "accuracy_interval", "bootstrap_ci", "format_accuracy", "mcnemar_exact",
+           "paired_accuracy_comparison", "paired_bootstrap_ci", "wilson_interval", "with_ci", "with_wilson"]

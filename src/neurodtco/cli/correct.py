@@ -10,7 +10,9 @@ import typer
 
 from ..mapping import map_network
 from .circuit_options import CircuitOptions, with_circuit_options
-from .common import DatasetOpt, EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train, user_errors
+from ..stats import format_accuracy, with_wilson
+from .common import (DatasetOpt, EngineHelp, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train,
+                     user_errors)
 from .defects import DefectArg, DefectSeedArg, DefectsFileArg
 
 
@@ -30,6 +32,8 @@ def correct(
     corrector_seed: int = typer.Option(0, "--corrector-seed", help="Seed of the corrector's initial weights and of the calibration subset."),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Correct a (defective) chip: fit a small corrector on its training-image voltages, judge it on the test images."""
@@ -47,7 +51,7 @@ def correct(
         if corrector != "lastlayer":
             kwargs["features"] = features
         fixer = make_corrector(corrector, hidden=hidden, **kwargs)
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         healthy = map_network(net, circuit.config)
         chip, record = apply_option_defects(healthy, defect, defects_file, defect_seed)
         result = correct_circuit(chip, dataset, fixer, engine=engine, healthy=healthy,
@@ -55,20 +59,28 @@ def correct(
     payload = result.to_dict()
     # One name for the defect-free accuracy across the commands: accuracy_healthy, as simulate and mitigate say.
     payload["accuracy_healthy"] = payload.pop("healthy_accuracy")
+    payload["accuracy_healthy_ci"] = payload.pop("healthy_accuracy_ci")
     payload.update({
         "hidden": hidden if corrector == "mlp" else None,
         "defect_density": record.density if record else [0.0] * chip.n_layers,
         "defects": [d.to_string() for d in record.requested] if record else [],
         "software_accuracy": net.accuracy(dataset.x_test, dataset.y_test),
+        "dataset": dataset.name,
     })
+    with_wilson(payload, ["software_accuracy"], len(dataset.y_test))
     payload["timings"] = {"model_s": t_model, **payload.get("timings", {})}
     payload = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in payload.items()}
     if as_json:
         emit_json(payload)
     else:
         recovered = result.recovered_fraction
-        typer.echo(f"{engine} circuit: accuracy {result.accuracy_before:.2%} before, {result.accuracy_after:.2%} after "
-                   f"a {result.n_parameters}-parameter {result.corrector_name} corrector (healthy "
-                   f"{result.healthy_accuracy:.2%}; recovered "
-                   f"{'n/a' if math.isnan(recovered) else f'{recovered:.0%}'} of the loss), fitted on "
-                   f"{result.n_calibration} training images, judged on {len(result.test_index)} test images")
+        n = len(result.test_index)
+        low, high = payload["difference_ci"]
+        typer.echo(f"{engine} circuit on {n:,} test images: accuracy "
+                   f"{format_accuracy(result.accuracy_before, payload['accuracy_before_ci'], n)} before, "
+                   f"{format_accuracy(result.accuracy_after, payload['accuracy_after_ci'], n)} after a "
+                   f"{result.n_parameters}-parameter {result.corrector_name} corrector fitted on {result.n_calibration} "
+                   f"training images: {100 * payload['difference']:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}] "
+                   f"on the same images (McNemar p = {payload['mcnemar_p']:.2g}); healthy "
+                   f"{result.healthy_accuracy:.1%}, recovered {'n/a' if math.isnan(recovered) else f'{recovered:.0%}'} "
+                   "of the loss")

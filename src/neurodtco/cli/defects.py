@@ -9,7 +9,8 @@ import typer
 
 from ..mapping import map_network
 from .circuit_options import CircuitOptions, with_circuit_options
-from .common import DatasetOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train, user_errors
+from .common import (DatasetOpt, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train,
+                     user_errors)
 
 DefectArg = Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")]
 DefectsFileArg = Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")]
@@ -26,6 +27,8 @@ def show(
     circuit: CircuitOptions = CircuitOptions(),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Draw every array's conductance map with the cells the defects hit marked (defect maps)."""
@@ -37,7 +40,7 @@ def show(
         defects = defects_from_options(defect, defects_file)  # refuse nonsense before loading anything
         if not defects:
             raise ValueError("no defect given: add --defect PATTERN:key=value,... or --defects-file FILE.yaml")
-        _, net, _ = load_or_train(model, seed, as_json, dataset_name)
+        _, net, _ = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         defective, record = apply_defects(map_network(net, circuit.config), defects, seed=defect_seed)
         path = plot_defect_maps(defective, record, out)
     if as_json:

@@ -12,8 +12,9 @@ import typer
 from ..data import to_voltages
 from ..mapping import map_network
 from .circuit_options import CircuitOptions, with_circuit_options
-from .common import (DatasetOpt, EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, json_default, load_or_train,
-                     user_errors)
+from ..stats import format_accuracy, with_wilson
+from .common import (DatasetOpt, EngineHelp, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images,
+                     json_default, load_or_train, user_errors)
 
 
 @with_circuit_options()
@@ -37,6 +38,8 @@ def imperfect(
     n_images: Optional[int] = typer.Option(None, "--n-images", help="Use only the first N test images."),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Map the network, apply temperature, noise, tuning, passive programming or drift; report accuracy and energy."""
@@ -46,20 +49,22 @@ def imperfect(
     with user_errors():
         specs = specs_from_options(spec_file, temperature_c, technology, read_noise, read_time_s, tuning_tolerance,
                                    passive_scheme, threshold_variation, max_pulses, drift_time_s, drift_nu)
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         chip = map_network(net, circuit.config)
         x, y = first_test_images(dataset, n_images)
         payload = run_imperfect(chip, to_voltages(x, circuit.v_read_v), y, specs, engine=engine, repeats=repeats,
                                 seed=imperfection_seed, read_time_s=read_time_s)
     payload["software_accuracy"] = net.accuracy(x, y)
+    with_wilson(payload, ["software_accuracy"], len(y))
+    payload["dataset"] = dataset.name
     payload["timings"]["model_s"] = t_model
     if as_json:
         emit_json(payload)
     else:
         kinds = ", ".join(s["kind"] for s in specs) or "none"
-        typer.echo(f"{engine} circuit with imperfections ({kinds}): accuracy {payload['accuracy']:.2%} "
-                   f"(+-{payload['accuracy_std']:.2%} over {repeats} draws; {payload['accuracy_without_imperfections']:.2%} "
-                   f"without); arrays' energy {payload['energy_per_inference_j'] * 1e12:.3g} pJ per inference "
+        typer.echo(f"{engine} circuit with imperfections ({kinds}): accuracy "
+                   f"{format_accuracy(payload['accuracy'], payload['accuracy_ci'], len(y))} (+-{payload['accuracy_std']:.1%} "
+                   f"over {repeats} draws; {payload['accuracy_without_imperfections']:.1%} without); arrays' energy {payload['energy_per_inference_j'] * 1e12:.3g} pJ per inference "
                    f"({payload['energy_without_imperfections_j'] * 1e12:.3g} pJ without) at {read_time_s:g} s reads")
 
 
@@ -94,6 +99,8 @@ def mitigate(
     program_seed: int = typer.Option(0, "--program-seed", help="tune/tolerance/compare: seed of the programming draws and defect maps."),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Mitigate imperfections: defect-aware retraining, tolerance, ordered tuning, memory states, circuit, comparison."""
@@ -103,7 +110,7 @@ def mitigate(
     with user_errors():
         if lever not in mc.MITIGATE_LEVERS:
             raise ValueError(f"lever {lever!r} is not accepted: choose one of {list(mc.MITIGATE_LEVERS)}")
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         config = circuit.config
         start = time.perf_counter()
         payload: dict[str, Any]

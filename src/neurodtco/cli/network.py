@@ -9,13 +9,15 @@ from typing import Optional
 import numpy as np
 import typer
 
-from ..data import load_dataset, to_voltages
+from ..data import to_voltages
 from ..engines import simulate as run_engine
 from ..mapping import map_network
 from ..netlist import circuit_elements, write_netlist
 from ..network import ARCH_HELP, fit, make_config
+from ..stats import format_accuracy, paired_accuracy_comparison, wilson_interval, with_wilson
 from .circuit_options import CircuitOptions, with_circuit_options
-from .common import DatasetOpt, EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
+from .common import (DatasetOpt, EngineHelp, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images,
+                     load_data, load_or_train, user_errors)
 from .defects import DefectArg, DefectSeedArg, DefectsFileArg
 from .progress import progress
 
@@ -28,11 +30,13 @@ def train(
                                          "the architecture's recipe otherwise)."),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a network (the MLP, or --arch) on a dataset (by default the 8x8 digits) and save it with its architecture."""
     with user_errors():
-        dataset = load_dataset(dataset_name, seed=seed)
+        dataset = load_data(dataset_name, seed, fold, n_folds)
         if arch is None:
             try:
                 widths = tuple(int(h) for h in hidden.split(",") if h.strip())
@@ -46,14 +50,22 @@ def train(
         elapsed = time.perf_counter() - start
         net.save(out)
     acc = net.history["test_accuracy"]
+    n_test = len(dataset.y_test)
+    payload = with_wilson({"software_accuracy": acc}, ["software_accuracy"], n_test)
+    payload["train_accuracy"] = net.history["train_accuracy"]
+    with_wilson(payload, ["train_accuracy"], len(dataset.y_train))
+    if dataset.has_validation:
+        payload["validation_accuracy"] = net.accuracy(dataset.x_val, dataset.y_val)
+        with_wilson(payload, ["validation_accuracy"], len(dataset.y_val))
     if as_json:
-        extra = {"validation_accuracy": net.accuracy(dataset.x_val, dataset.y_val)} if dataset.has_validation else {}
-        emit_json({"software_accuracy": acc, "train_accuracy": net.history["train_accuracy"], **extra, "model": str(out),
-                   "arch": net.arch, **({"widths": list(config.widths)} if hasattr(config, "widths") else {}),
-                   "dataset": dataset.name, "seed": seed, "n_test": len(dataset.y_test), "timings": {"train_s": elapsed}})
+        emit_json({**payload, "model": str(out), "arch": net.arch,
+                   **({"widths": list(config.widths)} if hasattr(config, "widths") else {}), "dataset": dataset.name,
+                   "seed": seed, "fold": fold, "n_train": len(dataset.y_train),
+                   "n_validation": len(dataset.y_val) if dataset.has_validation else 0, "n_test": n_test,
+                   "timings": {"train_s": elapsed}})
     else:
-        typer.echo(f"trained {net.arch.removeprefix('mlp:')} in {elapsed:.1f} s: "
-                   f"test accuracy {acc:.2%} on {len(dataset.y_test)} images; saved to {out}")
+        typer.echo(f"trained {net.arch.removeprefix('mlp:')} in {elapsed:.1f} s: test accuracy "
+                   f"{format_accuracy(acc, payload['software_accuracy_ci'], n_test)}; saved to {out}")
 
 
 @with_circuit_options()
@@ -64,6 +76,8 @@ def simulate(
     n_images: Optional[int] = typer.Option(None, "--n-images", help="Simulate only the first N test images."),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
     defect: DefectArg = None,
     defects_file: DefectsFileArg = None,
@@ -74,7 +88,7 @@ def simulate(
     from ..defects.commands import apply_option_defects
 
     with user_errors():
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         x, y = first_test_images(dataset, n_images)
         start = time.perf_counter()
         healthy = map_network(net, circuit.config)
@@ -98,17 +112,25 @@ def simulate(
         "tile": circuit.tile or None,
         "n_arrays": chip.n_arrays,
         "n_cells": chip.n_cells,
+        "dataset": dataset.name,
         "timings": {"model_s": t_model, "map_s": t_map, "simulate_s": t_sim, "per_image_s": t_sim / len(y)},
     }
+    with_wilson(payload, ["accuracy", "accuracy_healthy", "software_accuracy"], len(y))
+    if defect_record is not None:  # the defects' cost, paired on the same images
+        paired = paired_accuracy_comparison(result.predictions() == y, result_healthy.predictions() == y)
+        payload.update({key: paired[key] for key in ("difference", "difference_ci", "mcnemar_p")})
     if as_json:
         emit_json(payload)
         return
-    typer.echo(f"{engine} circuit ({chip.n_arrays} arrays, {chip.n_cells:,} cells): accuracy {payload['accuracy']:.2%} "
-               f"on {len(y)} test images (software {payload['software_accuracy']:.2%}); simulated in {t_sim:.3g} s")
+    typer.echo(f"{engine} circuit ({chip.n_arrays} arrays, {chip.n_cells:,} cells): accuracy "
+               f"{format_accuracy(payload['accuracy'], payload['accuracy_ci'], len(y))} (software "
+               f"{payload['software_accuracy']:.1%}); simulated in {t_sim:.3g} s")
     if defect_record is not None:
         typer.echo(f"with {len(defect_record.requested)} defect(s), densities per layer "
-                   f"{', '.join(f'{d:.1%}' for d in defect_record.density)}: accuracy {payload['accuracy']:.2%} "
-                   f"vs {payload['accuracy_healthy']:.2%} without")
+                   f"{', '.join(f'{d:.1%}' for d in defect_record.density)}: accuracy {payload['accuracy']:.1%} vs "
+                   f"{format_accuracy(payload['accuracy_healthy'], payload['accuracy_healthy_ci'], len(y))} without; "
+                   f"difference {100 * payload['difference']:+.1f} points "
+                   f"[{100 * payload['difference_ci'][0]:+.1f}, {100 * payload['difference_ci'][1]:+.1f}]")
 
 
 @with_circuit_options()
@@ -120,13 +142,15 @@ def netlist(
     circuit: CircuitOptions = CircuitOptions(),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the whole circuit (all arrays, wires and neurons) as an ngspice or Spectre netlist."""
     with user_errors():
         if fmt not in ("spice", "spectre"):
             raise ValueError(f"--format {fmt!r} is not accepted: choose spice or spectre")
-        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name)
+        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         chip = map_network(net, circuit.config)
         x, _ = first_test_images(dataset, n_images)
         path = write_netlist(chip, to_voltages(x, circuit.v_read_v), out, fmt)  # type: ignore[arg-type]
@@ -148,13 +172,15 @@ def verify(
     tolerance_v: float = typer.Option(1e-6, "--tolerance", help="Largest accepted output difference (V)."),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the nodal engine and ngspice on the same circuit and images; report their largest difference."""
     with user_errors():
         if not tolerance_v > 0:
             raise ValueError(f"--tolerance {tolerance_v} is not accepted: expected volts > 0")
-        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name)
+        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         chip = map_network(net, circuit.config)
         x, y = first_test_images(dataset, n_images)
         voltages = to_voltages(x, circuit.v_read_v)
@@ -181,6 +207,8 @@ def verify(
         "predictions_agree": bool(np.all(same_class)),
         "n_prediction_mismatches": int(np.sum(~same_class)),
         "accuracy": {"nodal": a.accuracy(y), "ngspice": b.accuracy(y)},
+        "accuracy_ci": {name: list(wilson_interval(r.accuracy(y) * n_images, n_images)) for name, r in results.items()},
+        "n_test": n_images,
         "cell": circuit.cell, "wire_ohm": circuit.wire_ohm, "gain": circuit.gain,
         "timings": {**timings, "speedup": timings["ngspice_s"] / max(timings["nodal_s"], 1e-12)},
     }

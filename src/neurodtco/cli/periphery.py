@@ -10,7 +10,9 @@ from typing import Optional
 import typer
 
 from ..data import to_voltages
-from .common import DatasetOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
+from ..stats import format_accuracy, with_wilson
+from .common import (DatasetOpt, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images,
+                     load_or_train, user_errors)
 from .progress import progress
 
 
@@ -66,6 +68,8 @@ def transistor_check(
     jobs: int = typer.Option(1, "--jobs", help="ngspice processes at once."),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the network with transistor-level neurons (ngspice, FreePDK45) and compare it with nodal."""
@@ -74,7 +78,7 @@ def transistor_check(
     from ..periphery.network import compare_with_behavioural
 
     with user_errors():
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         char = load_characterization(characterization)
         circuit = characterized_circuit(net, char, corner, temp_c)
         pixels, y = first_test_images(dataset, n_images)
@@ -82,14 +86,17 @@ def transistor_check(
         with progress("transistor-level layers", circuit.n_layers, "layers", quiet=as_json) as update:
             agreement = compare_with_behavioural(circuit, x, char, corner, temp_c, labels=y, mode=mode, jobs=jobs,
                                                  progress=update)
-    payload = {"corner": corner.upper(), "temp_c": temp_c, **agreement.summary(), "timings": {"model_s": t_model}}
+    payload = {"corner": corner.upper(), "temp_c": temp_c, **agreement.summary(), "n_test": len(y),
+               "timings": {"model_s": t_model}}
+    with_wilson(payload, ["transistor_accuracy", "behavioural_accuracy"], len(y))
     if as_json:
         emit_json(payload)
     else:
         typer.echo(f"{corner.upper()} {temp_c:g} degC, {n_images} images, {agreement.transistor.n_transistors} transistors: "
                    f"same class {payload['same_class']}/{n_images}; outputs max |diff| {payload['outputs_max_v'] * 1e3:.2f} mV "
                    f"(rms {payload['outputs_rms_v'] * 1e3:.2f} mV; tolerance {payload['tolerance_v'] * 1e3:.0f} mV); "
-                   f"accuracy transistor {payload['transistor_accuracy']:.2%}, nodal {payload['behavioural_accuracy']:.2%}; "
+                   f"accuracy transistor {format_accuracy(payload['transistor_accuracy'], payload['transistor_accuracy_ci'], len(y))}, "
+                   f"nodal {payload['behavioural_accuracy']:.1%}; "
                    f"{payload['per_image_s']:.2f} s per image")
     if not (agreement.all_same_class and agreement.within_tolerance):
         raise typer.Exit(code=1)

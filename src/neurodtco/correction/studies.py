@@ -1,27 +1,32 @@
 """The studies behind the correction results: severity search, cross-defect matrix, calibration budget.
 
-* ``severity_search``: for one pattern on one array, the defect density whose median test accuracy
-  over several instances lands in a target band (40-60 % by default), by bisection.
+* ``severity_search``: for one pattern on one array, the defect density whose median *validation*
+  accuracy over several instances lands in a target band (40-60 % by default), by bisection (a
+  choice: the test images play no part in it).
 * ``cross_defect_matrix`` / ``unseen_chip_matrix``: one corrector per defect type, trained on chips with
   that type and judged on chips of every type, plus one trained on a mixture of all types (both are
   ``cross.cross_defect`` on the chips' stacked voltages).
-* ``calibration_budget``: accuracy after correction against the number of labelled images per chip.
+* ``calibration_budget``: accuracy after correction against the number of labelled images per chip,
+  summarized per array.
+* ``summarize`` / ``summarize_per_array``: median and mean over chips with bootstrap intervals over
+  the chips, one summary per array (easy and hard arrays are never pooled into one number).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from ..circuit import Circuit
-from ..data import Dataset
+from ..data import Dataset, to_voltages
 from ..defects import DefectRecord, apply_defects, defect_instance
 from ..engines import Engine, get_engine
 from .cross import CrossDefectResult, cross_defect
 from .models import BatchedCorrector
+from ..stats import bootstrap_ci
 from .protocol import ChipVoltages, calibration_indices, correct_circuits, measure_chip
 
 #: The seven pattern types of the published study (``clustered`` is ours, not in the matrix).
@@ -37,7 +42,7 @@ def make_defective(circuit: Circuit, pattern: str, layer: int, density: float, i
 
 @dataclass
 class SeverityPoint:
-    """The severity found for one (pattern, array): its density and the instances' chips at it."""
+    """The severity found for one (pattern, array): its density, the instances' validation accuracies and chips at it."""
 
     pattern: str
     layer: int
@@ -53,40 +58,46 @@ class SeverityPoint:
 
     @property
     def median_accuracy(self) -> float:
-        """Median test accuracy of the instances at the chosen density."""
+        """Median validation accuracy of the instances at the chosen density (what the search chose on)."""
         return float(np.median(self.accuracies))
+
+    def test_accuracies(self, dataset: Dataset) -> np.ndarray:
+        """Each instance's own test accuracy at the chosen density: for reporting, after the choice."""
+        return np.array([chip.accuracy(dataset.y_test) for chip in self.chips])
 
 
 def severity_search(circuit: Circuit, dataset: Dataset, pattern: str, layer: int, *, kind: str = "on",
                     engine: Union[str, Engine] = "nodal", instances: Sequence[int] = range(5),
                     target: tuple[float, float] = (0.4, 0.6), max_steps: int = 12, seed: int = 0) -> SeverityPoint:
-    """Bisect the defect density until the instances' median test accuracy lies in ``target``.
+    """Bisect the defect density until the instances' median validation accuracy lies in ``target``.
 
+    The search reads only the dataset's validation images (``dataset.validation()``; a dataset
+    without a validation part is refused), so the density it picks is no choice made on test data.
     Assumes accuracy falls as density grows (true on average; an instance may not follow). When no
     density lands in the band (patterns that hit whole lines move in steps), the density whose median
-    is closest to the band's centre is kept and ``in_range`` is False. The chips (all images
-    simulated) at the chosen density come back for the correction runs. ``seed`` places the instances
+    is closest to the band's centre is kept and ``in_range`` is False. The chips at the chosen density
+    are then simulated on all images and come back for the correction runs. ``seed`` places the instances
     (``defects.defect_instance``: the study runner's circuits of the same seed are the same chips).
     """
     low_t, high_t = target
     if not 0.0 <= low_t < high_t <= 1.0:
         raise ValueError(f"target={target!r} is not accepted: expected (low, high) with 0 <= low < high <= 1")
+    x_val, y_val = dataset.validation()
     eng = get_engine(engine) if isinstance(engine, str) else engine
     instances = tuple(int(i) for i in instances)
     if not instances:
         raise ValueError("instances must name at least one instance (seed)")
-    seen: dict[float, tuple[float, list[ChipVoltages], np.ndarray, np.ndarray]] = {}
+    seen: dict[float, tuple[float, np.ndarray, np.ndarray]] = {}
 
     def evaluate(density: float) -> float:
-        chips, accs, achieved = [], [], []
+        accs, achieved = [], []
         for instance in instances:
             chip_circuit, record = make_defective(circuit, pattern, layer, density, instance, kind, seed)
-            chip = measure_chip(chip_circuit, dataset, eng)
-            chips.append(chip)
-            accs.append(chip.accuracy(dataset.y_test))
+            outputs = eng.run(chip_circuit, to_voltages(x_val, chip_circuit.input_scale_v)).outputs_v
+            accs.append(float(np.mean(np.asarray(outputs).argmax(axis=1) == y_val)))
             achieved.append(record.density[layer])
         median = float(np.median(accs))
-        seen[density] = (median, chips, np.array(accs), np.array(achieved))
+        seen[density] = (median, np.array(accs), np.array(achieved))
         return median
 
     # Some patterns cannot cover a whole array (a ring keeps its hole): find the largest density accepted.
@@ -104,7 +115,7 @@ def severity_search(circuit: Circuit, dataset: Dataset, pattern: str, layer: int
     centre = 0.5 * (low_t + high_t)
     note = ""
     if seen[hi][0] > high_t:
-        note = f"even density {hi:g} leaves median accuracy {seen[hi][0]:.1%}, above the band"
+        note = f"even density {hi:g} leaves median validation accuracy {seen[hi][0]:.1%}, above the band"
     else:
         for _ in range(max_steps):
             mid = 0.5 * (lo + hi)
@@ -116,11 +127,13 @@ def severity_search(circuit: Circuit, dataset: Dataset, pattern: str, layer: int
             else:
                 hi = mid
     best = min(seen, key=lambda d: (not (low_t <= seen[d][0] <= high_t), abs(seen[d][0] - centre)))
-    median, chips, accs, achieved = seen[best]
+    median, accs, achieved = seen[best]
     in_range = low_t <= median <= high_t
     if not in_range and not note:
         note = f"accuracy jumps across the band; closest median {median:.1%} at density {best:.3g}"
     steps = sorted((d, v[0]) for d, v in seen.items())
+    chips = [measure_chip(make_defective(circuit, pattern, layer, best, instance, kind, seed)[0], dataset, eng)
+             for instance in instances]
     return SeverityPoint(pattern=pattern, layer=int(layer), kind=kind, density=float(best), accuracies=accs,
                          achieved_density=achieved, instances=instances, in_range=in_range, steps=steps,
                          chips=chips, note=note)
@@ -178,29 +191,51 @@ def unseen_chip_matrix(train: dict[str, Sequence[ChipVoltages]], test: dict[str,
 
 
 def calibration_budget(chips: Sequence[ChipVoltages], dataset: Dataset, corrector: BatchedCorrector,
-                       budgets: Sequence[Optional[int]] = (10, 20, 50, 100, 200, 500, None),
-                       seed: int = 0) -> dict[str, np.ndarray]:
+                       budgets: Sequence[Optional[int]] = (10, 20, 50, 100, 200, 500, None), *,
+                       arrays: Sequence[int], seed: int = 0) -> dict[str, Any]:
     """Test accuracy of each chip after correction with ``n`` labelled images (class-balanced) per chip.
 
-    Returns ``{"budget": [B], "accuracy": [B, chips]}``; a budget of None means every training image.
+    ``arrays`` names the array each chip's defects sit on. Returns ``{"budget": [B], "accuracy":
+    [B, chips], "array": [chips], "summary": [...]}``, the summary one ``summarize`` row per budget
+    and array; a budget of None means every training image.
     """
+    arrays = np.asarray(arrays)
+    if arrays.shape != (len(chips),):
+        raise ValueError(f"arrays names {arrays.size} arrays for {len(chips)} chips: give the array of every chip")
     sizes, accs = [], []
     for budget in budgets:
         results = correct_circuits([None] * len(chips), dataset, corrector, chips=list(chips),  # type: ignore[list-item]
                                    n_calibration=budget, seed=seed)
         sizes.append(len(dataset.y_train) if budget is None else min(int(budget), len(dataset.y_train)))
         accs.append([r.accuracy_after for r in results])
-    return {"budget": np.array(sizes), "accuracy": np.array(accs)}
+    summary = [{"budget": size, **row} for size, acc in zip(sizes, accs) for row in summarize_per_array(acc, arrays)]
+    return {"budget": np.array(sizes), "accuracy": np.array(accs), "array": arrays, "summary": summary}
 
 
-def summarize(values: Sequence[float]) -> dict[str, float]:
-    """Median, quartiles, min and max of a sample (NaNs dropped)."""
-    v = np.asarray([x for x in values if not (isinstance(x, float) and math.isnan(x))], dtype=float)
+def summarize(values: Sequence[float], seed: int = 0) -> dict[str, float]:
+    """Median and mean over chips (or instances) with 95 % bootstrap intervals over them, quartiles, range, count.
+
+    NaNs (chips without a result) are dropped; ``n_chips`` counts the rest.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[~np.isnan(v)]
     if v.size == 0:
-        return {"median": math.nan, "q25": math.nan, "q75": math.nan, "min": math.nan, "max": math.nan}
-    return {"median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)), "q75": float(np.quantile(v, 0.75)),
-            "min": float(v.min()), "max": float(v.max())}
+        nan2 = [math.nan, math.nan]
+        return {"median": math.nan, "median_ci": nan2, "mean": math.nan, "mean_ci": nan2, "q25": math.nan,
+                "q75": math.nan, "min": math.nan, "max": math.nan, "n_chips": 0}
+    return {"median": float(np.median(v)), "median_ci": list(bootstrap_ci(v, np.median, seed=seed)),
+            "mean": float(v.mean()), "mean_ci": list(bootstrap_ci(v, np.mean, seed=seed)),
+            "q25": float(np.quantile(v, 0.25)), "q75": float(np.quantile(v, 0.75)),
+            "min": float(v.min()), "max": float(v.max()), "n_chips": int(v.size)}
+
+
+def summarize_per_array(values: Sequence[float], arrays: Sequence[int], seed: int = 0) -> list[dict[str, Any]]:
+    """One ``summarize`` row per array (``{"array": a, ...}``), in array order: hard and easy arrays apart."""
+    v, a = np.asarray(values, dtype=float).ravel(), np.asarray(arrays).ravel()
+    if v.shape != a.shape:
+        raise ValueError(f"got {v.size} values for {a.size} array labels: give the array of every chip")
+    return [{"array": int(layer), **summarize(v[a == layer], seed)} for layer in np.unique(a)]
 
 
 __all__ = ["STUDY_PATTERNS", "SeverityPoint", "calibration_budget", "calibration_indices", "cross_defect_matrix",
-           "make_defective", "severity_search", "summarize", "unseen_chip_matrix"]
+           "make_defective", "severity_search", "summarize", "summarize_per_array", "unseen_chip_matrix"]

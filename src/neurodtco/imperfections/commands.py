@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from ..circuit import Circuit
+from ..stats import bootstrap_ci, with_wilson
 from .energy import evaluate
 from .spec import Imperfection, apply_imperfections, parse_imperfections
 
@@ -102,12 +103,19 @@ def run_imperfect(
     t_imperfect = time.perf_counter() - start
     acc = np.array([r["accuracy"] for r in runs])
     energy = np.array([r["energy_per_inference_j"] for r in runs])
-    return {
+    payload = {
         "accuracy": float(acc.mean()),
         "accuracy_std": float(acc.std()),
         "accuracy_min": float(acc.min()),
         "accuracies": acc.tolist(),
         "accuracy_without_imperfections": clean["accuracy"],
+    }
+    # Each accuracy is judged on the same images: Wilson over them (a mean over draws is a fractional count).
+    with_wilson(payload, ["accuracy", "accuracy_min", "accuracy_without_imperfections"], len(labels))
+    return {
+        **payload,
+        # The spread of the draws alone (the images held fixed): a bootstrap over the seeds.
+        "accuracy_draws_ci": list(bootstrap_ci(acc)),
         "energy_per_inference_j": float(energy.mean()),
         "energy_without_imperfections_j": clean["energy_per_inference_j"],
         "read_time_s": read_time_s,

@@ -8,11 +8,11 @@ from .arch import (ARCH_HELP, PRESETS, Activation, ArchConfig, Architecture, Bat
 from .layers import ResidualBlock, Saturate
 from .lower import SUPPORTED, lower_sequential, run_ops
 from .mlp import MLP, NetworkConfig, forward_float64
-from .trained import ARCH_FORMAT, FORMAT, TrainedNetwork, load_network
+from .trained import ARCH_FORMAT, FORMAT, TrainedNetwork, check_split, load_network, split_record
 from .training import cache_dir, cached_fit, default_network, fit, image_shape, make_config, train, train_architecture
 
 __all__ = ["ARCH_FORMAT", "ARCH_HELP", "FORMAT", "MLP", "PRESETS", "SUPPORTED", "Activation", "ArchConfig",
            "Architecture", "BatchNorm", "Conv2d", "Flatten", "Linear", "NetworkConfig", "Pool", "Residual",
            "ResidualBlock", "Saturate", "TrainedNetwork", "cache_dir", "cached_fit", "default_network", "fit", "forward_float64",
-           "image_shape", "load_network", "lower_sequential", "make_config", "parse_arch", "run_ops", "train",
+           "check_split", "image_shape", "load_network", "split_record", "lower_sequential", "make_config", "parse_arch", "run_ops", "train",
            "train_architecture"]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -89,6 +90,30 @@ class TrainedNetwork:
         torch.save({"format": fmt, "config": self.config.to_dict(), "state_dict": self.model.state_dict(),
                     "history": self.history}, tmp)
         os.replace(tmp, path)
+
+
+def split_record(dataset: Any) -> dict[str, str]:
+    """What a model file keeps of the split it was trained on: the dataset's name and a hash of its test part."""
+    digest = hashlib.sha256(np.ascontiguousarray(dataset.x_test, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(dataset.y_test, dtype=np.int64).tobytes())
+    return {"dataset": str(dataset.name), "test_sha256": digest.hexdigest()[:16]}
+
+
+def check_split(net: TrainedNetwork, dataset: Any, source: str = "the model") -> None:
+    """Refuse to judge ``net`` on a test part other than the one held out when it was trained.
+
+    Another split's test images may be among the images the network was trained on, which would
+    make its accuracy a training accuracy. Model files written before the record existed pass.
+    """
+    if "test_sha256" not in net.history:
+        return
+    here = split_record(dataset)
+    if here["test_sha256"] != net.history["test_sha256"]:
+        raise ValueError(
+            f"{source} was trained on {net.history.get('dataset')!r} with another test part than {dataset.name!r} here "
+            "(a different --seed, --fold or dataset): its training images may include these test images. "
+            "Use the split it was trained on, or train a model on this one (`neurodtco train` with the same "
+            "--dataset/--seed/--fold)")
 
 
 def load_network(path: str | Path, expected_widths: Optional[tuple[int, ...]] = None) -> TrainedNetwork:

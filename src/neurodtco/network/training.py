@@ -16,7 +16,7 @@ from torch import nn
 from ..data import Dataset, load_digits
 from .arch import ArchConfig, mlp_widths, parse_arch
 from .mlp import MLP, NetworkConfig
-from .trained import TrainedNetwork, load_network
+from .trained import TrainedNetwork, load_network, split_record
 
 Progress = Optional[Callable[[int, int], None]]
 
@@ -76,6 +76,7 @@ def train(
     net = TrainedNetwork(config, model, {"loss": losses})
     net.history["train_accuracy"] = net.accuracy(dataset.x_train, dataset.y_train)
     net.history["test_accuracy"] = net.accuracy(dataset.x_test, dataset.y_test)
+    net.history.update(split_record(dataset))
     return net
 
 
@@ -135,6 +136,7 @@ def train_architecture(
     history["test_accuracy"] = net.accuracy(dataset.x_test, dataset.y_test)
     if validation is not None:
         history["validation_accuracy"] = net.accuracy(*validation)
+    history.update(split_record(dataset))
     return net
 
 
