@@ -127,6 +127,11 @@ def test_cli_yield_reads_maps_and_refuses_bad_options(default_circuit, tmp_path)
                               "--write-maps", str(path), "--json"])
     assert out.exit_code == 0, out.output
     drawn = json.loads(out.stdout.strip().splitlines()[-1])
+    assert drawn["yield_ci"] == pytest.approx(list(wilson_interval(drawn["n_pass"], 30)))
+    assert drawn["n_test"] == 180
+    assert drawn["healthy_accuracy_ci"] == pytest.approx(list(wilson_interval(round(drawn["healthy_accuracy"] * 180), 180)))
+    low, high = drawn["mean_accuracy_ci"]
+    assert low <= drawn["mean_accuracy"] <= high
     back = runner.invoke(app, ["yield", "--maps", str(path), "--bound", "0.8", "--die-mm", "20", "--json"])
     assert back.exit_code == 0, back.output
     read = json.loads(back.stdout.strip().splitlines()[-1])

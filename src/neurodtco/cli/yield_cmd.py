@@ -11,7 +11,8 @@ import typer
 
 from ..mapping import map_network
 from .circuit_options import CircuitOptions, with_circuit_options
-from .common import DatasetOpt, EngineHelp, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train, user_errors
+from .common import (DatasetOpt, EngineHelp, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train,
+                     user_errors)
 
 
 @with_circuit_options()
@@ -41,6 +42,8 @@ def yield_(
     circuit: CircuitOptions = CircuitOptions(),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Yield of a wafer-level defect field: the share of dies that pass, with its Wilson interval."""
@@ -61,7 +64,7 @@ def yield_(
                      else DefectField.from_d0_per_cm2(d0_cm2, cell_area_um2, **common))  # type: ignore[arg-type]
         elif write_maps is not None:
             raise ValueError("--write-maps writes drawn dies; it cannot be combined with --maps")
-        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name)
+        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         healthy = map_network(net, circuit.config)
         judge: dict[str, Any] = {"criterion": criterion, "bound": bound, "within": within, "mitigation": mitigation,
                                  "engine": engine, "seed": field_seed}

@@ -21,7 +21,7 @@ from ..circuit import Circuit
 from ..correction import BatchedMLPCorrector, ChipVoltages, correct_circuits, measure_chip
 from ..data import Dataset
 from ..engines import Engine
-from ..stats import wilson_interval
+from ..stats import bootstrap_ci, wilson_interval, with_ci
 from .diemap import DieMap, die_circuit
 from .field import DefectField, draw_wafer
 from .geometry import DieKey, Wafer, wafers_needed
@@ -83,6 +83,7 @@ class YieldResult:
     mitigation: Mitigation
     timings: dict[str, float] = field(default_factory=dict)
     stapper_yield: Optional[float] = None
+    n_test: Optional[int] = None
 
     @property
     def n_dies(self) -> int:
@@ -106,13 +107,16 @@ class YieldResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (no per-die arrays)."""
-        out: dict[str, Any] = {
-            "yield": self.yield_, "yield_ci": list(self.yield_ci), "n_dies": self.n_dies, "n_pass": self.n_pass,
-            "criterion": self.criterion, "mitigation": self.mitigation.name, "threshold": self.threshold,
-            "healthy_accuracy": self.healthy_accuracy, "mean_stuck_cells": float(self.n_stuck.mean()),
-            "timings": dict(self.timings)}
+        out: dict[str, Any] = with_ci("yield", self.yield_, self.yield_ci)
+        out.update({"n_dies": self.n_dies, "n_pass": self.n_pass, "criterion": self.criterion,
+                    "mitigation": self.mitigation.name, "threshold": self.threshold, "n_test": self.n_test,
+                    "mean_stuck_cells": float(self.n_stuck.mean()), "timings": dict(self.timings)})
+        if self.healthy_accuracy is not None:
+            n = int(self.n_test)  # type: ignore[arg-type]
+            with_ci("healthy_accuracy", self.healthy_accuracy, wilson_interval(round(self.healthy_accuracy * n), n), out)
         if self.accuracies is not None:
-            out["mean_accuracy"] = float(self.accuracies.mean())
+            # An aggregate over dies: its interval is a bootstrap over the dies.
+            with_ci("mean_accuracy", float(self.accuracies.mean()), bootstrap_ci(self.accuracies), out)
         if self.stapper_yield is not None:
             out["stapper_yield"] = self.stapper_yield
         return out
@@ -167,7 +171,8 @@ def evaluate_dies(healthy: Circuit, dies: Sequence[DieMap], dataset: Optional[Da
         passed = n_stuck == 0 if criterion == "any-defect" else accuracies >= threshold - 1e-9  # type: ignore[operator]
     return YieldResult(criterion=criterion, keys=[d.key for d in dies], passed=np.asarray(passed, dtype=bool),
                        n_stuck=n_stuck, accuracies=accuracies, threshold=threshold, healthy_accuracy=healthy_acc,
-                       mitigation=mitigation, timings=timings)
+                       mitigation=mitigation, timings=timings,
+                       n_test=None if dataset is None else len(dataset.y_test))
 
 
 def _accuracies(healthy: Circuit, dies: Sequence[DieMap], n_stuck: np.ndarray, dataset: Dataset,
@@ -224,7 +229,8 @@ def wafer_yield(healthy: Circuit, defect_field: DefectField, wafer: Wafer, n_die
         passed=np.concatenate([p.passed for p in parts]), n_stuck=np.concatenate([p.n_stuck for p in parts]),
         accuracies=None if first.accuracies is None else np.concatenate([p.accuracies for p in parts]),  # type: ignore[misc]
         threshold=first.threshold, healthy_accuracy=first.healthy_accuracy, mitigation=mitigation, timings=timings,
-        stapper_yield=field_stapper_yield(defect_field, healthy, wafer) if criterion == "any-defect" else None)
+        stapper_yield=field_stapper_yield(defect_field, healthy, wafer) if criterion == "any-defect" else None,
+        n_test=first.n_test)
 
 
 def yield_table(healthy: Circuit, wafer: Wafer, d0s: Sequence[float], alphas: Sequence[float], n_dies: int,
