@@ -33,13 +33,19 @@ CRITERIA: tuple[str, ...] = ("accuracy", "any-defect")
 
 @dataclass(frozen=True)
 class Mitigation:
-    """What is done to each die before it is judged: spare lines, defect-aware retraining, a corrector."""
+    """What is done to each die before it is judged: spare lines, defect-aware retraining, a corrector.
+
+    ``correct``: labelled images per die for a ``hidden``-neuron MLP corrector (None: no corrector),
+    fitted in ``corrector_dtype`` (float32 halves the fit time against float64; a pass/fail
+    decision on a few hundred test images does not see the difference).
+    """
 
     spare_rows: int = 0
     spare_cols: int = 0
     retrain: bool = False
     correct: Optional[int] = None
     hidden: int = 8
+    corrector_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("spare_rows", "spare_cols"):
@@ -199,8 +205,9 @@ def _accuracies(healthy: Circuit, dies: Sequence[DieMap], n_stuck: np.ndarray, d
     if mitigation.correct is None:
         return np.array([chip.accuracy(dataset.y_test) for chip in chips])
     start = time.perf_counter()
-    results = correct_circuits(circuits, dataset, BatchedMLPCorrector(hidden=mitigation.hidden, seed=seed), engine,
-                               n_calibration=mitigation.correct, seed=seed, chips=chips)
+    corrector = BatchedMLPCorrector(hidden=mitigation.hidden, seed=seed, dtype=mitigation.corrector_dtype)
+    results = correct_circuits(circuits, dataset, corrector, engine, n_calibration=mitigation.correct, seed=seed,
+                               chips=chips)
     timings["correct_s"] += time.perf_counter() - start
     return np.array([r.accuracy_after for r in results])
 
