@@ -36,8 +36,8 @@ class Mitigation:
     """What is done to each die before it is judged: spare lines, defect-aware retraining, a corrector.
 
     ``correct``: labelled images per die for a ``hidden``-neuron MLP corrector (None: no corrector),
-    fitted in ``corrector_dtype`` (float32 halves the fit time against float64; a pass/fail
-    decision on a few hundred test images does not see the difference).
+    fitted in ``corrector_dtype``: float32 takes about half float64's time, and on 300 dies at
+    D0 = 1e-3 the same dies pass (36 accuracies move, by at most 4 of 180 test images).
     """
 
     spare_rows: int = 0
