@@ -23,7 +23,7 @@ The capacitances live in ``ArrayParasitics`` with their sources (``docs/energy.m
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -138,7 +138,7 @@ class SystemEnergy:
 def driver_energy_j(circuit: Circuit, inputs_v: Any, parasitics: ArrayParasitics) -> np.ndarray:
     """Energy (J) the input drivers spend charging the first layer's word lines, per inference."""
     x = circuit.check_inputs(inputs_v)
-    first = circuit.layers[circuit.stage_list()[0].layer] if circuit.stages else circuit.layers[0]
+    first = circuit.layers[circuit.stage_list()[0].layer]
     if x.shape[1] != first.n_inputs:
         raise ValueError(f"driver energy needs the first layer's row voltages ({first.n_inputs} per inference); "
                          f"got {x.shape[1]}: for a convolution, pass the unrolled patches")

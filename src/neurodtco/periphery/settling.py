@@ -23,6 +23,7 @@ layer ``l`` starts moving while ``l-1`` still settles: an upper bound on the lat
 from __future__ import annotations
 
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -262,18 +263,19 @@ def circuit_settling(circuit: Circuit, inputs_v: Any, amplifier: Amplifier = Neu
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not accepted: expected an integer >= 1 (ngspice processes at once)")
     per_layer = _layer_inputs(circuit, inputs_v)
-    done = 0
+    done = [0]
+    lock = threading.Lock()
 
     def one(l: int) -> Settling:
-        nonlocal done
         layer = circuit.layers[l]
         following = circuit.layers[l + 1] if l + 1 < circuit.n_layers else None
         body = layer_bench(layer, per_layer[l], following, parasitics, amplifier, rise_time_s=rise_time_s,
                            corner=corner, temp_c=temp_c)
         result = measure_settling(body, list(range(layer.n_outputs)), stop_time_s, tolerance_v)
-        done += 1
-        if progress is not None:
-            progress(done, circuit.n_layers)
+        with lock:
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], circuit.n_layers)
         return result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
