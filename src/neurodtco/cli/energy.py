@@ -72,10 +72,11 @@ def energy(
         result = simulate(chip, x, engine="nodal", return_power=True)
         parts = system_energy(chip, result, x, [s.settling_s for s in settled], power, parasitics,
                               schedule=schedule)
-    layers = [{"layer": l, "rows": layer.n_rows, "columns": layer.n_columns, "tiles": len(layer.tiles),
-               "neurons": layer.n_outputs, "opamps": parts.layer_opamps[l], "reads": parts.layer_reads[l],
-               "difference_gain": layer.neuron.difference_gain,
-               "feedback_resistance_ohm": layer.neuron.feedback_resistance_ohm, **settled[l].to_dict()}
+    # every neuron of a layer is measured: "neurons" is their count, "neuron_settling_s" in their order
+    layers = [{**settled[l].to_dict(), "layer": l, "rows": layer.n_rows, "columns": layer.n_columns,
+               "tiles": len(layer.tiles), "neurons": layer.n_outputs, "opamps": parts.layer_opamps[l],
+               "reads": parts.layer_reads[l], "difference_gain": layer.neuron.difference_gain,
+               "feedback_resistance_ohm": layer.neuron.feedback_resistance_ohm}
               for l, layer in enumerate(chip.layers)]
     fixed = float(np.mean(energy_per_inference_j(result, DEFAULT_READ_TIME_S)))
     payload = {"corner": corner.upper(), "temp_c": temp_c, "image": image, "n_images": len(x),
