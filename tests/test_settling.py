@@ -117,13 +117,16 @@ def test_freepdk45_neuron_settles_slower_under_more_bit_line_capacitance_to_its_
 
 
 @needs_ngspice
-def test_circuit_settling_steps_every_layer_to_its_own_nodal_inputs():
+@pytest.mark.parametrize("tiles", [{}, {"tile_rows": 3, "tile_cols": 4}], ids=["one array", "tiled"])
+def test_circuit_settling_steps_every_layer_to_its_own_nodal_inputs(tiles):
     from neurodtco.mapping import MappingConfig, map_weights
 
     rng = np.random.default_rng(5)
     w = [0.3 * rng.normal(size=(3, 4)), 0.3 * rng.normal(size=(2, 3))]
     b = [0.1 * rng.normal(size=3), 0.1 * rng.normal(size=2)]
-    circuit = map_weights(w, b, MappingConfig(r_word_ohm=1.0, r_bit_ohm=1.0))
+    circuit = map_weights(w, b, MappingConfig(r_word_ohm=1.0, r_bit_ohm=1.0, **tiles))
+    if tiles:  # row tiles share a neuron input, and the next layer's word lines span column tiles
+        assert [layer.tiling.grid_shape for layer in circuit.layers] == [(2, 2), (2, 1)]
     x = np.array([[0.05, 0.1, 0.0, 0.02]])
     nodal = simulate(circuit, x, engine="nodal", return_hidden=True)
     assert np.all(np.abs(nodal.hidden_v[0]) < 0.9 * circuit.layers[0].neuron.saturation_v)  # no clamp in the test
