@@ -47,8 +47,8 @@ def energy(
     """Measure every layer's settling time (FreePDK45 neurons, ngspice) and the energy per inference of the system."""
     # The periphery (PDK models, ngspice benches) loads when its command runs, so that `neurodtco --help` stays fast.
     from ..engines import simulate
-    from ..imperfections import DEFAULT_READ_TIME_S, energy_per_inference_j
-    from ..imperfections.system_energy import ArrayParasitics, system_energy
+    from ..imperfections import DEFAULT_READ_TIME_S
+    from ..imperfections.system_energy import ArrayParasitics, ideal_wire_power_w, system_energy
     from ..periphery import load_characterization
     from ..periphery.model import characterized_circuit
     from ..periphery.settling import circuit_settling
@@ -64,13 +64,16 @@ def energy(
         if not 0 <= image < len(pixels):
             raise ValueError(f"--image {image} is not accepted: expected 0..{len(pixels) - 1} (of the images used)")
         x = to_voltages(pixels, chip.input_scale_v)
+        # The engines report array power for plain chains; tiled layers get the ideal-wire sum G V^2.
+        plain = all(layer.tiling is None for layer in chip.layers)
+        result = simulate(chip, x, engine="nodal", return_power=plain, return_hidden=not plain)
+        array_power = result.power_w if plain else ideal_wire_power_w(chip, x, result.hidden_v or [])
         start = time.perf_counter()
         with progress("settling layers", chip.n_layers, "layers", quiet=as_json) as update:
             settled = circuit_settling(chip, x[image], char.design, parasitics, corner=corner, temp_c=temp_c,
                                        jobs=jobs, progress=update)
         t_settle = time.perf_counter() - start
-        result = simulate(chip, x, engine="nodal", return_power=True)
-        parts = system_energy(chip, result, x, [s.settling_s for s in settled], power, parasitics,
+        parts = system_energy(chip, array_power, x, [s.settling_s for s in settled], power, parasitics,
                               schedule=schedule)
     # every neuron of a layer is measured: "neurons" is their count, "neuron_settling_s" in their order
     layers = [{**settled[l].to_dict(), "layer": l, "rows": layer.n_rows, "columns": layer.n_columns,
@@ -78,9 +81,9 @@ def energy(
                "reads": parts.layer_reads[l], "difference_gain": layer.neuron.difference_gain,
                "feedback_resistance_ohm": layer.neuron.feedback_resistance_ohm}
               for l, layer in enumerate(chip.layers)]
-    fixed = float(np.mean(energy_per_inference_j(result, DEFAULT_READ_TIME_S)))
+    fixed = float(np.mean(array_power)) * DEFAULT_READ_TIME_S
     payload = {"corner": corner.upper(), "temp_c": temp_c, "image": image, "n_images": len(x),
-               "circuit": circuit.to_dict(), "parasitics": parasitics.to_dict(), "layers": layers,
+               "circuit": circuit.to_dict(), "array_power": "nodal" if plain else "ideal wires", "parasitics": parasitics.to_dict(), "layers": layers,
                **parts.to_dict(), "arrays_j_at_default_read_time": fixed, "default_read_time_s": DEFAULT_READ_TIME_S,
                "timings": {"model_s": t_model, "settling_s": t_settle}}
     if as_json:

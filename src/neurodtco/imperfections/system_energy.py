@@ -10,7 +10,8 @@ times). Over that latency:
   bound where each layer's op-amps are biased only while that layer settles
   (``sum_l n_l * P_opamp * t_l``).
 * **arrays**: the row drivers' power into the cells and wires (``SimulationResult.power_w``)
-  for the whole latency: ``energy_per_inference_j(result, read_time_s=latency)``.
+  for the whole latency: ``energy_per_inference_j(result, read_time_s=latency)``. The engines
+  report it for plain chains; for tiled layers ``ideal_wire_power_w`` (ideal wires) stands in.
 * **drivers**: the input drivers charge the first layer's word lines from 0 V to their input
   voltage once per inference: ``sum_rows C_row V_row^2`` (a driver whose supply equals the
   drive voltage: half stored, half lost in the driver). Hidden word lines are charged by the
@@ -29,8 +30,6 @@ import numpy as np
 
 from .._validate import check_non_negative, check_positive
 from ..circuit import Circuit, Crossbar, Layer
-from ..engines import SimulationResult
-from .energy import energy_per_inference_j
 
 Schedule = Literal["always_on", "per_layer"]
 
@@ -145,14 +144,34 @@ def driver_energy_j(circuit: Circuit, inputs_v: Any, parasitics: ArrayParasitics
     return (x ** 2) @ word_line_capacitance_f(first, parasitics)
 
 
-def system_energy(circuit: Circuit, result: SimulationResult, inputs_v: Any, layer_settling_s: Sequence[float],
+def ideal_wire_power_w(circuit: Circuit, inputs_v: Any, hidden_v: Sequence[Any]) -> np.ndarray:
+    """Row drivers' power (W) per inference with ideal wires and op-amps: ``sum G V_row^2`` over the cells.
+
+    Every bit line sits at a virtual ground, so a cell draws ``G V_row`` whatever tile it is in;
+    ``hidden_v`` are the hidden layers' outputs (``simulate(..., return_hidden=True)``). What the
+    engines report for plain chains, wire losses included; for tiled layers it is the estimate.
+    """
+    if any(not isinstance(s, Crossbar) or s.conv is not None for s in circuit.stage_list()):
+        raise ValueError("ideal_wire_power_w takes a chain of dense layers; this circuit has convolution, pooling "
+                         "or residual stages")
+    x = circuit.check_inputs(inputs_v)
+    if len(hidden_v) != circuit.n_layers - 1:
+        raise ValueError(f"hidden_v needs the outputs of the {circuit.n_layers - 1} hidden layers; got {len(hidden_v)}")
+    power = np.zeros(len(x))
+    for layer, inputs in zip(circuit.layers, [x] + [np.asarray(h, dtype=np.float64) for h in hidden_v]):
+        power += (layer.row_voltages(inputs) ** 2) @ layer.conductance.sum(axis=1)
+    return power
+
+
+def system_energy(circuit: Circuit, array_power_w: Any, inputs_v: Any, layer_settling_s: Sequence[float],
                   opamp_power_w: float, parasitics: ArrayParasitics = ArrayParasitics(),
                   schedule: Schedule = "always_on") -> SystemEnergy:
     """Energy per inference (mean over ``inputs_v``) of op-amps, arrays and drivers, from measured settling times.
 
-    ``result``: the circuit simulated on ``inputs_v`` with ``return_power=True``;
-    ``layer_settling_s``: one settling time per layer (``periphery.settling``);
-    ``opamp_power_w``: the supply power of one op-amp (the characterization's ``power_w``).
+    ``array_power_w``: the arrays' power for each input (``SimulationResult.power_w`` of a run with
+    ``return_power=True``, or ``ideal_wire_power_w``); ``layer_settling_s``: one settling time
+    per layer (``periphery.settling``); ``opamp_power_w``: the supply power of one op-amp (the
+    characterization's ``power_w``).
     """
     settling = np.asarray(layer_settling_s, dtype=np.float64)
     if settling.shape != (circuit.n_layers,) or not np.all(np.isfinite(settling)) or np.any(settling <= 0):
@@ -170,15 +189,19 @@ def system_energy(circuit: Circuit, result: SimulationResult, inputs_v: Any, lay
         opamps_j = float(opamps.sum()) * opamp_power_w * latency
     else:
         opamps_j = float(np.dot(opamps, per_layer_s)) * opamp_power_w
-    arrays = energy_per_inference_j(result, read_time_s=latency)
+    power = np.asarray(array_power_w, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(power)) or np.any(power < 0):
+        raise ValueError("array_power_w must hold finite powers >= 0 (W), one per inference")
+    arrays = power * latency  # energy_per_inference_j at a read time equal to the latency
     drivers = driver_energy_j(circuit, inputs_v, parasitics)
     if len(arrays) != len(drivers):
-        raise ValueError(f"result holds {len(arrays)} inferences but inputs_v {len(drivers)}: simulate the same inputs")
+        raise ValueError(f"array_power_w holds {len(arrays)} inferences but inputs_v {len(drivers)}: "
+                         "simulate the same inputs")
     return SystemEnergy(layer_settling_s=tuple(float(s) for s in settling), layer_reads=tuple(int(r) for r in reads),
                         layer_opamps=tuple(int(n) for n in opamps), opamp_power_w=float(opamp_power_w),
-                        array_power_w=float(np.mean(result.power_w)), latency_s=latency, opamps_j=opamps_j,
+                        array_power_w=float(np.mean(power)), latency_s=latency, opamps_j=opamps_j,
                         arrays_j=float(np.mean(arrays)), drivers_j=float(np.mean(drivers)), schedule=schedule)
 
 
-__all__ = ["ArrayParasitics", "OPAMPS_PER_NEURON", "Schedule", "SystemEnergy", "driver_energy_j", "opamps_per_layer",
-           "reads_per_layer", "system_energy", "word_line_capacitance_f"]
+__all__ = ["ArrayParasitics", "OPAMPS_PER_NEURON", "Schedule", "SystemEnergy", "driver_energy_j", "ideal_wire_power_w",
+           "opamps_per_layer", "reads_per_layer", "system_energy", "word_line_capacitance_f"]
