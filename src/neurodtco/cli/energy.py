@@ -11,7 +11,7 @@ import typer
 
 from ..data import to_voltages
 from .circuit_options import CircuitOptions, with_circuit_options
-from .common import DatasetOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
+from .common import DatasetOpt, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
 from .progress import progress
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ def energy(
     jobs: int = typer.Option(1, "--jobs", help="Layers settled at once (ngspice processes)."),
     seed: int = SeedOpt,
     dataset_name: str = DatasetOpt,
+    fold: Optional[int] = FoldOpt,
+    n_folds: int = FoldsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure every layer's settling time (FreePDK45 neurons, ngspice) and the energy per inference of the system."""
@@ -56,7 +58,7 @@ def energy(
     with user_errors():
         parasitics = ArrayParasitics(cell_capacitance_f=cell_capacitance_f, wire_capacitance_f_per_m=wire_capacitance,
                                      cell_pitch_m=cell_pitch_m, output_load_f=output_load_f)
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name)
+        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
         char = load_characterization(characterization)
         power = opamp_power_w(char, corner, temp_c)
         chip = characterized_circuit(net, char, corner, temp_c, base=circuit.config)
