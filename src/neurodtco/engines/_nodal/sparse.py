@@ -1,0 +1,199 @@
+"""Large arrays: a sparse direct elimination by nested dissection of the array's geometry.
+
+The dense steps in ``factorize`` carry a full ``C x C`` block down the rows: ``O(R C^3)``. The
+nodal matrix itself is sparse (a grid: word lines across, bit lines down, cells between them),
+and a grid is eliminated far more cheaply in nested-dissection order: cut it in two along a line
+of nodes, eliminate each half's interior first, the line last. Here the cuts follow the array:
+
+* a **block** of cells ``[r0, r1) x [c0, c1)`` owns its cells' word and bit nodes, the word
+  segments on its left and the bit segments below it. Seen from outside it is a Laplacian over
+  its *ports* (its other nodes eliminated), in four groups ``[L, Rt, T, Bt]``: ``L`` the nodes
+  left of its rows' first segments (the row drivers for ``c0 = 0``), ``Rt`` its rows' last word
+  nodes, ``T`` its columns' top bit nodes, ``Bt`` the nodes below its columns' last segments
+  (the neuron inputs for ``r1 = R``). A single cell is the 4-node chain
+  ``L -g_w- Rt -G- T -g_b- Bt``.
+* two blocks side by side share ``Rt`` of the left one = ``L`` of the right one; one block above
+  another shares ``Bt`` of the upper one = ``T`` of the lower one. **Merging** adds their
+  Laplacians and eliminates the shared nodes (one Cholesky and one symmetric update, in BLAS).
+* merging level by level (pairs of block columns, then pairs of block rows, the longer side
+  first) ends with one block whose ports are the drivers, the neuron inputs and the dead ends
+  (the far word ends, the top bit ends), which are eliminated last.
+
+What is left is the array's **port admittance**: ``(R + C) x (R + C)`` between the row drivers and
+the neuron inputs. With the neuron inputs held, ``-S[drivers, neurons]`` is the collected current
+per volt on each driver (the whole transfer matrix) and ``S[neurons, neurons]`` is the admittance
+the column ends see (``tiles.py``'s Norton equivalent). A square ``N x N`` array costs ``O(N^3)``
+flops instead of ``O(N^4)``, nearly all in large matrix products; memory stays ``O(N^2)``.
+
+Exactness: every block is a floating Laplacian (no node tied to a fixed voltage), so its rows sum
+to zero. The off-diagonal entries of a Schur complement are sums of terms of one sign (no
+cancellation), and each diagonal is recomputed as minus its row's off-diagonal sum, as in the
+Grassmann-Taksar-Heyman elimination: strong wires next to weak cells lose no digits.
+
+Sizes that are not powers of two are padded: empty rows above the array (their drivers see only
+their own open word line) and empty columns on its right (the word lines run on past the last
+cell into open cells): neither carries current, so the padding is exact and is dropped at the end.
+This path needs resistive word and bit lines (with an ideal line the dense steps are cheap) and
+runs on the CPU (NumPy and SciPy's BLAS).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import blas, lapack
+
+#: Blocks stay stored last (eliminated one node at a time, all blocks in one NumPy step) until
+#: both sides reach this many cells; then they move first, for batched LAPACK and BLAS.
+_SMALL_MAX = 4
+#: Interfaces at least this large are eliminated block by block with Cholesky and a symmetric
+#: rank update (half the flops of a batched LU solve, which is faster for many small blocks).
+_CHOLESKY_MIN = 48
+
+
+def port_admittance(conductance: np.ndarray, g_word_s: float, g_bit_s: float) -> np.ndarray:
+    """Laplacian ``[R + C, R + C]`` of an array seen from its row drivers, then its neuron inputs."""
+    g = np.asarray(conductance, dtype=np.float64)
+    rows, cols = g.shape
+    if not (np.isfinite(g_word_s) and np.isfinite(g_bit_s)):
+        raise ValueError("the nested-dissection solver needs resistive word and bit lines (finite segment "
+                         f"conductances); got g_word={g_word_s!r} S, g_bit={g_bit_s!r} S")
+    big_r, big_c = _power_of_two(rows), _power_of_two(cols)
+    padded = np.zeros((big_r, big_c))
+    padded[big_r - rows:, :cols] = g  # empty rows on top, empty columns on the right
+    blocks = _cells(padded, g_word_s, g_bit_s)  # [4, 4, R, C]: blocks last while they are small
+    h = w = 1
+    small = True
+    while True:
+        grid = blocks.shape[2:] if small else blocks.shape[:2]
+        if grid == (1, 1):
+            break
+        across = grid[1] > 1 and (w <= h or grid[0] == 1)
+        if small and min(h, w) >= _SMALL_MAX:
+            blocks = np.ascontiguousarray(np.moveaxis(blocks, (0, 1), (2, 3)))  # blocks first, for BLAS
+            small = False
+        if small:
+            first, second = (blocks[..., 0::2], blocks[..., 1::2]) if across else (blocks[..., 0::2, :], blocks[..., 1::2, :])
+            blocks = _merge_small(first, second, h, w, across)
+        else:
+            first, second = (blocks[:, 0::2], blocks[:, 1::2]) if across else (blocks[0::2], blocks[1::2])
+            blocks = _merge(first, second, h, w, across)
+        if across:
+            w *= 2
+        else:
+            h *= 2
+    whole = blocks[..., 0, 0] if small else blocks[0, 0]
+    # ports [drivers, far word ends, top bit ends, neuron inputs]: eliminate the dead ends
+    keep = np.r_[big_r - rows:big_r, 2 * big_r + big_c:2 * big_r + big_c + cols]
+    dead = np.r_[big_r:2 * big_r + big_c]
+    return _schur(whole[None], keep, dead)[0]
+
+
+def port_response(conductance: np.ndarray, g_word_s: float, g_bit_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Norton equivalent at the column ends: collected current per driver volt ``[R, C]``, admittance ``[C, C]``."""
+    rows = np.shape(conductance)[0]
+    s = port_admittance(conductance, g_word_s, g_bit_s)
+    return -s[:rows, rows:], s[rows:, rows:]
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << max(0, int(n - 1).bit_length())
+
+
+def _cells(g: np.ndarray, g_word_s: float, g_bit_s: float) -> np.ndarray:
+    """Every cell as its 4-port chain ``L -g_w- Rt -G- T -g_b- Bt``: ``[4, 4, R, C]``."""
+    out = np.zeros((4, 4) + g.shape)
+    for a, b, cond in ((0, 1, g_word_s), (1, 2, g), (2, 3, g_bit_s)):
+        out[a, b] = out[b, a] = -cond
+    for a in range(4):
+        out[a, a] = -out[a].sum(axis=0)
+    return out
+
+
+def _layout(h: int, w: int, across: bool) -> tuple[int, int, tuple, tuple]:
+    """Kept and total node counts of a merge, and where each group ``[L, Rt, T, Bt]`` of both blocks goes.
+
+    Across: new ports ``[L_a, Rt_b, T_a, T_b, Bt_a, Bt_b]``, shared ``Rt_a = L_b`` last.
+    Down: new ports ``[L_a, L_b, Rt_a, Rt_b, T_a, Bt_b]``, shared ``Bt_a = T_b`` last.
+    """
+    if across:
+        kept = 2 * h + 4 * w
+        return kept, kept + h, (0, kept, 2 * h, 2 * h + 2 * w), (kept, h, 2 * h + w, 2 * h + 3 * w)
+    kept = 4 * h + 2 * w
+    return kept, kept + w, (0, 2 * h, 4 * h, kept), (h, 3 * h, kept, 4 * h + w)
+
+
+def _join(first: np.ndarray, second: np.ndarray, h: int, w: int, across: bool, last: bool):
+    """Both blocks' Laplacians added on the merged node list (blocks on the last two axes if ``last``)."""
+    kept, n, place_a, place_b = _layout(h, w, across)
+    lead = first.shape[2:] if last else first.shape[:2]
+    joined = np.zeros((n, n) + lead if last else lead + (n, n))
+    sizes = (h, h, w, w)
+    starts = np.cumsum((0,) + sizes)
+    for src, place in ((first, place_a), (second, place_b)):
+        for p, lp in enumerate(sizes):
+            for q, lq in enumerate(sizes):
+                to = (slice(place[p], place[p] + lp), slice(place[q], place[q] + lq))
+                fro = (slice(starts[p], starts[p] + lp), slice(starts[q], starts[q] + lq))
+                if last:
+                    joined[to] += src[fro]
+                else:
+                    joined[(Ellipsis,) + to] += src[(Ellipsis,) + fro]
+    return joined, kept
+
+
+def _merge_small(first: np.ndarray, second: np.ndarray, h: int, w: int, across: bool) -> np.ndarray:
+    """``_merge`` for small blocks stored last (``[P, P, nbr, nbc]``): one node at a time over all blocks."""
+    joined, kept = _join(first, second, h, w, across, last=True)
+    for t in range(len(joined) - 1, kept - 1, -1):
+        col = joined[:t, t]
+        # the pivot as the sum of its remaining conductances (rows of a Laplacian sum to zero)
+        pivot = -col.sum(axis=0)
+        joined[:t, :t] -= col[:, None] * (col / pivot)[None, :]
+    out = np.ascontiguousarray(joined[:kept, :kept])
+    idx = np.arange(kept)
+    out[idx, idx] = 0.0
+    out[idx, idx] = -out.sum(axis=1)
+    return out
+
+
+def _merge(first: np.ndarray, second: np.ndarray, h: int, w: int, across: bool) -> np.ndarray:
+    """Join pairs of ``h x w`` blocks (``first`` left of or above ``second``) and eliminate their shared nodes."""
+    joined, kept = _join(first, second, h, w, across, last=False)
+    n = joined.shape[-1]
+    lead = joined.shape[:2]
+    return _eliminate_last(joined.reshape((-1, n, n)), kept).reshape(lead + (kept, kept))
+
+
+def _schur(mats: np.ndarray, keep: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """Laplacians on ``keep`` after eliminating ``drop`` from Laplacians ``mats`` ``[n, m, m]``."""
+    order = np.r_[keep, drop]
+    return _eliminate_last(mats[:, order[:, None], order], len(keep))
+
+
+def _eliminate_last(mats: np.ndarray, kept: int) -> np.ndarray:
+    """Laplacians ``[n, kept, kept]``: the Schur complements of the leading blocks of ``mats`` (overwritten)."""
+    kk, kd = mats[:, :kept, :kept], mats[:, :kept, kept:]
+    dk, dd = mats[:, kept:, :kept], mats[:, kept:, kept:]
+    if mats.shape[-1] - kept < _CHOLESKY_MIN:
+        kk -= kd @ np.linalg.solve(dd, dk)
+        out = 0.5 * (kk + np.swapaxes(kk, 1, 2))  # drops the rounding asymmetry
+    else:
+        out = np.empty_like(kk)
+        for m in range(len(mats)):
+            # D = L L^T; X = L^-1 D_dk; K - X^T X as a symmetric rank update (lower triangle)
+            factor, info = lapack.dpotrf(dd[m], lower=1)
+            if info != 0:
+                raise ValueError(f"the nodal matrix is singular (pivot {info} of an interface is not positive)")
+            x = blas.dtrsm(1.0, factor, dk[m], side=0, lower=1)
+            low = blas.dsyrk(-1.0, x, beta=1.0, c=kk[m], trans=1, lower=1)
+            out[m] = np.tril(low, -1)
+            out[m] += out[m].T
+    _fix_diagonal(out)
+    return out
+
+
+def _fix_diagonal(mats: np.ndarray) -> None:
+    """Each diagonal as minus its row's off-diagonal sum (Laplacian rows sum to zero)."""
+    idx = np.arange(mats.shape[-1])
+    mats[..., idx, idx] = 0.0
+    mats[..., idx, idx] = -mats.sum(axis=-1)
