@@ -42,6 +42,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import blas, lapack
 
+#: Dissection pays when ``R C^3 > _CROSSOVER R' C' max(R', C')`` (``'``: padded to powers of two);
+#: measured, see docs/engines.md.
+_CROSSOVER = 128
+#: Rows per strip for the first levels (strip by strip, so that each strip's blocks stay in cache).
+_STRIP = 32
 #: Blocks stay stored last (eliminated one node at a time, all blocks in one NumPy step) until
 #: both sides reach this many cells; then they move first, for batched LAPACK and BLAS.
 _SMALL_MAX = 4
@@ -60,12 +65,27 @@ def port_admittance(conductance: np.ndarray, g_word_s: float, g_bit_s: float) ->
     big_r, big_c = _power_of_two(rows), _power_of_two(cols)
     padded = np.zeros((big_r, big_c))
     padded[big_r - rows:, :cols] = g  # empty rows on top, empty columns on the right
-    blocks = _cells(padded, g_word_s, g_bit_s)  # [4, 4, R, C]: blocks last while they are small
-    h = w = 1
-    small = True
+    # strips of rows first, each small enough to stay in cache through its first levels
+    strip = min(_STRIP, big_r)
+    parts = [_levels(_cells(padded[r:r + strip], g_word_s, g_bit_s), 1, 1, strip, small=True) for r in range(0, big_r, strip)]
+    h, w = parts[0][1:]
+    blocks = np.concatenate([p[0] for p in parts], axis=0)
+    blocks = _levels(blocks, h, w, max(big_r, big_c))[0]
+    whole = blocks[0, 0]
+    # ports [drivers, far word ends, top bit ends, neuron inputs]: eliminate the dead ends
+    keep = np.r_[big_r - rows:big_r, 2 * big_r + big_c:2 * big_r + big_c + cols]
+    dead = np.r_[big_r:2 * big_r + big_c]
+    return _schur(whole[None], keep, dead)[0]
+
+
+def _levels(blocks: np.ndarray, h: int, w: int, stop: int, small: bool = False) -> tuple[np.ndarray, int, int]:
+    """Merge ``h x w`` blocks level by level (the shorter side first) until both sides reach ``stop``
+    or one block is left. Takes blocks stored last (``small``: ``[P, P, nbr, nbc]``) or first
+    (``[nbr, nbc, P, P]``); returns them first.
+    """
     while True:
         grid = blocks.shape[2:] if small else blocks.shape[:2]
-        if grid == (1, 1):
+        if grid == (1, 1) or (h >= stop and w >= stop):
             break
         across = grid[1] > 1 and (w <= h or grid[0] == 1)
         if small and min(h, w) >= _SMALL_MAX:
@@ -81,11 +101,9 @@ def port_admittance(conductance: np.ndarray, g_word_s: float, g_bit_s: float) ->
             w *= 2
         else:
             h *= 2
-    whole = blocks[..., 0, 0] if small else blocks[0, 0]
-    # ports [drivers, far word ends, top bit ends, neuron inputs]: eliminate the dead ends
-    keep = np.r_[big_r - rows:big_r, 2 * big_r + big_c:2 * big_r + big_c + cols]
-    dead = np.r_[big_r:2 * big_r + big_c]
-    return _schur(whole[None], keep, dead)[0]
+    if small:
+        blocks = np.ascontiguousarray(np.moveaxis(blocks, (0, 1), (2, 3)))
+    return blocks, h, w
 
 
 def port_response(conductance: np.ndarray, g_word_s: float, g_bit_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +111,16 @@ def port_response(conductance: np.ndarray, g_word_s: float, g_bit_s: float) -> t
     rows = np.shape(conductance)[0]
     s = port_admittance(conductance, g_word_s, g_bit_s)
     return -s[:rows, rows:], s[rows:, rows:]
+
+
+def dissection_pays(rows: int, cols: int, g_word_s: float, g_bit_s: float) -> bool:
+    """True when nested dissection beats the dense row sweep for this shape (resistive lines only)."""
+    if not (np.isfinite(g_word_s) and np.isfinite(g_bit_s)):
+        return False  # an ideal line leaves the dense steps O(R C) or O(R C^2)
+    # the sweep costs ~R C^3 (C x C blocks down R rows); dissection ~N^3 on its padded grid: both
+    # measured equal near 128 x 128 (docs/engines.md)
+    big_r, big_c = _power_of_two(rows), _power_of_two(cols)
+    return rows * cols ** 3 > _CROSSOVER * big_r * big_c * max(big_r, big_c)
 
 
 def _power_of_two(n: int) -> int:
