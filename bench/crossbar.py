@@ -11,7 +11,7 @@ For each square size ``N`` (conductances in the default window, 1 ohm word and b
    rule picks), and with ``--both-methods`` each method on its own;
 2. badcrossbar 1.1.0's exact solve (``badcrossbar.compute``, output currents only), an
    independent implementation (SciPy sparse solve of its own nodal matrix); optional (the
-   ``bench`` extra), capped at ``--badcrossbar-max`` because it grows ~8x per doubling;
+   ``bench`` extra plus ``pip install --no-deps badcrossbar==1.1.0``), capped at ``--badcrossbar-max`` because it grows ~8x per doubling;
 3. SciPy's ``splu`` of the full nodal matrix (``2 N^2`` unknowns, assembled here, MMD ordering):
    factorization, then the same vectors; capped at ``--splu-max``.
 
@@ -97,7 +97,8 @@ def main() -> None:
         have_badcrossbar = True
     except ImportError:
         have_badcrossbar = False
-        print("badcrossbar is not installed (pip install -e '.[bench]'): its column stays empty", file=sys.stderr)
+        print("badcrossbar is not installed (pip install -e '.[bench]' && pip install --no-deps badcrossbar==1.1.0): "
+              "its column stays empty", file=sys.stderr)
     r = 1.0
     rows = []
     with threadpool_limits(limits=args.blas_threads, user_api="blas"):
