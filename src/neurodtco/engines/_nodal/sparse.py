@@ -47,6 +47,8 @@ from scipy.linalg import blas, lapack
 _CROSSOVER = 128
 #: Rows per strip for the first levels (strip by strip, so that each strip's blocks stay in cache).
 _STRIP = 32
+#: The last levels run block by block (dropping dead ends) once this few blocks are left.
+_FEW = 16
 #: Blocks stay stored last (eliminated one node at a time, all blocks in one NumPy step) until
 #: both sides reach this many cells; then they move first, for batched LAPACK and BLAS.
 _SMALL_MAX = 4
@@ -70,22 +72,21 @@ def port_admittance(conductance: np.ndarray, g_word_s: float, g_bit_s: float) ->
     parts = [_levels(_cells(padded[r:r + strip], g_word_s, g_bit_s), 1, 1, strip, small=True) for r in range(0, big_r, strip)]
     h, w = parts[0][1:]
     blocks = np.concatenate([p[0] for p in parts], axis=0)
-    blocks = _levels(blocks, h, w, max(big_r, big_c))[0]
-    whole = blocks[0, 0]
-    # ports [drivers, far word ends, top bit ends, neuron inputs]: eliminate the dead ends
-    keep = np.r_[big_r - rows:big_r, 2 * big_r + big_c:2 * big_r + big_c + cols]
-    dead = np.r_[big_r:2 * big_r + big_c]
-    return _schur(whole[None], keep, dead)[0]
+    blocks, h, w = _levels(blocks, h, w, max(big_r, big_c), few=_FEW)
+    ports = _top(blocks, h, w)  # [drivers, neuron inputs], padding included
+    keep = np.r_[big_r - rows:big_r, big_r:big_r + cols]
+    return ports[keep[:, None], keep]
 
 
-def _levels(blocks: np.ndarray, h: int, w: int, stop: int, small: bool = False) -> tuple[np.ndarray, int, int]:
+def _levels(blocks: np.ndarray, h: int, w: int, stop: int, small: bool = False,
+            few: int = 1) -> tuple[np.ndarray, int, int]:
     """Merge ``h x w`` blocks level by level (the shorter side first) until both sides reach ``stop``
-    or one block is left. Takes blocks stored last (``small``: ``[P, P, nbr, nbc]``) or first
+    or ``few`` blocks are left. Takes blocks stored last (``small``: ``[P, P, nbr, nbc]``) or first
     (``[nbr, nbc, P, P]``); returns them first.
     """
     while True:
         grid = blocks.shape[2:] if small else blocks.shape[:2]
-        if grid == (1, 1) or (h >= stop and w >= stop):
+        if grid[0] * grid[1] <= few or (h >= stop and w >= stop):
             break
         across = grid[1] > 1 and (w <= h or grid[0] == 1)
         if small and min(h, w) >= _SMALL_MAX:
@@ -104,6 +105,37 @@ def _levels(blocks: np.ndarray, h: int, w: int, stop: int, small: bool = False) 
     if small:
         blocks = np.ascontiguousarray(np.moveaxis(blocks, (0, 1), (2, 3)))
     return blocks, h, w
+
+
+def _top(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The last levels, block by block: each block first drops its dead ends (the far word ends of
+    the last block column, the top bit ends of the first block row), so that the largest merges
+    carry only live ports. Returns the whole array's Laplacian over ``[drivers, neuron inputs]``.
+    """
+    nbr, nbc = blocks.shape[:2]
+    live = {}
+    for i in range(nbr):
+        for j in range(nbc):
+            sizes = (h, 0 if j == nbc - 1 else h, 0 if i == 0 else w, w)
+            starts = np.cumsum((0, h, h, w))
+            keep = np.r_[0:h, starts[1]:starts[1] + sizes[1], starts[2]:starts[2] + sizes[2], starts[3]:starts[3] + w]
+            dead = np.setdiff1d(np.arange(2 * h + 2 * w), keep)
+            mat = _schur(blocks[i, j][None], keep, dead)[0] if len(dead) else blocks[i, j]
+            live[i, j] = (mat, sizes)
+    while nbr > 1 or nbc > 1:
+        across = nbc > 1 and (w <= h or nbr == 1)
+        merged = {}
+        for i in range(nbr // (1 if across else 2)):
+            for j in range(nbc // (2 if across else 1)):
+                (a, sa), (b, sb) = (live[i, 2 * j], live[i, 2 * j + 1]) if across else (live[2 * i, j], live[2 * i + 1, j])
+                joined, kept, sizes = _join(a[None, None], b[None, None], sa, sb, across, last=False)
+                merged[i, j] = (_eliminate_last(joined.reshape((1,) + joined.shape[2:]), kept)[0], sizes)
+        live = merged
+        if across:
+            nbc, w = nbc // 2, 2 * w
+        else:
+            nbr, h = nbr // 2, 2 * h
+    return live[0, 0][0]
 
 
 def port_response(conductance: np.ndarray, g_word_s: float, g_bit_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -137,41 +169,59 @@ def _cells(g: np.ndarray, g_word_s: float, g_bit_s: float) -> np.ndarray:
     return out
 
 
-def _layout(h: int, w: int, across: bool) -> tuple[int, int, tuple, tuple]:
-    """Kept and total node counts of a merge, and where each group ``[L, Rt, T, Bt]`` of both blocks goes.
+def _layout(sa: tuple, sb: tuple, across: bool) -> tuple[int, int, tuple, tuple, tuple]:
+    """Where each port group ``[L, Rt, T, Bt]`` of two blocks goes when they merge.
 
-    Across: new ports ``[L_a, Rt_b, T_a, T_b, Bt_a, Bt_b]``, shared ``Rt_a = L_b`` last.
-    Down: new ports ``[L_a, L_b, Rt_a, Rt_b, T_a, Bt_b]``, shared ``Bt_a = T_b`` last.
+    ``sa``, ``sb``: group sizes of the first (left or upper) and second block. Across: new ports
+    ``[L_a, Rt_b, T_a, T_b, Bt_a, Bt_b]``, shared ``Rt_a = L_b`` last. Down: new ports
+    ``[L_a, L_b, Rt_a, Rt_b, T_a, Bt_b]``, shared ``Bt_a = T_b`` last. Returns the kept and
+    total node counts, both blocks' group offsets and the merged block's group sizes.
     """
     if across:
-        kept = 2 * h + 4 * w
-        return kept, kept + h, (0, kept, 2 * h, 2 * h + 2 * w), (kept, h, 2 * h + w, 2 * h + 3 * w)
-    kept = 4 * h + 2 * w
-    return kept, kept + w, (0, 2 * h, 4 * h, kept), (h, 3 * h, kept, 4 * h + w)
+        order = (("a", 0), ("b", 1), ("a", 2), ("b", 2), ("a", 3), ("b", 3))
+        shared, new = (("a", 1), ("b", 0)), (sa[0], sb[1], sa[2] + sb[2], sa[3] + sb[3])
+        n_shared = sa[1]
+    else:
+        order = (("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 3))
+        shared, new = (("a", 3), ("b", 2)), (sa[0] + sb[0], sa[1] + sb[1], sa[2], sb[3])
+        n_shared = sa[3]
+    size = {"a": sa, "b": sb}
+    place = {"a": [0] * 4, "b": [0] * 4}
+    offset = 0
+    for who, group in order:
+        place[who][group] = offset
+        offset += size[who][group]
+    for who, group in shared:
+        place[who][group] = offset
+    return offset, offset + n_shared, tuple(place["a"]), tuple(place["b"]), new
 
 
-def _join(first: np.ndarray, second: np.ndarray, h: int, w: int, across: bool, last: bool):
-    """Both blocks' Laplacians added on the merged node list (blocks on the last two axes if ``last``)."""
-    kept, n, place_a, place_b = _layout(h, w, across)
+def _join(first: np.ndarray, second: np.ndarray, sa: tuple, sb: tuple, across: bool, last: bool):
+    """Both blocks' Laplacians added on the merged node list (blocks on the last two axes if ``last``).
+
+    Returns the joined matrices, how many of their nodes are kept, and the merged group sizes.
+    """
+    kept, n, place_a, place_b, new = _layout(sa, sb, across)
     lead = first.shape[2:] if last else first.shape[:2]
     joined = np.zeros((n, n) + lead if last else lead + (n, n))
-    sizes = (h, h, w, w)
-    starts = np.cumsum((0,) + sizes)
-    for src, place in ((first, place_a), (second, place_b)):
+    for src, sizes, place in ((first, sa, place_a), (second, sb, place_b)):
+        starts = np.cumsum((0,) + tuple(sizes))
         for p, lp in enumerate(sizes):
             for q, lq in enumerate(sizes):
+                if lp == 0 or lq == 0:
+                    continue
                 to = (slice(place[p], place[p] + lp), slice(place[q], place[q] + lq))
                 fro = (slice(starts[p], starts[p] + lp), slice(starts[q], starts[q] + lq))
                 if last:
                     joined[to] += src[fro]
                 else:
                     joined[(Ellipsis,) + to] += src[(Ellipsis,) + fro]
-    return joined, kept
+    return joined, kept, new
 
 
 def _merge_small(first: np.ndarray, second: np.ndarray, h: int, w: int, across: bool) -> np.ndarray:
     """``_merge`` for small blocks stored last (``[P, P, nbr, nbc]``): one node at a time over all blocks."""
-    joined, kept = _join(first, second, h, w, across, last=True)
+    joined, kept, _ = _join(first, second, (h, h, w, w), (h, h, w, w), across, last=True)
     for t in range(len(joined) - 1, kept - 1, -1):
         col = joined[:t, t]
         # the pivot as the sum of its remaining conductances (rows of a Laplacian sum to zero)
@@ -186,7 +236,7 @@ def _merge_small(first: np.ndarray, second: np.ndarray, h: int, w: int, across: 
 
 def _merge(first: np.ndarray, second: np.ndarray, h: int, w: int, across: bool) -> np.ndarray:
     """Join pairs of ``h x w`` blocks (``first`` left of or above ``second``) and eliminate their shared nodes."""
-    joined, kept = _join(first, second, h, w, across, last=False)
+    joined, kept, _ = _join(first, second, (h, h, w, w), (h, h, w, w), across, last=False)
     n = joined.shape[-1]
     lead = joined.shape[:2]
     return _eliminate_last(joined.reshape((-1, n, n)), kept).reshape(lead + (kept, kept))
