@@ -2,13 +2,16 @@
 
 Run on demand (not in CI):
     .venv/bin/python bench/crossbar.py [--sizes 64 128 256 512 1024] [--vectors 1000]
-        [--badcrossbar-max 256] [--splu-max 512] [--blas-threads 2]
+        [--reference-vectors 100] [--badcrossbar-max 256] [--splu-max 512] [--blas-threads 2]
 
 For each square size ``N`` (conductances in the default window, 1 ohm word and bit segments,
-``--vectors`` random read vectors in [0, 0.2] V) it times, on the same inputs:
+random read vectors in [0, 0.2] V) it times:
 
 1. ``solve_crossbar`` (``method="auto"``: the dense sweep or nested dissection, whichever the size
-   rule picks), and with ``--both-methods`` each method on its own;
+   rule picks) on ``--vectors`` vectors (the goal: 1000 at 1024 x 1024 in under 10 s), and again on
+   the first ``--reference-vectors`` of them, the workload the references get (their solves grow
+   with the vectors: SciPy's LU takes ~130 s for 1000 vectors at 256 x 256); with
+   ``--both-methods`` also each method on its own;
 2. badcrossbar 1.1.0's exact solve (``badcrossbar.compute``, output currents only), an
    independent implementation (SciPy sparse solve of its own nodal matrix); optional (the
    ``bench`` extra plus ``pip install --no-deps badcrossbar==1.1.0``), capped at ``--badcrossbar-max`` because it grows ~8x per doubling;
@@ -84,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
     parser.add_argument("--vectors", type=int, default=1000, help="read vectors per size")
+    parser.add_argument("--reference-vectors", type=int, default=100, help="read vectors for badcrossbar and splu")
     parser.add_argument("--badcrossbar-max", type=int, default=256, help="largest size given to badcrossbar")
     parser.add_argument("--splu-max", type=int, default=512, help="largest size given to SciPy's splu")
     parser.add_argument("--both-methods", action="store_true", help="also time the dense sweep and dissection apart")
@@ -107,42 +111,47 @@ def main() -> None:
             rng = np.random.default_rng(n)
             g = rng.uniform(1e-6, 1e-4, (n, n))
             v = rng.uniform(0.0, 0.2, (args.vectors, n))
-            row: dict = {"size": n, "vectors": args.vectors,
+            row: dict = {"size": n, "vectors": args.vectors, "reference_vectors": args.reference_vectors,
                          "method": "dissection" if dissection_pays(n, n, 1 / r, 1 / r) else "dense"}
             start = time.perf_counter()
             ours = solve_crossbar(g, v, r, r)
             row["neurodtco_s"] = time.perf_counter() - start
             print(f"  {n}x{n}: neurodtco {row['neurodtco_s']:.3f} s ({row['method']})", file=sys.stderr, flush=True)
+            ref_v = v[:args.reference_vectors]
+            start = time.perf_counter()
+            ours = solve_crossbar(g, ref_v, r, r)
+            row["neurodtco_reference_s"] = time.perf_counter() - start
             if args.both_methods:
                 for method in ("dense", "dissection"):
                     if method == "dense" and n > args.dense_max:
                         continue
                     start = time.perf_counter()
-                    other = solve_crossbar(g, v, r, r, method=method)
+                    other = solve_crossbar(g, ref_v, r, r, method=method)
                     row[f"{method}_s"] = time.perf_counter() - start
                     row[f"{method}_difference"] = float(np.abs(other - ours).max() / np.abs(ours).max())
             if have_badcrossbar and n <= args.badcrossbar_max:
-                row["badcrossbar_s"], theirs = time_badcrossbar(g, v, r)
+                row["badcrossbar_s"], theirs = time_badcrossbar(g, ref_v, r)
                 row["badcrossbar_difference"] = float(np.abs(theirs - ours).max() / np.abs(ours).max())
                 print(f"  {n}x{n}: badcrossbar {row['badcrossbar_s']:.3f} s", file=sys.stderr, flush=True)
             if n <= args.splu_max:
-                row["splu_factor_s"], row["splu_solve_s"], lu_current = time_splu(g, v, r)
+                row["splu_factor_s"], row["splu_solve_s"], lu_current = time_splu(g, ref_v, r)
                 row["splu_difference"] = float(np.abs(lu_current - ours).max() / np.abs(ours).max())
                 print(f"  {n}x{n}: splu {row['splu_factor_s']:.3f} + {row['splu_solve_s']:.3f} s", file=sys.stderr,
                       flush=True)
             rows.append(row)
     load = os.getloadavg()[0]
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, BLAS threads {args.blas_threads}, load average "
-          f"{load:.1f}; NumPy {np.__version__}. 1 ohm segments, {args.vectors} vectors per size.\n")
-    print("| size | neurodtco s (method) | badcrossbar s | badcrossbar / neurodtco | splu factor + solve s "
-          "| splu / neurodtco | largest relative difference |")
-    print("|---|---|---|---|---|---|---|")
+          f"{load:.1f}; NumPy {np.__version__}. 1 ohm segments. neurodtco on {args.vectors} vectors, then all "
+          f"three on {args.reference_vectors} vectors (the ratios).\n")
+    print(f"| size | neurodtco s, {args.vectors} vectors (method) | neurodtco s | badcrossbar s | badcrossbar / neurodtco "
+          "| splu factor + solve s | splu / neurodtco | largest relative difference |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
-        ours = row["neurodtco_s"]
+        ours = row["neurodtco_reference_s"]
         bc = row.get("badcrossbar_s")
         lu = row["splu_factor_s"] + row["splu_solve_s"] if "splu_factor_s" in row else None
         diffs = [row[k] for k in ("badcrossbar_difference", "splu_difference") if k in row]
-        cells = [str(row["size"]), f"{ours:.3f} ({row['method']})",
+        cells = [str(row["size"]), f"{row['neurodtco_s']:.3f} ({row['method']})", f"{ours:.3f}",
                  f"{bc:.3f}" if bc else "not run", f"{bc / ours:.1f}x" if bc else "",
                  f"{row['splu_factor_s']:.2f} + {row['splu_solve_s']:.2f}" if lu else "not run",
                  f"{lu / ours:.1f}x" if lu else "", f"{max(diffs):.1e}" if diffs else ""]

@@ -49,6 +49,8 @@ _CROSSOVER = 128
 _STRIP = 32
 #: The last levels run block by block (dropping dead ends) once this few blocks are left.
 _FEW = 16
+#: Doubles of joined matrices merged at once (about a core's cache).
+_CHUNK_DOUBLES = 1 << 17
 #: Blocks stay stored last (eliminated one node at a time, all blocks in one NumPy step) until
 #: both sides reach this many cells; then they move first, for batched LAPACK and BLAS.
 _SMALL_MAX = 4
@@ -128,8 +130,8 @@ def _top(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
         for i in range(nbr // (1 if across else 2)):
             for j in range(nbc // (2 if across else 1)):
                 (a, sa), (b, sb) = (live[i, 2 * j], live[i, 2 * j + 1]) if across else (live[2 * i, j], live[2 * i + 1, j])
-                joined, kept, sizes = _join(a[None, None], b[None, None], sa, sb, across, last=False)
-                merged[i, j] = (_eliminate_last(joined.reshape((1,) + joined.shape[2:]), kept)[0], sizes)
+                joined, kept, sizes = _join(a[None], b[None], sa, sb, across, last=False)
+                merged[i, j] = (_eliminate_last(joined, kept)[0], sizes)
         live = merged
         if across:
             nbc, w = nbc // 2, 2 * w
@@ -202,7 +204,7 @@ def _join(first: np.ndarray, second: np.ndarray, sa: tuple, sb: tuple, across: b
     Returns the joined matrices, how many of their nodes are kept, and the merged group sizes.
     """
     kept, n, place_a, place_b, new = _layout(sa, sb, across)
-    lead = first.shape[2:] if last else first.shape[:2]
+    lead = first.shape[2:] if last else first.shape[:-2]
     joined = np.zeros((n, n) + lead if last else lead + (n, n))
     for src, sizes, place in ((first, sa, place_a), (second, sb, place_b)):
         starts = np.cumsum((0,) + tuple(sizes))
@@ -235,11 +237,20 @@ def _merge_small(first: np.ndarray, second: np.ndarray, h: int, w: int, across: 
 
 
 def _merge(first: np.ndarray, second: np.ndarray, h: int, w: int, across: bool) -> np.ndarray:
-    """Join pairs of ``h x w`` blocks (``first`` left of or above ``second``) and eliminate their shared nodes."""
-    joined, kept, _ = _join(first, second, (h, h, w, w), (h, h, w, w), across, last=False)
-    n = joined.shape[-1]
-    lead = joined.shape[:2]
-    return _eliminate_last(joined.reshape((-1, n, n)), kept).reshape(lead + (kept, kept))
+    """Join pairs of ``h x w`` blocks (``first`` left of or above ``second``) and eliminate their shared nodes.
+
+    Chunk by chunk, each chunk's joined matrices about the size of a core's cache.
+    """
+    lead, p = first.shape[:2], first.shape[-1]
+    first, second = first.reshape((-1, p, p)), second.reshape((-1, p, p))
+    kept, n = _layout((h, h, w, w), (h, h, w, w), across)[:2]
+    chunk = max(1, _CHUNK_DOUBLES // (n * n))
+    out = np.empty((len(first), kept, kept))
+    for start in range(0, len(first), chunk):
+        part = slice(start, start + chunk)
+        joined = _join(first[part], second[part], (h, h, w, w), (h, h, w, w), across, last=False)[0]
+        out[part] = _eliminate_last(joined, kept)
+    return out.reshape(lead + (kept, kept))
 
 
 def _schur(mats: np.ndarray, keep: np.ndarray, drop: np.ndarray) -> np.ndarray:
@@ -258,14 +269,12 @@ def _eliminate_last(mats: np.ndarray, kept: int) -> np.ndarray:
     else:
         out = np.empty_like(kk)
         for m in range(len(mats)):
-            # D = L L^T; X = L^-1 D_dk; K - X^T X as a symmetric rank update (lower triangle)
+            # D = L L^T; X = L^-1 D_dk; K - X^T X
             factor, info = lapack.dpotrf(dd[m], lower=1)
             if info != 0:
                 raise ValueError(f"the nodal matrix is singular (pivot {info} of an interface is not positive)")
             x = blas.dtrsm(1.0, factor, dk[m], side=0, lower=1)
-            low = blas.dsyrk(-1.0, x, beta=1.0, c=kk[m], trans=1, lower=1)
-            out[m] = np.tril(low, -1)
-            out[m] += out[m].T
+            np.subtract(kk[m], x.T @ x, out=out[m])  # NumPy runs X^T X as a symmetric rank update
     _fix_diagonal(out)
     return out
 
