@@ -14,7 +14,8 @@ random read vectors in [0, 0.2] V) it times:
    ``--both-methods`` also each method on its own;
 2. badcrossbar 1.1.0's exact solve (``badcrossbar.compute``, output currents only), an
    independent implementation (SciPy sparse solve of its own nodal matrix); optional (the
-   ``bench`` extra plus ``pip install --no-deps badcrossbar==1.1.0``), capped at ``--badcrossbar-max`` because it grows ~8x per doubling;
+   ``bench`` extra plus ``pip install --no-deps badcrossbar==1.1.0``), capped at
+   ``--badcrossbar-max`` because it grows ~8x per doubling;
 3. SciPy's ``splu`` of the full nodal matrix (``2 N^2`` unknowns, assembled here, MMD ordering):
    factorization, then the same vectors; capped at ``--splu-max``.
 
@@ -91,7 +92,8 @@ def main() -> None:
     parser.add_argument("--badcrossbar-max", type=int, default=256, help="largest size given to badcrossbar")
     parser.add_argument("--splu-max", type=int, default=512, help="largest size given to SciPy's splu")
     parser.add_argument("--both-methods", action="store_true", help="also time the dense sweep and dissection apart")
-    parser.add_argument("--dense-max", type=int, default=256, help="largest size for the dense sweep with --both-methods")
+    parser.add_argument("--dense-max", type=int, default=256,
+                        help="largest size for the dense sweep with --both-methods")
     parser.add_argument("--blas-threads", type=int, default=2, help="BLAS threads (the goal is stated for 2 cores)")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
@@ -143,8 +145,8 @@ def main() -> None:
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, BLAS threads {args.blas_threads}, load average "
           f"{load:.1f}; NumPy {np.__version__}. 1 ohm segments. neurodtco on {args.vectors} vectors, then all "
           f"three on {args.reference_vectors} vectors (the ratios).\n")
-    print(f"| size | neurodtco s, {args.vectors} vectors (method) | neurodtco s | badcrossbar s | badcrossbar / neurodtco "
-          "| splu factor + solve s | splu / neurodtco | largest relative difference |")
+    print(f"| size | neurodtco s, {args.vectors} vectors (method) | neurodtco s | badcrossbar s "
+          "| badcrossbar / neurodtco | splu factor + solve s | splu / neurodtco | largest relative difference |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         ours = row["neurodtco_reference_s"]

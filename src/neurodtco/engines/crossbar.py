@@ -65,7 +65,8 @@ def solve_crossbar(conductance: Any, v_in: Any, r_word: float, r_bit: float, ret
     if single:
         v = v[None, :]
     if v.ndim != 2 or v.shape[1] != g.shape[0]:
-        raise ValueError(f"v_in must have shape [batch, {g.shape[0]}] (one voltage per row); got {tuple(np.shape(v_in))}")
+        raise ValueError(f"v_in must have shape [batch, {g.shape[0]}] (one voltage per row); "
+                         f"got {tuple(np.shape(v_in))}")
     check_finite_array("v_in", v)
     g_word, g_bit = wire_conductance("r_word", r_word), wire_conductance("r_bit", r_bit)
     if return_nodes and (method == "dissection" or device is not None):

@@ -71,7 +71,8 @@ def port_admittance(conductance: np.ndarray, g_word_s: float, g_bit_s: float) ->
     padded[big_r - rows:, :cols] = g  # empty rows on top, empty columns on the right
     # strips of rows first, each small enough to stay in cache through its first levels
     strip = min(_STRIP, big_r)
-    parts = [_levels(_cells(padded[r:r + strip], g_word_s, g_bit_s), 1, 1, strip, small=True) for r in range(0, big_r, strip)]
+    parts = [_levels(_cells(padded[r:r + strip], g_word_s, g_bit_s), 1, 1, strip, small=True)
+             for r in range(0, big_r, strip)]
     h, w = parts[0][1:]
     blocks = np.concatenate([p[0] for p in parts], axis=0)
     blocks, h, w = _levels(blocks, h, w, max(big_r, big_c), few=_FEW)
@@ -95,8 +96,10 @@ def _levels(blocks: np.ndarray, h: int, w: int, stop: int, small: bool = False,
             blocks = np.ascontiguousarray(np.moveaxis(blocks, (0, 1), (2, 3)))  # blocks first, for BLAS
             small = False
         if small:
-            first, second = (blocks[..., 0::2], blocks[..., 1::2]) if across else (blocks[..., 0::2, :], blocks[..., 1::2, :])
-            blocks = _merge_small(first, second, h, w, across)
+            if across:
+                blocks = _merge_small(blocks[..., 0::2], blocks[..., 1::2], h, w, across)
+            else:
+                blocks = _merge_small(blocks[..., 0::2, :], blocks[..., 1::2, :], h, w, across)
         else:
             first, second = (blocks[:, 0::2], blocks[:, 1::2]) if across else (blocks[0::2], blocks[1::2])
             blocks = _merge(first, second, h, w, across)
@@ -129,7 +132,8 @@ def _top(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
         merged = {}
         for i in range(nbr // (1 if across else 2)):
             for j in range(nbc // (2 if across else 1)):
-                (a, sa), (b, sb) = (live[i, 2 * j], live[i, 2 * j + 1]) if across else (live[2 * i, j], live[2 * i + 1, j])
+                pair = ((i, 2 * j), (i, 2 * j + 1)) if across else ((2 * i, j), (2 * i + 1, j))
+                (a, sa), (b, sb) = live[pair[0]], live[pair[1]]
                 joined, kept, sizes = _join(a[None], b[None], sa, sb, across, last=False)
                 merged[i, j] = (_eliminate_last(joined, kept)[0], sizes)
         live = merged
