@@ -26,6 +26,7 @@ ratios are the signal on a shared machine), and as its last line one JSON object
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -98,11 +99,8 @@ def main() -> None:
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
-    try:
-        import badcrossbar  # noqa: F401
-        have_badcrossbar = True
-    except ImportError:
-        have_badcrossbar = False
+    have_badcrossbar = importlib.util.find_spec("badcrossbar") is not None
+    if not have_badcrossbar:
         print("badcrossbar is not installed (pip install -e '.[bench]' && pip install --no-deps badcrossbar==1.1.0): "
               "its column stays empty", file=sys.stderr)
     r = 1.0
