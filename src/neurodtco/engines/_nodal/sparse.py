@@ -15,9 +15,13 @@ of nodes, eliminate each half's interior first, the line last. Here the cuts fol
 * two blocks side by side share ``Rt`` of the left one = ``L`` of the right one; one block above
   another shares ``Bt`` of the upper one = ``T`` of the lower one. **Merging** adds their
   Laplacians and eliminates the shared nodes (one Cholesky and one symmetric update, in BLAS).
-* merging level by level (pairs of block columns, then pairs of block rows, the longer side
-  first) ends with one block whose ports are the drivers, the neuron inputs and the dead ends
-  (the far word ends, the top bit ends), which are eliminated last.
+* merging level by level (pairs of block columns or pairs of block rows, the shorter block side
+  doubled first) ends with one block. The first levels run strip by strip (32 rows, so that
+  a strip's blocks stay in cache), tiny blocks stored last and eliminated one node at a time
+  across all blocks, larger ones stored first for batched LAPACK and BLAS. The last levels (16
+  blocks or fewer) run block by block: each block first eliminates its dead ends (the far word
+  ends of the last block column, the top bit ends of the first block row), so that the largest
+  merges carry only live ports, and the last block's ports are the drivers and the neuron inputs.
 
 What is left is the array's **port admittance**: ``(R + C) x (R + C)`` between the row drivers and
 the neuron inputs. With the neuron inputs held, ``-S[drivers, neurons]`` is the collected current
