@@ -160,7 +160,7 @@ def dissection_pays(rows: int, cols: int, g_word_s: float, g_bit_s: float) -> bo
     if not (np.isfinite(g_word_s) and np.isfinite(g_bit_s)):
         return False  # an ideal line leaves the dense steps O(R C) or O(R C^2)
     # the sweep costs ~R C^3 (C x C blocks down R rows), dissection ~N^3 on its padded grid; measured
-    # in one run (docs/engines.md): 64 x 64 sweep 2.2x faster, 128 x 128 dissection 2.8x faster
+    # side by side (docs/engines.md): 64 x 64 sweep ~2x faster, 128 x 128 dissection ~2.5x faster
     big_r, big_c = _power_of_two(rows), _power_of_two(cols)
     return rows * cols ** 3 > _CROSSOVER * big_r * big_c * max(big_r, big_c)
 
