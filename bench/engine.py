@@ -1,6 +1,7 @@
 """Engine speed, side by side: the nodal engine and solve_crossbar against ngspice in one run.
 
 Run on demand (not in CI):  .venv/bin/python bench/engine.py  [--spice-images N] [--repeats K] [--blas-threads T]
+                            [--device cuda]
 
 Measures
 1. ``solve_crossbar`` on 64x64, 128x128 and 256x256 arrays (conductances in the default window,
@@ -12,6 +13,11 @@ Measures
    that make it agree with nodal to 1 uV; and the largest output difference on that subset.
 
 Prints a Markdown table with per-image times and ratios, and the goals it checks.
+
+``--device`` (a torch device) runs what has a device path there: ``solve_crossbar``'s product with
+the transfer matrix and the nodal engine with linear cells (their factorizations stay on the CPU);
+gap-model cells always run on the CPU. ``bench/crossbar.py`` times large arrays (up to 1024 x 1024)
+against badcrossbar and SciPy's sparse LU.
 
 BLAS runs single-threaded by default (``--blas-threads 1``): ngspice uses one core too, and on a
 shared machine OpenBLAS threads that wait for busy cores make a 256x256 solve ~10x slower.
@@ -39,7 +45,7 @@ from neurodtco.network import default_network  # noqa: E402
 from timing import best_time  # noqa: E402
 
 
-def bench_crossbar(repeats: int) -> list[dict]:
+def bench_crossbar(repeats: int, device: str | None = None) -> list[dict]:
     """solve_crossbar on square arrays with 1000 input vectors."""
     rows = []
     rng = np.random.default_rng(0)
@@ -47,7 +53,7 @@ def bench_crossbar(repeats: int) -> list[dict]:
         g = rng.uniform(1e-6, 1e-4, (n, n))
         v = rng.uniform(0.0, 0.2, (1000, n))
         reps = repeats if n < 256 else min(repeats, 3)
-        seconds = best_time(lambda: solve_crossbar(g, v, 1.0, 1.0), reps)
+        seconds = best_time(lambda: solve_crossbar(g, v, 1.0, 1.0, device=device), reps)
         rows.append({"case": f"solve_crossbar {n}x{n}, 1000 vectors", "seconds": seconds})
         print(f"  solve_crossbar {n}x{n}: {seconds:.3f} s", file=sys.stderr, flush=True)
     return rows
@@ -78,6 +84,7 @@ def main() -> None:
     parser.add_argument("--spice-images", type=int, default=100, help="images in the one ngspice run per cell model")
     parser.add_argument("--repeats", type=int, default=10, help="repeats of each nodal timing (the best is kept)")
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads for the nodal solves")
+    parser.add_argument("--device", default=None, help="torch device for what runs on one (e.g. cuda); default NumPy")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -89,12 +96,13 @@ def run(args: argparse.Namespace) -> None:
     """Every measurement, then the table."""
 
     print("solve_crossbar ...", file=sys.stderr, flush=True)
-    crossbar = bench_crossbar(args.repeats)
+    crossbar = bench_crossbar(args.repeats, args.device)
 
     made, images = circuits()
-    nodal = get_engine("nodal")
     results = {}
     for cell, circuit in made.items():
+        # gap cells have no device path: they run on the CPU whatever --device says
+        nodal = get_engine("nodal", device=args.device if cell == "linear" else None)
         nodal.run(circuit, images[:50])  # warm caches and imports
         seconds = best_time(lambda: nodal.run(circuit, images), args.repeats if cell == "linear" else 3)
         results[cell] = {"nodal_s": seconds, "nodal_per_image_s": seconds / len(images)}
@@ -111,10 +119,12 @@ def run(args: argparse.Namespace) -> None:
             start = time.perf_counter()
             reference = spice.run(circuit, subset)
             seconds = time.perf_counter() - start
-            difference = float(np.max(np.abs(reference.outputs_v - nodal.run(circuit, subset).outputs_v)))
+            ours = get_engine("nodal", device=args.device if cell == "linear" else None).run(circuit, subset)
+            difference = float(np.max(np.abs(reference.outputs_v - ours.outputs_v)))
             results[cell].update(ngspice_per_image_s=seconds / len(subset), max_difference_v=difference)
 
     print_table(crossbar, results, len(images), args.spice_images if have_spice else 0, args.blas_threads)
+    print(f"Device: {args.device or 'none (NumPy)'}; gap cells on the CPU.")
 
 
 def print_table(crossbar: list[dict], results: dict, n_images: int, n_spice: int, blas: int) -> None:

@@ -38,7 +38,7 @@ def options_of(cmd) -> dict[str, object]:
 
 def test_every_circuit_command_has_the_same_circuit_options_and_defaults():
     all_commands = commands()
-    assert len(all_commands) == 14
+    assert len(all_commands) == 15
     for name in CIRCUIT_COMMANDS:
         opts = options_of(all_commands[name])
         assert CIRCUIT_FLAGS <= set(opts), name

@@ -10,7 +10,9 @@ The difference stage and the clamp follow ``circuit.py``.
 
 Linear cells: the array is factorized once per layer and run; the layer is then an affine map
 from row voltages to neuron inputs and collected currents, applied to the whole batch as one
-matrix product. Gap cells: Newton across the batch (``_nodal/newton.py``).
+matrix product. Large arrays (tiles) with resistive lines are reduced by nested dissection
+(``_nodal/sparse.py``, on the CPU) where that is measured faster than the dense sweep. Gap cells:
+Newton across the batch (``_nodal/newton.py``).
 
 Tiled layers (``Layer.tiling``): every tile is factorized on its own and reduced to its Norton
 equivalent at its column ends; the row tiles of a column block are joined at their shared neuron
@@ -34,7 +36,8 @@ import numpy as np
 from ..circuit import Circuit, Layer
 from ._nodal import ArrayNetwork, ArraySolution, factorize, solve, unit_drives, wire_conductance
 from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
-from ._nodal.tiles import coupled_cells, tia_map, tile_response
+from ._nodal.sparse import dissection_pays, port_response
+from ._nodal.tiles import TileResponse, coupled_cells, tia_map, tile_response
 from .base import SimulationResult
 from .forward import affine_layers, forward, refuse_reports, runs_on_device, torch_device
 
@@ -116,7 +119,7 @@ def linear_layer_map(layer: Layer, label: str = "layer") -> tuple[np.ndarray, np
     its own single tile.
     """
     g_word, g_bit, neuron_g, inject = _periphery(layer, label)
-    responses = [tile_response(tile, layer.conductance[tile.rows, tile.columns], g_word, g_bit)
+    responses = [_tile_response(tile, layer.conductance[tile.rows, tile.columns], g_word, g_bit)
                  for tile in layer.tiles]
     neuron = layer.neuron
     offset = neuron.offset_v
@@ -129,6 +132,13 @@ def linear_layer_map(layer: Layer, label: str = "layer") -> tuple[np.ndarray, np
     gain = neuron.closed_loop_difference_gain
     weights = gain * (per_volt[:-1, layer.minus_columns] - per_volt[:-1, layer.plus_columns])
     return weights, gain * (const[layer.minus_columns] - const[layer.plus_columns])
+
+
+def _tile_response(tile: Any, conductance: np.ndarray, g_word: float, g_bit: float) -> TileResponse:
+    """A tile's Norton equivalent, by nested dissection where that is faster than the dense sweep."""
+    if dissection_pays(*conductance.shape, g_word, g_bit):
+        return TileResponse(tile, *port_response(conductance, g_word, g_bit))
+    return tile_response(tile, conductance, g_word, g_bit)
 
 
 def tiled_cell_outputs(cell: Any, layer: Layer, inputs_v: np.ndarray, settings: NewtonSettings = NewtonSettings(),
