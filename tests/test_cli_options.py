@@ -17,7 +17,7 @@ from neurodtco.study.executors import LocalExecutor, SerialExecutor, make_execut
 
 runner = CliRunner()
 CIRCUIT_FLAGS = {"--cell", "--r-on", "--r-off", "--v-read", "--wire-ohm", "--gain", "--layout", "--encoding"}
-CIRCUIT_COMMANDS = ["simulate", "netlist", "verify", "imperfect", "correct", "mitigate", "defects show"]
+CIRCUIT_COMMANDS = ["simulate", "netlist", "verify", "imperfect", "correct", "mitigate", "defects show", "energy"]
 
 
 def commands() -> dict[str, typer.main.TyperCommand]:
@@ -38,7 +38,7 @@ def options_of(cmd) -> dict[str, object]:
 
 def test_every_circuit_command_has_the_same_circuit_options_and_defaults():
     all_commands = commands()
-    assert len(all_commands) == 13
+    assert len(all_commands) == 14
     for name in CIRCUIT_COMMANDS:
         opts = options_of(all_commands[name])
         assert CIRCUIT_FLAGS <= set(opts), name
