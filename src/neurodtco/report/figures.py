@@ -218,8 +218,9 @@ def figure_on_vs_off(d: ReportData) -> Optional[str]:
     ax2.set_xticks(np.arange(len(pats)), [p.replace("_", "\n") for p in pats], fontsize=8)
     ax2.set_ylabel("stuck-on minus stuck-off (points)")
     n = int(diffs["n_chips"].min()) if len(diffs) else 0
-    ax2.set_title(f"paired difference, 95 % bootstrap interval ({_basis(d, n).replace('per point', 'pairs per bar')})",
-                  fontsize=8.5)
+    nets = f" x {d.n_networks} networks" if d.n_networks > 1 else ""
+    ax2.set_title(f"paired difference, 95 % bootstrap interval (n = {n} chip pairs per bar{nets}, "
+                  f"{d.n_test:,} test images each)", fontsize=8.5)
     ax2.legend(frameon=False, ncol=min(len(arrays), 4), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     return _png(fig)
