@@ -333,12 +333,35 @@ def test_mitigation_table_round_trips_and_renders(tmp_path):
     again = mitigation_table(path)
     assert list(again["lever"]) == ["none", "combined"]
     text = to_markdown(again)
-    assert "| temperature | combined | 93.0% | +3.0 | 0.3 | 12.0 | y |" in text
+    assert "| temperature | combined | 93.0% |  | +3.0 | 0.3 | 12.0 | y |" in text
     from neurodtco.mitigation.compare import to_html
 
-    assert "<td>combined</td><td>93.0%</td><td>+3.0</td><td>0.3</td><td>12.0</td>" in to_html(again)
+    assert "<td>combined</td><td>93.0%</td><td></td><td>+3.0</td><td>0.3</td><td>12.0</td>" in to_html(again)
+    # With the intervals run_comparison writes: the Wilson interval and the paired gain's interval beside them.
+    full = again.assign(accuracy_ci_low=[0.85, 0.88], accuracy_ci_high=[0.94, 0.96], accuracy_validation=[0.9, 0.95],
+                        gain_ci_low=[0.0, 1.0], gain_ci_high=[0.0, 5.5])
+    assert "| temperature | combined | 93.0% [88.0, 96.0] | 95.0% | +3.0 [+1.0, +5.5] | 0.3 | 12.0 | y |" in to_markdown(full)
     with pytest.raises(FileNotFoundError, match="mitigation_comparison"):
         mitigation_table(tmp_path / "missing.csv")
+
+
+def test_the_combined_lever_chooses_on_validation_and_reports_test():
+    import numpy as np
+
+    from neurodtco.mitigation.compare import Accuracy, _accuracy_columns, _best
+
+    good_test = {"accuracy": Accuracy(np.array([True] * 9 + [False]), validation=0.70), "energy_j": 1e-12,
+                 "detail": "a; test winner"}
+    good_val = {"accuracy": Accuracy(np.array([True] * 8 + [False] * 2), validation=0.90), "energy_j": 1e-12,
+                "detail": "b; validation winner"}
+    chosen = _best([good_test, good_val])
+    assert chosen["accuracy"] == 0.8 and chosen["detail"].startswith("b; validation winner (chosen on validation")
+    baseline = np.array([True] * 5 + [False] * 5)
+    cols = _accuracy_columns(chosen["accuracy"], baseline)
+    assert cols["n_correct"] == 8 and cols["n_test"] == 10 and cols["accuracy_validation"] == 0.9
+    assert cols["accuracy_ci_low"] < 0.8 < cols["accuracy_ci_high"]
+    assert cols["gain_points"] == pytest.approx(30.0) and cols["gain_ci_low"] <= 30.0 <= cols["gain_ci_high"]
+    assert cols["gain_mcnemar_p"] == pytest.approx(0.25)  # 3 discordant images, all one way: 2 * 0.5**3
 
 
 @pytest.mark.slow
