@@ -274,15 +274,20 @@ def test_choose_memory_states_takes_the_cheapest_candidate_within_the_bound():
     from neurodtco.mitigation.states import choose_memory_states
 
     rows = []
-    for name, energy, accs in (("ref", 10.0, (0.93, 0.92)), ("cheap-bad", 1.0, (0.93, 0.85)),
-                               ("cheap-ok", 2.0, (0.93, 0.915)), ("costly", 20.0, (0.94, 0.94))):
-        for t, a in zip((25.0, 100.0), accs):
-            rows.append({"candidate": name, "temperature_c": t, "accuracy": a, "energy_j": energy, "r_on_ohm": 1.0,
-                         "r_off_ohm": 2.0, "pair_encoding": "low", "technology": "reram", "feedback": "fixed"})
+    # Validation decides; the test accuracies are set to the opposite verdict, which must not matter.
+    for name, energy, vals, tests in (("ref", 10.0, (0.93, 0.92), (0.93, 0.92)),
+                                      ("cheap-bad", 1.0, (0.93, 0.85), (0.93, 0.95)),
+                                      ("cheap-ok", 2.0, (0.93, 0.915), (0.93, 0.80)),
+                                      ("costly", 20.0, (0.94, 0.94), (0.94, 0.94))):
+        for t, v, a in zip((25.0, 100.0), vals, tests):
+            rows.append({"candidate": name, "temperature_c": t, "accuracy": a, "accuracy_validation": v,
+                         "n_test": 200, "energy_j": energy, "r_on_ohm": 1.0, "r_off_ohm": 2.0,
+                         "pair_encoding": "low", "technology": "reram", "feedback": "fixed"})
     choice = choose_memory_states(pd.DataFrame(rows), "ref", max_drop=0.01)
     best = choice[choice["meets_bound"]].iloc[0]
     assert best["candidate"] == "cheap-ok" and best["energy_saving"] == 5.0
     assert not choice.set_index("candidate").loc["cheap-bad", "meets_bound"]
+    assert best["worst_accuracy"] == 0.80 and best["worst_accuracy_ci"][0] < 0.80 < best["worst_accuracy_ci"][1]
 
 
 # ---------------------------------------------------------------- tolerance
