@@ -319,6 +319,9 @@ def test_defect_aware_retraining_raises_the_defect_tolerance(default_circuit, di
                              retrain=RetrainConfig(epochs=10, batch_size=256, learning_rate=2e-2))
     assert math.isnan(plain.tolerance_density) or plain.tolerance_density < 0.003  # already lost at 0.3%
     assert fixed.mean_accuracy()[0.03] > plain.mean_accuracy()[0.03] + 0.2
+    ci = fixed.mean_accuracy_ci()
+    assert (ci["low"] <= ci["mean"]).all() and (ci["mean"] <= ci["high"]).all() and (ci["instances"] == 3).all()
+    assert ci.loc[0.03, "low"] > plain.mean_accuracy_ci().loc[0.03, "high"]  # the gain is beyond both intervals
 
 
 # ---------------------------------------------------------------- comparison and CLI
@@ -412,3 +415,17 @@ def test_cli_mitigate_circuit_prints_strict_json():
     assert rows["differential"]["open_loop_gain"] is None
     assert rows["differential"]["columns"] == 68 and rows["shared-row"]["columns"] == 38
     assert rows["differential"]["accuracy"] == rows["shared-row"]["accuracy"]  # both exact in the ideal engine
+
+
+def test_tolerance_intervals_are_wilson_for_one_instance_and_bootstrap_over_several():
+    import pandas as pd
+
+    from neurodtco.mitigation.tolerance import ToleranceResult
+    from neurodtco.stats import bootstrap_ci, wilson_interval
+
+    table = pd.DataFrame({"density": [0.01, 0.1, 0.1, 0.1], "instance": [0, 0, 1, 2],
+                          "accuracy": [0.9, 0.5, 0.6, 0.7], "n_test": 200})
+    ci = ToleranceResult(table, 0.93, 0.01, 0.01, False).mean_accuracy_ci()
+    assert (ci.loc[0.01, "low"], ci.loc[0.01, "high"]) == pytest.approx(wilson_interval(180, 200))
+    assert (ci.loc[0.1, "low"], ci.loc[0.1, "high"]) == pytest.approx(bootstrap_ci([0.5, 0.6, 0.7]))
+    assert ci.loc[0.1, "mean"] == pytest.approx(0.6) and ci.loc[0.1, "instances"] == 3
