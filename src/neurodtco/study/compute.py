@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import correction
 from ..correction import BatchedMLPCorrector, cross_defect
-from ..data import to_voltages
+from ..data import Dataset, to_voltages
 from ..defects import Defect, apply_defects
 from ..engines import get_engine, simulate
 from ..imperfections import apply_imperfections
@@ -49,11 +49,6 @@ class Setup:
     fingerprint: str
     software_accuracy: dict[Optional[int], float]
 
-    @property
-    def ops(self) -> tuple[Op, ...]:
-        """The lowered network of a single-network study (the first one otherwise)."""
-        return next(iter(self.networks.values()))
-
 
 @dataclass(eq=False)
 class TaskOutput:
@@ -78,7 +73,7 @@ def ops_fingerprint(ops: Sequence[Op]) -> str:
     return h.hexdigest()[:16]
 
 
-def _train_network(study: Study, dataset: Any, seed: Optional[int],
+def _train_network(study: Study, dataset: Dataset, seed: Optional[int],
                    progress: Optional[Callable[[int, int], None]]) -> Any:
     """The study's network with training seed ``seed`` (None: the study's own ``network.seed``), cached."""
     if study.network.model is not None:
