@@ -120,8 +120,8 @@ def figure_gallery(d: ReportData) -> Optional[str]:
 
 
 def _basis(d: ReportData, n_chips: int) -> str:
-    """``n = 3 chips per point x 5 networks, 180 test images``: printed on every figure."""
-    nets = f" x {d.n_networks} networks" if d.n_networks > 1 else ""
+    """``n = 15 chips per point (over 5 networks), 180 test images each``: printed on every figure."""
+    nets = f" (over {d.n_networks} networks)" if d.n_networks > 1 else ""
     return f"n = {n_chips} chip{'s' if n_chips != 1 else ''} per point{nets}, {d.n_test:,} test images each"
 
 
@@ -218,9 +218,9 @@ def figure_on_vs_off(d: ReportData) -> Optional[str]:
     ax2.set_xticks(np.arange(len(pats)), [p.replace("_", "\n") for p in pats], fontsize=8)
     ax2.set_ylabel("stuck-on minus stuck-off (points)")
     n = int(diffs["n_chips"].min()) if len(diffs) else 0
-    nets = f" x {d.n_networks} networks" if d.n_networks > 1 else ""
-    ax2.set_title(f"paired difference, 95 % bootstrap interval (n = {n} chip pairs per bar{nets}, "
-                  f"{d.n_test:,} test images each)", fontsize=8.5)
+    nets = f" over {d.n_networks} networks" if d.n_networks > 1 else ""
+    ax2.set_title(f"paired difference, 95 % bootstrap interval\nn = {n} chip pairs per bar{nets}, "
+                  f"{d.n_test:,} test images each", fontsize=8.5)
     ax2.legend(frameon=False, ncol=min(len(arrays), 4), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     return _png(fig)
