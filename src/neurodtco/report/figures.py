@@ -240,7 +240,9 @@ def figure_recovery(d: ReportData) -> Optional[str]:
         color = _PALETTE[j % len(_PALETTE)]
         s = grouped_means(mlp[mlp["array"] == a], ["n_parameters"])
         if len(s):
-            ax1.plot(s["n_parameters"], s["mean"] * 100, "-o", ms=3.5, lw=1.5, color=color, label=f"array {a}")
+            ax1.errorbar(s["n_parameters"], s["mean"] * 100, yerr=[(s["mean"] - s["low"]) * 100,
+                         (s["high"] - s["mean"]) * 100], fmt="-o", ms=3.5, lw=1.5, capsize=2, color=color,
+                         label=f"array {a}")
             ax1.fill_between(s["n_parameters"], s["low"] * 100, s["high"] * 100, color=color, alpha=0.13, lw=0)
         raw = d.defective[d.defective["array"] == a]
         if len(raw):
@@ -264,7 +266,7 @@ def figure_recovery(d: ReportData) -> Optional[str]:
     ax1.set_xlabel("corrector parameters")
     ax1.set_ylabel("mean test accuracy after correction (%)")
     n = int(c.groupby(["array", "corrector", "hidden"])["circuit_id"].nunique().min())
-    ax1.set_title(f"circled: chosen on validation; {_basis(d, n)}", fontsize=8)
+    ax1.set_title(f"circled: chosen on validation\n{_basis(d, n)}", fontsize=8)
     ax1.legend(frameon=False, fontsize=7, loc="lower right")
     damaged = c[c["lost"] >= 0.05]
     if len(damaged):
@@ -281,8 +283,9 @@ def figure_recovery(d: ReportData) -> Optional[str]:
                     rows.append((n_par, np.median(values), low, high))
             if rows:
                 t = np.array(rows, dtype=float)
-                ax2.plot(t[:, 0], t[:, 1] * 100, "-o", ms=3.5, lw=1.5, color=color,
-                         label=f"array {a} (n = {g['circuit_id'].nunique()})")
+                ax2.errorbar(t[:, 0], t[:, 1] * 100, yerr=[(t[:, 1] - t[:, 2]) * 100, (t[:, 3] - t[:, 1]) * 100],
+                             fmt="-o", ms=3.5, lw=1.5, capsize=2, color=color,
+                             label=f"array {a} (n = {g['circuit_id'].nunique()})")
                 ax2.fill_between(t[:, 0], t[:, 2] * 100, t[:, 3] * 100, color=color, alpha=0.13, lw=0)
         ax2.axhline(0, color="#6b7280", lw=1)
         low = ax2.get_ylim()[0]
@@ -294,7 +297,7 @@ def figure_recovery(d: ReportData) -> Optional[str]:
         _parameter_axis(ax2, c["n_parameters"])
         ax2.set_xlabel("corrector parameters")
         ax2.set_ylabel("median recovered share of the loss (%)")
-        ax2.set_title("circuits that lost >= 5 points; bands: 95 % bootstrap of the median", fontsize=8.5)
+        ax2.set_title("circuits that lost >= 5 points\nbars and bands: 95 % bootstrap of the median", fontsize=8.5)
         ax2.legend(frameon=False, fontsize=7, loc="lower right")
     else:
         ax2.text(0.5, 0.5, "no circuit lost 5 points or more", ha="center", va="center", transform=ax2.transAxes)
