@@ -19,6 +19,7 @@ from ..correction import MLPCorrector
 from ..correction.cross import MIXTURE, CrossDefectResult
 from ..store import ResultStore, load_results, load_task_info
 from ..study.timing import add_stages, stage_breakdown
+from ..stats import wilson_interval
 from .uncertainty import Estimate, mean_accuracy, paired_difference
 
 MAX_CORRECTOR_PARAMS = 200  # the published budget of a "lightweight" corrector
@@ -258,7 +259,11 @@ def headline_numbers(d: ReportData) -> list[tuple[str, str, str]]:
         if d.n_networks > 1:
             per = d.circuits.groupby("network_seed")["software_accuracy"].first()
             note += f"; mean of {d.n_networks} networks (seeds), from {pct(per.min())} to {pct(per.max())}"
-        rows.append(("Software network, test accuracy", pct(d.software_accuracy), note))
+        value = pct(d.software_accuracy)
+        if d.n_networks == 1 and d.n_test:
+            low, high = wilson_interval(int(round(d.software_accuracy * d.n_test)), d.n_test)
+            value += f" [{low * 100:.1f}, {high * 100:.1f}]"
+        rows.append(("Software network, test accuracy", value, note))
     healthy = d.healthy_estimate()
     if healthy is not None:
         rows.append(("Healthy circuit, test accuracy", healthy.text(),
