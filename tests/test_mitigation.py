@@ -429,3 +429,22 @@ def test_tolerance_intervals_are_wilson_for_one_instance_and_bootstrap_over_seve
     assert (ci.loc[0.01, "low"], ci.loc[0.01, "high"]) == pytest.approx(wilson_interval(180, 200))
     assert (ci.loc[0.1, "low"], ci.loc[0.1, "high"]) == pytest.approx(bootstrap_ci([0.5, 0.6, 0.7]))
     assert ci.loc[0.1, "mean"] == pytest.approx(0.6) and ci.loc[0.1, "instances"] == 3
+
+
+def test_memory_state_candidates_are_read_on_held_out_validation_images(default_net, digits):
+    import dataclasses
+
+    from neurodtco.data import split_validation
+    from neurodtco.mitigation.common import circuit_accuracy
+    from neurodtco.mitigation.states import StateCandidate, evaluate_candidates
+
+    table = evaluate_candidates(default_net, digits, [StateCandidate(r_on_ohm=10e3, r_off_ohm=1e6)],
+                                temperatures_c=(25.0,), engine="ideal")
+    row = table.iloc[0]
+    held = split_validation(digits, 180, seed=0)
+    x_val, y_val = held.validation()
+    circuit = map_network(default_net)
+    as_test = dataclasses.replace(held, x_test=x_val, y_test=y_val)
+    # The ideal engine without noise: the validation column is exactly the circuit's accuracy on the held-out part.
+    assert row["accuracy_validation"] == pytest.approx(circuit_accuracy(circuit, as_test))
+    assert row["accuracy"] == pytest.approx(circuit_accuracy(circuit, digits)) and row["n_test"] == 180
