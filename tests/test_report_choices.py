@@ -103,3 +103,21 @@ def test_a_paired_difference_needs_shared_chips():
         paired_difference(a, pd.Series([0.5], index=["z"]))
     e = paired_difference(a, pd.Series([0.4, 0.5, 0.9], index=["x", "y", "z"]))
     assert e.value == pytest.approx(0.1) and e.n_chips == 2
+
+
+def test_the_cross_defect_gap_is_paired_per_test_chip(tmp_path):
+    rows = []
+    for instance in range(3):
+        for train in ("random", "column"):
+            for test in ("random", "column"):
+                acc = 0.9 if train == test else 0.5 + 0.1 * instance  # the gap shrinks from chip to chip
+                rows.append({"task_id": "x", "network_seed": 0, "array": 0, "kind": "on", "severity": 0.1,
+                             "instance": instance, "train_pattern": train, "test_pattern": test, "hidden": 4,
+                             "n_parameters": 94, "accuracy": acc, "accuracy_before": 0.6})
+    d = report_data(tmp_path, synthetic())
+    d.study["defects"]["patterns"] = ["random", "column"]
+    d.cross = pd.DataFrame(rows)
+    note = dict((k, n) for k, _, n in headline_numbers(d))["Cross-defect: same pattern vs other patterns"]
+    gaps = [0.4, 0.3, 0.2]  # per chip, the same for both test patterns
+    low, high = bootstrap_ci(np.tile(gaps, 2))  # units in the order test pattern, then chip
+    assert f"paired difference +30.0 [{low * 100:+.1f}, {high * 100:+.1f}] points" in note

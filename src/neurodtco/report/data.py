@@ -19,7 +19,7 @@ from ..correction import MLPCorrector
 from ..correction.cross import MIXTURE, CrossDefectResult
 from ..store import ResultStore, load_results, load_task_info
 from ..study.timing import add_stages, stage_breakdown
-from ..stats import wilson_interval
+from ..stats import paired_bootstrap_ci, wilson_interval
 from .uncertainty import Estimate, mean_accuracy, paired_difference
 
 MAX_CORRECTOR_PARAMS = 200  # the published budget of a "lightweight" corrector
@@ -339,9 +339,16 @@ def headline_numbers(d: ReportData) -> list[tuple[str, str, str]]:
         single = cross.accuracy[[cross.train_types.index(t) for t in types]]  # rows in the columns' order
         same = np.eye(len(types), dtype=bool)
         off = f"{pct(single[~same].mean())}" if len(types) > 1 else "n/a"
-        rows.append(("Cross-defect: same pattern vs other patterns", f"{pct(single[same].mean())} vs {off}",
-                     f"corrector h={study['cross_defect']['hidden']}; uncorrected {pct(cross.before.mean())}; "
-                     f"{cross.n_test_chips} chips per column"))
+        note = (f"corrector h={study['cross_defect']['hidden']}; uncorrected {pct(cross.before.mean())}; "
+                f"{cross.n_test_chips} chips per column")
+        if len(types) > 1 and cross.chip_accuracy is not None:
+            # Paired per test chip: its own-pattern corrector minus the mean of the other patterns' correctors.
+            chips = cross.chip_accuracy[[cross.train_types.index(t) for t in types]]  # [train, test, chip]
+            own = np.stack([chips[j, j] for j in range(len(types))])
+            others = np.stack([np.delete(chips[:, j], j, axis=0).mean(axis=0) for j in range(len(types))])
+            gap, (low, high) = paired_bootstrap_ci(own.ravel(), others.ravel())
+            note += f"; paired difference {gap * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}] points"
+        rows.append(("Cross-defect: same pattern vs other patterns", f"{pct(single[same].mean())} vs {off}", note))
         if MIXTURE in cross.train_types:
             rows.append(("Cross-defect: corrector trained on the mixture",
                          pct(cross.accuracy[cross.train_types.index(MIXTURE)].mean()), "mean over test patterns"))
