@@ -67,6 +67,8 @@ def build_report(root: Union[str, Path]) -> str:
     table_rows = "".join(f"<tr><td>{_e(k)}</td><td class='num'>{_e(v)}</td><td class='note'>{_e(n)}</td></tr>"
                          for k, v, n in headline)
     sev = severity_table(d)
+    n_cell = int(d.defective[d.defective["severity"] == d.defective["severity"].max()]
+                 .groupby(["pattern", "array"]).size().min()) if sev is not None else 0
     sev_html = _frame_html(sev.rename(columns=lambda a: f"array {a}"), index_name="pattern") if sev is not None else ""
     smax = grid["severities"][-1]
     h_cross = study["cross_defect"]["hidden"]
@@ -97,7 +99,8 @@ def build_report(root: Union[str, Path]) -> str:
         ("headline", "Headline numbers",
          f'<div class="cards">{"".join(cards)}</div>'
          f"<table><tr><th>Quantity</th><th class='num'>Value</th><th>Note</th></tr>{table_rows}</table>"
-         + (f"<h3>Mean test accuracy (%) at the highest density ({smax:g}), stuck-on and stuck-off pooled</h3>{sev_html}"
+         + (f"<h3>Mean test accuracy (%) at the highest density ({smax:g}), stuck-on and stuck-off pooled, "
+            f"{n_cell} chips per cell (intervals: the accuracy-vs-density figure)</h3>{sev_html}"
             if sev_html else "")),
         ("gallery", "Defect maps",
          _figure(figure_gallery(d), "defect-map gallery",
