@@ -15,8 +15,8 @@ matrix product. Gap cells: Newton across the batch (``_nodal/newton.py``).
 Tiled layers (``Layer.tiling``): every tile is factorized on its own and reduced to its Norton
 equivalent at its column ends; the row tiles of a column block are joined at their shared neuron
 inputs, or each feeds its own transimpedance stage and a summing amplifier adds them
-(``_nodal/tiles.py``). The layer stays one affine map. Gap cells: Newton on each tile, with
-Gauss-Seidel sweeps over the row tiles that share finite-gain neuron inputs.
+(``_nodal/tiles.py``). The layer stays one affine map. Gap cells: chord Newton on each group of
+tiles that share neuron inputs, the group coupled inside every step (``_nodal/chord.py``).
 
 ``device`` (a torch device, e.g. ``"cuda"``): with linear cells the affine maps are computed as
 above and applied on that device in float64 (``forward.affine_layers``); gap cells and node or
@@ -34,7 +34,8 @@ import numpy as np
 from ..circuit import Circuit, Layer
 from ._nodal import ArrayNetwork, ArraySolution, factorize, solve, unit_drives, wire_conductance
 from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
-from ._nodal.tiles import coupled_cells, tia_map, tile_response
+from ._nodal.chord import group_cells
+from ._nodal.tiles import tia_map, tile_response
 from .base import SimulationResult
 from .forward import affine_layers, forward, refuse_reports, runs_on_device, torch_device
 
@@ -135,8 +136,8 @@ def tiled_cell_outputs(cell: Any, layer: Layer, inputs_v: np.ndarray, settings: 
                        label: str = "layer") -> tuple[np.ndarray, dict]:
     """Activated outputs of a tiled layer of nonlinear cells: Newton on each tile, the tiles' TIA outputs added.
 
-    Row tiles that share finite-gain neuron inputs are coupled through them (``coupled_cells``);
-    otherwise (``summing``, ideal op-amps) every tile is solved alone.
+    Row tiles that share finite-gain neuron inputs are solved together, coupled inside every chord
+    step (``_nodal/chord.py``); otherwise (``summing``, ideal op-amps) every tile is solved alone.
     """
     g_word, g_bit, neuron_g, inject = _periphery(layer, label)
     neuron = layer.neuron
@@ -150,20 +151,16 @@ def tiled_cell_outputs(cell: Any, layer: Layer, inputs_v: np.ndarray, settings: 
         groups.setdefault((tile.grid[1],) if coupled else tile.grid, []).append(tile)
     for key, tiles in groups.items():
         cols = tiles[0].columns
-        blocks = [layer.conductance[t.rows, cols] for t in tiles]
-        drives = [drive[:, t.rows] for t in tiles]
-        where = f"{label} tiles {key}"
-        if len(tiles) > 1:
-            neuron_v, collected, group_info = coupled_cells(cell, blocks, drives, g_word, g_bit, neuron_g[cols],
-                                                            inject[:, cols], settings, where)
-        else:
-            sol, group_info = solve_cells(cell, blocks[0], g_word, g_bit, None if neuron_g is None else neuron_g[cols],
-                                          drives[0], None if inject is None else inject[:, cols], settings, where)
-            neuron_v, collected = sol.neuron_v, sol.collected_a
+        neuron_v, collected, group_info = group_cells(
+            cell, [layer.conductance[t.rows, cols] for t in tiles], [drive[:, t.rows] for t in tiles], g_word, g_bit,
+            None if neuron_g is None else neuron_g[cols], None if inject is None else inject[:, cols], settings,
+            f"{label} tiles {key}")
         tia[:, cols] += neuron.offset_v + neuron_v - neuron.feedback_resistance_ohm * collected
         info["iterations"] = max(info["iterations"], group_info["iterations"])
         info["full_newton_vectors"] += group_info["full_newton_vectors"]
-        info["sweeps"] = max(info["sweeps"], group_info.get("sweeps", 1))
+        info["sweeps"] = max(info["sweeps"], group_info["sweeps"])
+        if group_info["method"] != settings.method:
+            info["method"] = group_info["method"]
     diff = neuron.closed_loop_difference_gain * (tia[:, layer.minus_columns] - tia[:, layer.plus_columns])
     return neuron.activate(diff), info
 

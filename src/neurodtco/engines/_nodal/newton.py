@@ -75,10 +75,7 @@ class _Problem:
 
     def current(self, v: np.ndarray) -> np.ndarray:
         """Cell currents at cell voltages ``v`` (rows first)."""
-        if type(self.cell) is GapReRAMCell:
-            # the gap model's own formula (devices.py) with a faster sinh
-            return (self.g_rows * self.cell.shape_factor) * _sinh(v / self.cell.v0_v)
-        return self.cell.current(self.g_rows, v)
+        return cell_current(self.cell, self.g_rows, v)
 
     def factorize(self, slopes: np.ndarray) -> Factorization:
         """Factorization for cell slopes ``[R, S, C]`` (rows first)."""
@@ -285,6 +282,14 @@ def _merge(state: _State, subs: list[_State]) -> None:
     state.cell_v = np.concatenate([s.cell_v for s in subs], axis=1)
     state.solution = _concat([s.solution for s in subs])
     state.iterations += max(s.iterations for s in subs)
+
+
+def cell_current(cell: Any, g_read: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Currents of cells of read conductance ``g_read`` at voltages ``v`` (broadcasting)."""
+    if type(cell) is GapReRAMCell:
+        # the gap model's own formula (devices.py) with a faster sinh
+        return (g_read * cell.shape_factor) * _sinh(v / cell.v0_v)
+    return cell.current(g_read, v)
 
 
 def _sinh(x: np.ndarray) -> np.ndarray:

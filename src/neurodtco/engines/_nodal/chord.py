@@ -1,0 +1,207 @@
+"""Chord Newton on a group of tiles that end on the same neuron inputs: every tile in one iteration.
+
+A *group* (``tiles.py``) is one tile alone, or the row tiles of a column block whose bit lines
+meet at shared finite-gain neuron inputs. With every cell replaced by its companion model at the
+chord slopes ``D`` (one slope per cell, at the batch's mean row voltage) the whole group is one
+linear network, and each chord step solves it exactly:
+
+* a tile alone is factorized with its neuron inputs (``H = (1 + A) / R_f``) and solved as is;
+* tiles of a shared group are factorized with their column ends *held* at the reference. Each
+  returns its cell voltages ``h`` and short-circuit currents ``s`` for the companion sources;
+  Kirchhoff at the shared inputs gives ``n = (sum Y + H)^-1 (sum s + inject)`` (``Y``: each tile's
+  column admittance), and raising a tile's column ends to ``n`` adds ``n U`` to its cell voltages
+  (``U``: the cell voltages per volt on each column end, solved once per tile) and ``-Y n`` to its
+  collected current.
+
+So the shared inputs are coupled inside every step, not by sweeps over the tiles: the error
+shrinks by the chord factor per step whatever the op-amp gain, one factorization per tile serves
+every vector, and vectors are solved in chunks large enough that the sweeps' products are
+BLAS-sized. The fixed point is the one ``tiles.coupled_cells`` and ``newton.solve_cells`` reach
+(the same equations); chunks whose chord steps stall are handed to them (true Newton).
+
+On a torch ``device`` each tile's chord solve is a precomputed dense affine map from its drives
+and companion sources to its cell voltages and collected currents (``DenseTile``), applied as
+matrix products in float64 there; tiles whose map would exceed ``DENSE_MAX_DOUBLES`` are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .dense import NotPositiveDefinite, spd_solve, symmetrize
+from .factorize import Factorization, factorize, floating_error
+from .network import ArrayNetwork
+from .newton import ConvergenceError, NewtonSettings, _rate, _stalled, cell_current, solve_cells
+from .solve import solve
+
+#: Doubles per chunk of a group's cell voltages: large enough that each row's product is BLAS-sized.
+CHUNK_DOUBLES = 1 << 20
+#: Largest dense chord map of one tile on a torch device (doubles): 64 x 64 cells is 4096^2.
+DENSE_MAX_DOUBLES = 1 << 24
+
+
+class _Stalled(Exception):
+    """Chord steps stopped shrinking: the chunk goes to true Newton."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Tile:
+    """One tile's chord factorization and, when it shares neuron inputs, its coupling to them."""
+
+    g_read: np.ndarray            # [R, C]
+    slopes: np.ndarray            # [R, C]: chord conductances
+    fact: Factorization           # held column ends in a shared group; with the neuron inputs when alone
+    admittance: Optional[np.ndarray] = None   # [C, C]: Y (shared groups)
+    response: Optional[np.ndarray] = None     # [C, R * C]: U, cell voltages per volt on each column end
+
+
+def group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.ndarray], g_word_s: float,
+                g_bit_s: float, neuron_g_s: Optional[np.ndarray], inject_a: Optional[np.ndarray],
+                settings: NewtonSettings, label: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Neuron inputs and total collected current ``[B, C]`` of a group of tiles of nonlinear cells.
+
+    ``blocks`` are the tiles' read conductances ``[R_a, C]``, ``drives`` their rows' drives
+    ``[B, R_a]`` (from the reference); ``neuron_g_s`` ``[C]`` and ``inject_a`` ``[1, C]`` the neuron
+    inputs' ``H`` and offset injection (``None``: ideal op-amps, allowed for a tile alone).
+    """
+    if len(blocks) > 1 and neuron_g_s is None:
+        raise ValueError(f"{label}: tiles share neuron inputs only through a finite-gain op-amp; "
+                         "with ideal op-amps solve each tile alone")
+    batch, cols = len(drives[0]), blocks[0].shape[1]
+    info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1}
+    if settings.method == "full" or batch == 0:
+        return _reference(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label, info)
+    tiles = [_chord_tile(cell, g, d, g_word_s, g_bit_s, neuron_g_s if len(blocks) == 1 else None)
+             for g, d in zip(blocks, drives)]
+    coupling = None if len(tiles) == 1 else _coupling(tiles, neuron_g_s, label)
+    neuron, total = np.empty((batch, cols)), np.empty((batch, cols))
+    scale_v = max(max(float(np.max(np.abs(d), initial=0.0)) for d in drives), 1e-3)
+    chunk = max(1, CHUNK_DOUBLES // sum(g.size for g in blocks))
+    for first in range(0, batch, chunk):
+        part = slice(first, first + chunk)
+        parts = [d[part] for d in drives]
+        try:
+            neuron[part], total[part], steps = _iterate(cell, tiles, coupling, parts, inject_a, settings, scale_v)
+            info["iterations"] = max(info["iterations"], steps)
+        except _Stalled:
+            n, t, _ = _reference(cell, blocks, parts, g_word_s, g_bit_s, neuron_g_s, inject_a, settings,
+                                 f"{label} vectors {first}..", info)
+            neuron[part], total[part] = n, t
+            info["method"] = "chord, then full"
+    return neuron, total, info
+
+
+def _chord_tile(cell: Any, g_read: np.ndarray, drive: np.ndarray, g_word_s: float, g_bit_s: float,
+                neuron_g_s: Optional[np.ndarray]) -> _Tile:
+    """Factorize one tile at its chord slopes (the cells' slopes at the batch's mean row voltage)."""
+    slopes = cell.differential_conductance(g_read, drive.mean(axis=0)[:, None])
+    fact = factorize(ArrayNetwork(slopes[None], g_word_s, g_bit_s, neuron_g_s))
+    if neuron_g_s is not None:
+        return _Tile(g_read, slopes, fact)
+    from .tiles import column_admittance  # tiles.py builds on this module's group solve
+
+    return _Tile(g_read, slopes, fact, column_admittance(fact), column_response(fact))
+
+
+def column_response(fact: Factorization) -> np.ndarray:
+    """Cell voltages ``[C, R * C]`` per volt on each column end of an array factorized with held column ends.
+
+    The last bit segment to a column end at ``n`` is, by Norton, the same segment to the reference
+    plus a current ``g_b n`` into the last bit node; with ideal bit lines every bit node is at ``n``.
+    """
+    net = fact.network
+    rows, cols = net.n_rows, net.n_columns
+    eye = np.eye(cols)
+    zero = np.zeros((rows, cols))
+    if math.isinf(net.g_bit_s):
+        bits = np.broadcast_to(eye, (rows, cols, cols)).copy()
+        words = fact.word.word_voltages(zero, None, bits)
+    else:
+        inject = np.zeros((rows, cols, cols))
+        inject[-1] = net.g_bit_s * eye
+        sol = solve(fact, zero.T, inject_bit=inject, nodes=True, drivers=False)
+        words, bits = sol.word_v, sol.bit_v
+    return np.swapaxes(words - bits, 0, 1).reshape(cols, rows * cols)
+
+
+def _coupling(tiles: Sequence[_Tile], neuron_g_s: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum Y + H)^-1`` and ``sum Y`` of tiles on shared neuron inputs."""
+    y = sum(t.admittance for t in tiles)
+    try:
+        k_inv = symmetrize(spd_solve((y + np.diag(neuron_g_s))[None], np.eye(len(y))[None])[0])
+    except NotPositiveDefinite as exc:
+        raise floating_error(exc.index, f"{label}: the neuron input") from None
+    return k_inv, y
+
+
+def _iterate(cell: Any, tiles: Sequence[_Tile], coupling: Optional[tuple[np.ndarray, np.ndarray]],
+             drives: Sequence[np.ndarray], inject_a: Optional[np.ndarray], settings: NewtonSettings,
+             scale_v: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Chord steps from the ideal-wire voltages until the estimated error is below ``rtol``."""
+    # rows first [R, B, C]; every cell starts at its row's drive (word node at the driver, bit node at 0)
+    volts = [np.repeat(d.T[:, :, None], t.g_read.shape[1], axis=2) for t, d in zip(tiles, drives)]
+    steps: list[tuple[float, float]] = []
+    old_total = None
+    for _ in range(settings.max_iterations):
+        held, shorts = [], []
+        for t, d, v in zip(tiles, drives, volts):
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence shows up as a non-finite step
+                comp = cell_current(cell, t.g_read[:, None, :], v)
+                comp -= t.slopes[:, None, :] * v
+            sol = solve(t.fact, d, inject_word=-comp, inject_bit=comp,
+                        inject_neuron=inject_a if coupling is None else None, nodes=True, drivers=False)
+            held.append(sol.word_v - sol.bit_v)
+            shorts.append(sol)
+        if coupling is None:
+            neuron, total = shorts[0].neuron_v, shorts[0].collected_a
+        else:
+            k_inv, y = coupling
+            pushed = sum(s.collected_a for s in shorts) + inject_a
+            neuron = pushed @ k_inv
+            total = pushed - inject_a - neuron @ y
+            for h, t in zip(held, tiles):
+                h += np.swapaxes((neuron @ t.response).reshape(len(neuron), *h.shape[::2]), 0, 1)
+        with np.errstate(invalid="ignore"):
+            step_v = max(_max_abs(np.subtract(h, v, out=v)) for h, v in zip(held, volts))
+        step_a = math.inf if old_total is None else _max_abs(total - old_total)
+        volts, old_total = held, total
+        steps.append((step_v, step_a))
+        if not math.isfinite(step_v) or _stalled(steps):
+            raise _Stalled
+        rho = _rate(steps)
+        left = rho / (1.0 - rho) if rho < 0.5 else 1.0
+        if (step_v * left <= settings.rtol * scale_v
+                and step_a * left <= settings.rtol * _max_abs(total) + 1e-300):
+            return neuron, total, len(steps)
+    raise _Stalled
+
+
+def _reference(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.ndarray], g_word_s: float,
+               g_bit_s: float, neuron_g_s: Optional[np.ndarray], inject_a: Optional[np.ndarray],
+               settings: NewtonSettings, label: str, info: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The group by the tile-by-tile solvers (true Newton available; Gauss-Seidel over shared tiles)."""
+    from .tiles import coupled_cells
+
+    if len(blocks) > 1:
+        neuron, total, sub = coupled_cells(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings,
+                                           label)
+        info["sweeps"] = max(info["sweeps"], sub["sweeps"])
+    else:
+        sol, sub = solve_cells(cell, blocks[0], g_word_s, g_bit_s, neuron_g_s, drives[0], inject_a, settings, label)
+        neuron, total = sol.neuron_v, sol.collected_a
+    info["iterations"] = max(info["iterations"], sub["iterations"])
+    info["full_newton_vectors"] += sub["full_newton_vectors"]
+    if sub["method"] != settings.method:
+        info["method"] = sub["method"]
+    return neuron, total, info
+
+
+def _max_abs(a: np.ndarray) -> float:
+    return float(np.max(np.abs(a), initial=0.0))
+
+
+__all__ = ["ConvergenceError", "column_response", "group_cells"]
