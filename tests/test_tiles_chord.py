@@ -132,3 +132,21 @@ def test_a_shared_group_needs_finite_gain():
     with pytest.raises(ValueError, match="finite-gain"):
         chord.group_cells(cell, [np.full((2, 2), 1e-5)] * 2, [np.zeros((1, 2))] * 2, 1.0, 1.0, None, None,
                           NewtonSettings(), "group")
+
+
+def test_identical_drive_vectors_are_solved_once(monkeypatch):
+    rng = np.random.default_rng(8)
+    cell = GapReRAMCell()
+    blocks = [rng.uniform(cell.g_min, cell.g_max, (5, 4)) for _ in range(2)]
+    distinct = [rng.uniform(0.0, 0.2, (3, 5)) for _ in blocks]
+    pick = np.array([2, 0, 2, 1, 0, 2])
+    args = (cell, blocks, [d[pick] for d in distinct], 1.0, 1.0, np.full(4, 5.0), np.full((1, 4), -1e-6),
+            NewtonSettings(), "group")
+    solved = []
+    iterate = chord._iterate
+    monkeypatch.setattr(chord, "_iterate", lambda *a: solved.append(len(a[3][0])) or iterate(*a))
+    n, total, _ = chord.group_cells(*args)
+    assert solved == [3]
+    n_alone, total_alone, _ = chord.group_cells(cell, blocks, distinct, *args[3:])
+    np.testing.assert_allclose(n, n_alone[pick], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(total, total_alone[pick], rtol=1e-12, atol=0)

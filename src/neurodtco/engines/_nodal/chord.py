@@ -16,7 +16,7 @@ linear network, and each chord step solves it exactly:
 So the shared inputs are coupled inside every step, not by sweeps over the tiles: the error
 shrinks by the chord factor per step whatever the op-amp gain, one factorization per tile serves
 every vector, and vectors are solved in chunks large enough that the sweeps' products are
-BLAS-sized. The fixed point is the one ``tiles.coupled_cells`` and ``newton.solve_cells`` reach
+BLAS-sized. Identical drive vectors (the blank patches of a convolution) are solved once. The fixed point is the one ``tiles.coupled_cells`` and ``newton.solve_cells`` reach
 (the same equations); chunks whose chord steps stall are handed to them (true Newton).
 
 On a torch ``device`` each tile's chord solve is a precomputed dense affine map from its drives
@@ -71,6 +71,13 @@ def group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.nda
     if len(blocks) > 1 and neuron_g_s is None:
         raise ValueError(f"{label}: tiles share neuron inputs only through a finite-gain op-amp; "
                          "with ideal op-amps solve each tile alone")
+    joined = np.concatenate(drives, axis=1)
+    unique, inverse = np.unique(joined, axis=0, return_inverse=True)
+    if len(unique) < len(joined):  # e.g. the blank patches of a convolution: solve each distinct vector once
+        parts = np.split(unique, np.cumsum([d.shape[1] for d in drives])[:-1], axis=1)
+        neuron, total, info = group_cells(cell, blocks, parts, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label)
+        inverse = inverse.reshape(-1)
+        return neuron[inverse], total[inverse], info
     batch, cols = len(drives[0]), blocks[0].shape[1]
     info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1}
     if settings.method == "full" or batch == 0:
