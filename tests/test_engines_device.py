@@ -111,12 +111,39 @@ def test_torch_inputs_give_torch_outputs_on_the_device(default_circuit, digits):
     assert_same(result.outputs_v.numpy(), simulate(default_circuit, x.numpy(), engine="nodal").outputs_v)
 
 
-def test_gap_cells_and_reports_on_the_cpu_device_run_the_numpy_path():
+@pytest.mark.parametrize("tile, combine, gain", [((8, 4), "shared", 1e4), ((8, 4), "shared", 30.0),
+                                                 ((8, 4), "summing", 1e4), (None, "shared", 1e4),
+                                                 ((8, 4), "shared", float("inf"))])
+def test_gap_cells_on_the_device_give_the_numpy_outputs(tile, combine, gain):
+    """Newton on the device (dense chord maps) against the NumPy path (chord on the factorizations),
+    tiled and untiled, with shared inputs strongly coupled (low gain), summing tiles and ideal op-amps."""
+    config = MappingConfig(cell="gap", r_word_ohm=1.0, r_bit_ohm=1.0, open_loop_gain=gain,
+                           tile_rows=tile and tile[0], tile_cols=tile and tile[1], tile_combine=combine)
+    circuit = map_ops(small_cnn(np.random.default_rng(0)), config)
+    x = np.random.default_rng(3).uniform(0, 1, (6, 49)) * config.v_read_v
+    on_numpy = simulate(circuit, x, engine="nodal", return_hidden=True)
+    on_device = simulate(circuit, x, engine="nodal", device="cpu", return_hidden=True)
+    assert on_device.info["device"] == "cpu" and "device" not in on_numpy.info
+    assert all(layer["method"] == "chord" for layer in on_device.info["layers"])
+    np.testing.assert_allclose(on_device.outputs_v, on_numpy.outputs_v, rtol=0, atol=1e-11)
+    for h_device, h_numpy in zip(on_device.hidden_v, on_numpy.hidden_v, strict=True):
+        np.testing.assert_allclose(h_device, h_numpy, rtol=0, atol=1e-11)
+    assert np.ptp(on_numpy.outputs_v, axis=0).min() > 0
+
+
+def test_reports_on_the_cpu_device_run_the_numpy_path():
     circuit, config = cnn_circuit(tile=None, cell="gap")
-    x = np.random.default_rng(3).uniform(0, 1, (2, 49)) * config.v_read_v
-    on_device = simulate(circuit, x, engine="nodal", device="cpu")
-    np.testing.assert_array_equal(on_device.outputs_v, simulate(circuit, x, engine="nodal").outputs_v)
-    assert "device" not in on_device.info
+    assert not runs_on_device("nodal", torch.device("cpu"), circuit, reports=True, nonlinear=True)
+    assert runs_on_device("nodal", torch.device("cpu"), circuit, reports=False, nonlinear=True)
+
+
+def test_a_tile_too_large_for_a_dense_chord_map_is_refused_naming_the_limit(monkeypatch):
+    from neurodtco.engines._nodal import device_chord
+
+    monkeypatch.setattr(device_chord, "DENSE_MAX_DOUBLES", 31 ** 2)
+    circuit, config = cnn_circuit(tile=(8, 4), cell="gap")
+    with pytest.raises(ValueError, match=r"a 8 x 4 tile's dense chord map holds 1,024 doubles, more than 961"):
+        simulate(circuit, np.full((1, 49), 0.1), engine="nodal", device="cpu")
 
 
 def test_a_cuda_device_refuses_gap_cells_and_reports_naming_what_runs_there(default_circuit):
@@ -129,6 +156,7 @@ def test_a_cuda_device_refuses_gap_cells_and_reports_naming_what_runs_there(defa
     with pytest.raises(ValueError, match=r"the ideal engine runs outputs and hidden outputs of linear-cell circuits "
                                          r"on cuda:0; gap-model \(nonlinear\) cells run on the CPU only"):
         runs_on_device("ideal", cuda, gap, reports=False)
+    assert runs_on_device("nodal", cuda, gap, reports=False, nonlinear=True)
     assert not runs_on_device("nodal", torch.device("cpu"), gap, reports=True)
     assert not runs_on_device("nodal", None, default_circuit, reports=False)
 

@@ -19,9 +19,7 @@ every vector, and vectors are solved in chunks large enough that the sweeps' pro
 BLAS-sized. Identical drive vectors (the blank patches of a convolution) are solved once. The fixed point is the one ``tiles.coupled_cells`` and ``newton.solve_cells`` reach
 (the same equations); chunks whose chord steps stall are handed to them (true Newton).
 
-On a torch ``device`` each tile's chord solve is a precomputed dense affine map from its drives
-and companion sources to its cell voltages and collected currents (``DenseTile``), applied as
-matrix products in float64 there; tiles whose map would exceed ``DENSE_MAX_DOUBLES`` are refused.
+On a torch device the same iteration runs as dense matrix products (``device_chord.py``).
 """
 
 from __future__ import annotations
@@ -35,13 +33,11 @@ import numpy as np
 from .dense import NotPositiveDefinite, spd_solve, symmetrize
 from .factorize import Factorization, factorize, floating_error
 from .network import ArrayNetwork
-from .newton import ConvergenceError, NewtonSettings, _rate, _stalled, cell_current, solve_cells
+from .newton import NewtonSettings, _rate, _stalled, cell_current, solve_cells
 from .solve import solve
 
 #: Doubles per chunk of a group's cell voltages: large enough that each row's product is BLAS-sized.
 CHUNK_DOUBLES = 1 << 20
-#: Largest dense chord map of one tile on a torch device (doubles): 64 x 64 cells is 4096^2.
-DENSE_MAX_DOUBLES = 1 << 24
 
 
 class _Stalled(Exception):
@@ -84,7 +80,7 @@ def group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.nda
         return _reference(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label, info)
     tiles = [_chord_tile(cell, g, d, g_word_s, g_bit_s, neuron_g_s if len(blocks) == 1 else None)
              for g, d in zip(blocks, drives)]
-    coupling = None if len(tiles) == 1 else _coupling(tiles, neuron_g_s, label)
+    coupling = None if len(tiles) == 1 else _coupling([t.admittance for t in tiles], neuron_g_s, label)
     neuron, total = np.empty((batch, cols)), np.empty((batch, cols))
     scale_v = max(max(float(np.max(np.abs(d), initial=0.0)) for d in drives), 1e-3)
     chunk = max(1, CHUNK_DOUBLES // sum(g.size for g in blocks))
@@ -135,14 +131,33 @@ def column_response(fact: Factorization) -> np.ndarray:
     return np.swapaxes(words - bits, 0, 1).reshape(cols, rows * cols)
 
 
-def _coupling(tiles: Sequence[_Tile], neuron_g_s: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarray]:
+def _coupling(admittances: Sequence[np.ndarray], neuron_g_s: np.ndarray, label: str) -> tuple[np.ndarray, np.ndarray]:
     """``(sum Y + H)^-1`` and ``sum Y`` of tiles on shared neuron inputs."""
-    y = sum(t.admittance for t in tiles)
+    y = sum(admittances)
     try:
         k_inv = symmetrize(spd_solve((y + np.diag(neuron_g_s))[None], np.eye(len(y))[None])[0])
     except NotPositiveDefinite as exc:
         raise floating_error(exc.index, f"{label}: the neuron input") from None
     return k_inv, y
+
+
+def converged(steps: list[tuple[float, float]], settings: NewtonSettings, scale_v: float, current_a: float) -> bool:
+    """True when the last chord step leaves an error below ``rtol``; raises ``_Stalled`` when steps stop shrinking.
+
+    ``steps`` are the largest changes of the cell voltages and of the collected currents per step,
+    ``scale_v`` the largest drive and ``current_a`` the largest collected current.
+    """
+    step_v, step_a = steps[-1]
+    if not math.isfinite(step_v):
+        raise _Stalled
+    # the error left after a step of a contraction with factor rho is at most rho / (1 - rho) times it
+    rho = _rate(steps)
+    left = rho / (1.0 - rho) if rho < 0.5 else 1.0
+    if step_v * left <= settings.rtol * scale_v and step_a * left <= settings.rtol * current_a + 1e-300:
+        return True
+    if _stalled(steps) or len(steps) >= settings.max_iterations:
+        raise _Stalled
+    return False
 
 
 def _iterate(cell: Any, tiles: Sequence[_Tile], coupling: Optional[tuple[np.ndarray, np.ndarray]],
@@ -153,7 +168,7 @@ def _iterate(cell: Any, tiles: Sequence[_Tile], coupling: Optional[tuple[np.ndar
     volts = [np.repeat(d.T[:, :, None], t.g_read.shape[1], axis=2) for t, d in zip(tiles, drives)]
     steps: list[tuple[float, float]] = []
     old_total = None
-    for _ in range(settings.max_iterations):
+    while True:
         held, shorts = [], []
         for t, d, v in zip(tiles, drives, volts):
             with np.errstate(over="ignore", invalid="ignore"):  # divergence shows up as a non-finite step
@@ -177,14 +192,8 @@ def _iterate(cell: Any, tiles: Sequence[_Tile], coupling: Optional[tuple[np.ndar
         step_a = math.inf if old_total is None else _max_abs(total - old_total)
         volts, old_total = held, total
         steps.append((step_v, step_a))
-        if not math.isfinite(step_v) or _stalled(steps):
-            raise _Stalled
-        rho = _rate(steps)
-        left = rho / (1.0 - rho) if rho < 0.5 else 1.0
-        if (step_v * left <= settings.rtol * scale_v
-                and step_a * left <= settings.rtol * _max_abs(total) + 1e-300):
+        if converged(steps, settings, scale_v, _max_abs(total)):
             return neuron, total, len(steps)
-    raise _Stalled
 
 
 def _reference(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.ndarray], g_word_s: float,
@@ -211,4 +220,4 @@ def _max_abs(a: np.ndarray) -> float:
     return float(np.max(np.abs(a), initial=0.0))
 
 
-__all__ = ["ConvergenceError", "column_response", "group_cells"]
+__all__ = ["column_response", "converged", "group_cells"]
