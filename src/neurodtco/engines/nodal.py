@@ -191,7 +191,8 @@ def cell_outputs(cell: Any, layer: Layer, inputs_v: Any, settings: NewtonSetting
         minus, plus = (torch.tensor(np.asarray(c), device=tia.device) for c in (minus, plus))
     diff = neuron.closed_loop_difference_gain * (tia[:, minus] - tia[:, plus])
     if on_device:
-        return diff if neuron.saturation_v is None else torch_activate(diff, neuron.activation, neuron.saturation_v), info
+        activated = diff if neuron.saturation_v is None else torch_activate(diff, neuron.activation, neuron.saturation_v)
+        return activated, info
     return neuron.activate(diff), info
 
 

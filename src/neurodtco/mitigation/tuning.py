@@ -348,7 +348,7 @@ Session = Callable[[np.ndarray, Optional[ChipMemory]], tuple[ProgrammingResult, 
 
 def _layer_session(layer: Layer, targets: np.ndarray, session: Session,
                    memories: Optional[list[ChipMemory]] = None) -> tuple[ProgrammingResult, list[ChipMemory]]:
-    """One programming session on every tile of a layer (each its own array); the layer's result and each tile's memory."""
+    """One programming session on each tile of a layer (each its own array): the layer's result, each tile's memory."""
     chips = iter(memories if memories is not None else [None] * len(layer.tiles))
     left: list[ChipMemory] = []
 

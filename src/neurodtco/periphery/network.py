@@ -124,7 +124,8 @@ def transistor_netlist(circuit: Circuit, inputs_v: np.ndarray, design: NeuronDes
         circuit.check_layer_index(l)
     text = nl.write_spice(circuit, x, title="neurodtco network with transistor-level neurons")
     body = _behavioural_elements(text, layers)
-    out = [body[0], f"* FreePDK45 {pdk.check_corner(corner)} at {temp_c:g} degC: {n_opamps(circuit, layers)} op-amps of "
+    opamps = n_opamps(circuit, layers)
+    out = [body[0], f"* FreePDK45 {pdk.check_corner(corner)} at {temp_c:g} degC: {opamps} op-amps of "
            f"{design.opamp.n_transistors} transistors", pdk.lib_line(corner), f".temp {temp_c:.9g}",
            opamp_subckt(design.opamp).rstrip(), supply_lines(design.opamp).rstrip()]
     for l in layers:

@@ -16,8 +16,9 @@ linear network, and each chord step solves it exactly:
 So the shared inputs are coupled inside every step, not by sweeps over the tiles: the error
 shrinks by the chord factor per step whatever the op-amp gain, one factorization per tile serves
 every vector, and vectors are solved in chunks large enough that the sweeps' products are
-BLAS-sized. Identical drive vectors (the blank patches of a convolution) are solved once. The fixed point is the one ``tiles.coupled_cells`` and ``newton.solve_cells`` reach
-(the same equations); chunks whose chord steps stall are handed to them (true Newton).
+BLAS-sized. Identical drive vectors (the blank patches of a convolution) are solved once. The
+fixed point is the one ``tiles.coupled_cells`` and ``newton.solve_cells`` reach (the same
+equations); chunks whose chord steps stall are handed to them (true Newton).
 
 On a torch device the same iteration runs as dense matrix products (``device_chord.py``).
 """
@@ -52,7 +53,7 @@ class _Tile:
     slopes: np.ndarray            # [R, C]: chord conductances
     fact: Factorization           # held column ends in a shared group; with the neuron inputs when alone
     admittance: Optional[np.ndarray] = None   # [C, C]: Y (shared groups)
-    response: Optional[np.ndarray] = None     # [C, R * C]: U, cell voltages per volt on each column end
+    response: Optional[np.ndarray] = None     # [R, C, C]: U, cell voltages [row, column end, column] per volt
 
 
 def group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.ndarray], g_word_s: float,
@@ -107,7 +108,9 @@ def _chord_tile(cell: Any, g_read: np.ndarray, drive: np.ndarray, g_word_s: floa
         return _Tile(g_read, slopes, fact)
     from .tiles import column_admittance  # tiles.py builds on this module's group solve
 
-    return _Tile(g_read, slopes, fact, column_admittance(fact), column_response(fact))
+    rows, cols = g_read.shape
+    response = np.ascontiguousarray(np.swapaxes(column_response(fact).reshape(cols, rows, cols), 0, 1))
+    return _Tile(g_read, slopes, fact, column_admittance(fact), response)
 
 
 def column_response(fact: Factorization) -> np.ndarray:
@@ -186,9 +189,11 @@ def _iterate(cell: Any, tiles: Sequence[_Tile], coupling: Optional[tuple[np.ndar
             neuron = pushed @ k_inv
             total = pushed - inject_a - neuron @ y
             for h, t in zip(held, tiles):
-                h += np.swapaxes((neuron @ t.response).reshape(len(neuron), *h.shape[::2]), 0, 1)
+                h += np.matmul(neuron, t.response)  # [R, B, C], row by row
         with np.errstate(invalid="ignore"):
-            step_v = max(_max_abs(np.subtract(h, v, out=v)) for h, v in zip(held, volts))
+            # v is not needed after this step: its buffer takes |h - v|
+            step_v = max(float(np.max(np.abs(np.subtract(h, v, out=v), out=v), initial=0.0))
+                         for h, v in zip(held, volts))
         step_a = math.inf if old_total is None else _max_abs(total - old_total)
         volts, old_total = held, total
         steps.append((step_v, step_a))
