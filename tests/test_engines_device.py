@@ -131,19 +131,47 @@ def test_gap_cells_on_the_device_give_the_numpy_outputs(tile, combine, gain):
     assert np.ptp(on_numpy.outputs_v, axis=0).min() > 0
 
 
+@pytest.mark.parametrize("tiles, gain", [(3, 1e4), (3, 30.0), (1, 1e4), (1, float("inf"))])
+def test_dense_chord_maps_give_the_factorized_chord_solve(tiles, gain, monkeypatch):
+    """A group read by more vectors than it has unit sources goes through the dense maps; fewer
+    vectors stay on the factorizations (the same numbers, no map built)."""
+    from neurodtco.devices import GapReRAMCell
+    from neurodtco.engines._nodal import chord, device_chord
+    from neurodtco.engines._nodal.newton import NewtonSettings
+
+    rng = np.random.default_rng(11)
+    cell = GapReRAMCell()
+    blocks = [rng.uniform(cell.g_min, cell.g_max, (4, 3)) for _ in range(tiles)]
+    neuron_g = None if np.isinf(gain) else np.full(3, (1 + gain) / 2e3)
+    inject = None if neuron_g is None else np.full((1, 3), -1e-6)
+    for batch, dense in ((80, True), (10, False)):
+        drives = [rng.uniform(0.0, 0.2, (batch, 4)) for _ in blocks]
+        built = []
+        monkeypatch.setattr(device_chord, "_dense_tile", lambda *a, f=device_chord._dense_tile: built.append(1) or f(*a))
+        n, total, info = device_chord.device_group_cells(cell, blocks, [torch.from_numpy(d) for d in drives], 1.0, 2.0,
+                                                         neuron_g, inject, NewtonSettings(), "group")
+        assert bool(built) == dense and info["method"] == "chord"
+        n_ref, total_ref, _ = chord.group_cells(cell, blocks, drives, 1.0, 2.0, neuron_g, inject, NewtonSettings(),
+                                                "group")
+        np.testing.assert_allclose(n.numpy(), n_ref, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(total.numpy(), total_ref, rtol=1e-11, atol=1e-18)
+
+
 def test_reports_on_the_cpu_device_run_the_numpy_path():
     circuit, config = cnn_circuit(tile=None, cell="gap")
     assert not runs_on_device("nodal", torch.device("cpu"), circuit, reports=True, nonlinear=True)
     assert runs_on_device("nodal", torch.device("cpu"), circuit, reports=False, nonlinear=True)
 
 
-def test_a_tile_too_large_for_a_dense_chord_map_is_refused_naming_the_limit(monkeypatch):
+def test_a_tile_too_large_for_a_dense_chord_map_is_solved_on_its_factorization(monkeypatch):
     from neurodtco.engines._nodal import device_chord
 
-    monkeypatch.setattr(device_chord, "DENSE_MAX_DOUBLES", 31 ** 2)
     circuit, config = cnn_circuit(tile=(8, 4), cell="gap")
-    with pytest.raises(ValueError, match=r"a 8 x 4 tile's dense chord map holds 1,024 doubles, more than 961"):
-        simulate(circuit, np.full((1, 49), 0.1), engine="nodal", device="cpu")
+    x = np.random.default_rng(5).uniform(0, 1, (6, 49)) * config.v_read_v
+    monkeypatch.setattr(device_chord, "DENSE_MAX_DOUBLES", 0)  # no map fits
+    monkeypatch.setattr(device_chord, "_dense_tile", lambda *a: pytest.fail("a map was built"))
+    np.testing.assert_allclose(simulate(circuit, x, engine="nodal", device="cpu").outputs_v,
+                               simulate(circuit, x, engine="nodal").outputs_v, rtol=0, atol=1e-11)
 
 
 def test_a_cuda_device_refuses_gap_cells_and_reports_naming_what_runs_there(default_circuit):

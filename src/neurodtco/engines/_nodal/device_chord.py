@@ -6,7 +6,10 @@ its cell voltages ``[R C]``, collected currents ``[C]`` and (alone) neuron input
 columns are the factorized tile's responses to unit sources (solved once per tile, in NumPy, on
 the CPU); each chord step is then a handful of float64 matrix products on the device with no
 loop over rows, and the shared-input coupling is the same as in ``chord.py``. A map holds
-``(R C)^2`` doubles: 128 MiB for a 64 x 64 tile; larger tiles are refused (``DENSE_MAX_DOUBLES``).
+``(R C)^2`` doubles: 128 MiB for a 64 x 64 tile. A map costs one solve per unit source, so a
+group read by fewer vectors than it has unit sources (a dense layer read once per image), or
+with a tile whose map would exceed ``DENSE_MAX_DOUBLES``, is solved on the CPU by
+``chord.group_cells`` instead (its drives moved there and its results back).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from ...devices import GapReRAMCell
-from .chord import CHUNK_DOUBLES, _coupling, _reference, _Stalled, column_response, converged
+from .chord import CHUNK_DOUBLES, _coupling, _reference, _Stalled, column_response, converged, group_cells
 from .factorize import Factorization, factorize
 from .network import ArrayNetwork
 from .newton import NewtonSettings
@@ -64,9 +67,17 @@ def device_group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence
     device = joined.device
     info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1}
     if settings.method == "full":
-        return _on_cpu(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label, info)
+        return _on_cpu(_reference, cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label,
+                       info)
+    units = sum(g.size + g.shape[0] + g.shape[1] for g in blocks)
+    if len(joined) < units or max(g.size for g in blocks) ** 2 > DENSE_MAX_DOUBLES:
+        # a map costs one solve per unit source: for fewer vectors than that (a dense layer read once
+        # per image), the chord steps on the factorizations themselves cost less; a map too large
+        # for memory is not built either
+        return _on_cpu(_numpy_group, cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings,
+                       label, info)
     alone = len(blocks) == 1
-    tiles = [_dense_tile(cell, g, d.mean(dim=0).cpu().numpy(), g_word_s, g_bit_s, neuron_g_s, alone, label, device)
+    tiles = [_dense_tile(cell, g, d.mean(dim=0).cpu().numpy(), g_word_s, g_bit_s, neuron_g_s, alone, device)
              for g, d in zip(blocks, drives)]
     coupling = None
     if not alone:
@@ -85,7 +96,7 @@ def device_group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence
                 cell, tiles, coupling, parts, inject, settings, scale_v)
             info["iterations"] = max(info["iterations"], steps)
         except _Stalled:
-            n, t, _ = _on_cpu(cell, blocks, parts, g_word_s, g_bit_s, neuron_g_s, inject_a, settings,
+            n, t, _ = _on_cpu(_reference, cell, blocks, parts, g_word_s, g_bit_s, neuron_g_s, inject_a, settings,
                               f"{label} vectors {first}..", info)
             neuron[first:first + chunk], total[first:first + chunk] = n, t
             info["method"] = "chord, then full"
@@ -93,7 +104,7 @@ def device_group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence
 
 
 def _dense_tile(cell: GapReRAMCell, g_read: np.ndarray, mean_drive: np.ndarray, g_word_s: float, g_bit_s: float,
-                neuron_g_s: Optional[np.ndarray], alone: bool, label: str, device: "torch.device") -> _DenseTile:
+                neuron_g_s: Optional[np.ndarray], alone: bool, device: "torch.device") -> _DenseTile:
     """Factorize a tile at its chord slopes and solve it for every unit source: its dense chord map.
 
     A tile alone is factorized with its neuron inputs; a tile of a shared group with its column
@@ -103,10 +114,6 @@ def _dense_tile(cell: GapReRAMCell, g_read: np.ndarray, mean_drive: np.ndarray, 
 
     rows, cols = g_read.shape
     cells = rows * cols
-    if cells * cells > DENSE_MAX_DOUBLES:
-        raise ValueError(f"{label}: a {rows} x {cols} tile's dense chord map holds {cells * cells:,} doubles, more "
-                         f"than {DENSE_MAX_DOUBLES:,}; on a torch device gap cells need tiles of at most 4096 cells "
-                         "(e.g. tile_rows=tile_cols=64), or run with device=None (NumPy)")
     slopes = cell.differential_conductance(g_read, mean_drive[:, None])
     fact = factorize(ArrayNetwork(slopes[None], g_word_s, g_bit_s, neuron_g_s if alone else None))
     volts, currents, neuron = [], [], []
@@ -190,13 +197,20 @@ def _iterate(cell: GapReRAMCell, tiles: Sequence[_DenseTile], coupling, drives: 
             return neuron, total, len(steps)
 
 
-def _on_cpu(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence["torch.Tensor"], g_word_s: float,
+def _numpy_group(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.ndarray], g_word_s: float,
+                 g_bit_s: float, neuron_g_s: Optional[np.ndarray], inject_a: Optional[np.ndarray],
+                 settings: NewtonSettings, label: str, info: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``chord.group_cells`` on the CPU (its own counts replace ``info``)."""
+    return group_cells(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label)
+
+
+def _on_cpu(solver: Any, cell: Any, blocks: Sequence[np.ndarray], drives: Sequence["torch.Tensor"], g_word_s: float,
             g_bit_s: float, neuron_g_s: Optional[np.ndarray], inject_a: Optional[np.ndarray],
             settings: NewtonSettings, label: str, info: dict):
-    """The tile-by-tile NumPy solvers (true Newton) for some vectors, their results moved back to the device."""
+    """Some vectors by a NumPy solver (``_reference``: true Newton), their results moved back to the device."""
     import torch
 
     device = drives[0].device
-    neuron, total, info = _reference(cell, blocks, [d.cpu().numpy() for d in drives], g_word_s, g_bit_s, neuron_g_s,
-                                     inject_a, settings, label, info)
+    neuron, total, info = solver(cell, blocks, [d.cpu().numpy() for d in drives], g_word_s, g_bit_s, neuron_g_s,
+                                 inject_a, settings, label, info)
     return torch.tensor(neuron, device=device), torch.tensor(total, device=device), info
