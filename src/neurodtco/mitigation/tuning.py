@@ -49,8 +49,8 @@ import numpy as np
 
 from ..circuit import Circuit, Layer
 from ..imperfections.programming import SCHEMES as PASSIVE_SCHEMES
-from ..imperfections.programming import (ProgrammingResult, SwitchingDevice, WriteVerifyConfig, _per_tile,
-                                         cell_thresholds, check_targets, initial_state, layer_record,
+from ..imperfections.programming import (ProgrammingResult, SwitchingDevice, WriteVerifyConfig, cell_thresholds,
+                                         check_targets, initial_state, layer_record, program_per_tile,
                                          programming_totals)
 from .training import RetrainConfig, retrain_defect_aware
 
@@ -332,9 +332,10 @@ def apply_ordered_programming(circuit: Circuit, device: SwitchingDevice, config:
     its own, tiles one after the other (row block major). The record has the fields of
     ``imperfections.apply_passive_programming``'s, so the two compare line by line.
     """
-    results = [_per_tile(layer, lambda g: program_passive_ordered(g, circuit.cell.g_min, circuit.cell.g_max, device,
-                                                                  config, rng, scheme=scheme, rounds=rounds,
-                                                                  patience=patience))
+    g_min, g_max = circuit.cell.g_min, circuit.cell.g_max
+    results = [program_per_tile(layer, lambda g: program_passive_ordered(g, g_min, g_max, device, config, rng,
+                                                                         scheme=scheme, rounds=rounds,
+                                                                         patience=patience))
                for layer in circuit.layers]
     layers = [layer_record(i, r) for i, r in enumerate(results)]
     record = {"kind": "passive_programming_ordered", "scheme": scheme, "rounds": int(rounds),
@@ -357,7 +358,7 @@ def _layer_session(layer: Layer, targets: np.ndarray, session: Session,
         left.append(memory)
         return result
 
-    return _per_tile(layer.replace(conductance=targets), one), left
+    return program_per_tile(layer.replace(conductance=targets), one), left
 
 
 def program_with_retraining(circuit: Circuit, dataset: Any, device: SwitchingDevice, config: WriteVerifyConfig,
@@ -419,8 +420,9 @@ def program_circuit_1t1r(circuit: Circuit, device: SwitchingDevice, config: Writ
     restarts from the learned threshold instead of the start amplitude after an overshoot.
     Tiles are programmed one after the other, each on its own.
     """
-    results = [_per_tile(layer, lambda g: program_passive_session(g, circuit.cell.g_min, circuit.cell.g_max, device,
-                                                                  config, rng, scheme="1t1r", rounds=rounds)[0])
+    g_min, g_max = circuit.cell.g_min, circuit.cell.g_max
+    results = [program_per_tile(layer, lambda g: program_passive_session(g, g_min, g_max, device, config, rng,
+                                                                         scheme="1t1r", rounds=rounds)[0])
                for layer in circuit.layers]
     layers = [layer_record(i, r) for i, r in enumerate(results)]
     record = {"kind": "write_verify_adaptive", "tolerance": config.tolerance, "max_pulses": int(config.max_pulses),
