@@ -36,6 +36,7 @@ from .factorize import Factorization, factorize, floating_error
 from .network import ArrayNetwork
 from .newton import NewtonSettings, _rate, _stalled, cell_current, solve_cells
 from .solve import solve
+from .tiles import column_admittance, coupled_cells
 
 #: Doubles per chunk of a group's cell voltages: large enough that each row's product is BLAS-sized.
 CHUNK_DOUBLES = 1 << 20
@@ -79,8 +80,7 @@ def group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.nda
     info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1}
     if settings.method == "full" or batch == 0:
         return _reference(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label, info)
-    tiles = [_chord_tile(cell, g, d, g_word_s, g_bit_s, neuron_g_s if len(blocks) == 1 else None)
-             for g, d in zip(blocks, drives)]
+    tiles = [_chord_tile(cell, g, d, g_word_s, g_bit_s, neuron_g_s, len(blocks) == 1) for g, d in zip(blocks, drives)]
     coupling = None if len(tiles) == 1 else _coupling([t.admittance for t in tiles], neuron_g_s, label)
     neuron, total = np.empty((batch, cols)), np.empty((batch, cols))
     scale_v = max(max(float(np.max(np.abs(d), initial=0.0)) for d in drives), 1e-3)
@@ -100,14 +100,16 @@ def group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.nda
 
 
 def _chord_tile(cell: Any, g_read: np.ndarray, drive: np.ndarray, g_word_s: float, g_bit_s: float,
-                neuron_g_s: Optional[np.ndarray]) -> _Tile:
-    """Factorize one tile at its chord slopes (the cells' slopes at the batch's mean row voltage)."""
-    slopes = cell.differential_conductance(g_read, drive.mean(axis=0)[:, None])
-    fact = factorize(ArrayNetwork(slopes[None], g_word_s, g_bit_s, neuron_g_s))
-    if neuron_g_s is not None:
-        return _Tile(g_read, slopes, fact)
-    from .tiles import column_admittance  # tiles.py builds on this module's group solve
+                neuron_g_s: Optional[np.ndarray], alone: bool) -> _Tile:
+    """Factorize one tile at its chord slopes (the cells' slopes at the batch's mean row voltage).
 
+    A tile alone keeps its neuron inputs in the factorization; a tile of a shared group is
+    factorized with its column ends held, and its coupling to them (``Y``, ``U``) is solved.
+    """
+    slopes = cell.differential_conductance(g_read, drive.mean(axis=0)[:, None])
+    fact = factorize(ArrayNetwork(slopes[None], g_word_s, g_bit_s, neuron_g_s if alone else None))
+    if alone:
+        return _Tile(g_read, slopes, fact)
     rows, cols = g_read.shape
     response = np.ascontiguousarray(np.swapaxes(column_response(fact).reshape(cols, rows, cols), 0, 1))
     return _Tile(g_read, slopes, fact, column_admittance(fact), response)
@@ -205,8 +207,6 @@ def _reference(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.ndar
                g_bit_s: float, neuron_g_s: Optional[np.ndarray], inject_a: Optional[np.ndarray],
                settings: NewtonSettings, label: str, info: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     """The group by the tile-by-tile solvers (true Newton available; Gauss-Seidel over shared tiles)."""
-    from .tiles import coupled_cells
-
     if len(blocks) > 1:
         neuron, total, sub = coupled_cells(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings,
                                            label)

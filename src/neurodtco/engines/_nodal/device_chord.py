@@ -25,6 +25,7 @@ from .factorize import Factorization, factorize
 from .network import ArrayNetwork
 from .newton import NewtonSettings
 from .solve import solve
+from .tiles import column_admittance
 
 if TYPE_CHECKING:
     import torch
@@ -132,8 +133,6 @@ def _dense_tile(cell: GapReRAMCell, g_read: np.ndarray, mean_drive: np.ndarray, 
     if alone:
         return _DenseTile(put(g_read.reshape(-1)), put(slopes.reshape(-1)), put(np.concatenate(volts)),
                           put(np.concatenate(currents)), put(np.concatenate(neuron)))
-    from .tiles import column_admittance
-
     return _DenseTile(put(g_read.reshape(-1)), put(slopes.reshape(-1)), put(np.concatenate(volts)),
                       put(np.concatenate(currents)), None, put(column_admittance(fact)), put(column_response(fact)))
 
