@@ -251,6 +251,72 @@ def test_adaptive_1t1r_write_verify_needs_fewer_pulses_and_disturbs_nothing():
     assert adaptive.pulses.mean() < 0.95 * basic.pulses.mean()
 
 
+def _small_circuit(tiles: bool):
+    from neurodtco.mapping import MappingConfig, map_weights
+
+    rng = np.random.default_rng(4)
+    weights = [rng.normal(0, 0.5, (4, 9)), rng.normal(0, 0.5, (3, 4))]
+    biases = [rng.normal(0, 0.1, 4), rng.normal(0, 0.1, 3)]
+    config = MappingConfig(tile_rows=4, tile_cols=4) if tiles else MappingConfig()
+    return map_weights(weights, biases, config)
+
+
+@pytest.mark.parametrize("lever", ["ordered", "1t1r"])
+@pytest.mark.parametrize("tiles", [False, True])
+def test_circuit_tuning_programs_each_tile_as_its_own_array(lever, tiles):
+    """Tiles one after the other, each tuned alone from the same random stream; an untiled layer is
+    one array, as before tiles existed."""
+    from neurodtco.imperfections import SwitchingDevice, WriteVerifyConfig
+    from neurodtco.mitigation.tuning import (apply_ordered_programming, program_circuit_1t1r, program_passive_ordered,
+                                             program_passive_session)
+
+    circuit = _small_circuit(tiles)
+    assert (circuit.layers[0].tiling is not None) == tiles
+    device, config = SwitchingDevice(threshold_variation=0.25), WriteVerifyConfig()
+    g_min, g_max = circuit.cell.g_min, circuit.cell.g_max
+    if lever == "ordered":
+        programmed, record = apply_ordered_programming(circuit, device, config, np.random.default_rng(2))
+
+        def one(g, rng):
+            return program_passive_ordered(g, g_min, g_max, device, config, rng)
+    else:
+        programmed, record = program_circuit_1t1r(circuit, device, config, np.random.default_rng(2))
+
+        def one(g, rng):
+            return program_passive_session(g, g_min, g_max, device, config, rng, scheme="1t1r")[0]
+    rng = np.random.default_rng(2)
+    for layer, got in zip(circuit.layers, programmed.conductances):
+        expected = np.empty_like(layer.conductance)
+        for tile in layer.tiles:
+            expected[tile.rows, tile.columns] = one(layer.conductance[tile.rows, tile.columns], rng).conductance
+        np.testing.assert_array_equal(got, expected)
+    assert record["cells"] == sum(layer.conductance.size for layer in circuit.layers)
+    if tiles and lever == "ordered":
+        # programmed as whole layers instead, the half-selected lines would cross the tiles
+        rng = np.random.default_rng(2)
+        whole = [one(layer.conductance, rng).conductance for layer in circuit.layers]
+        assert any(not np.array_equal(a, b) for a, b in zip(whole, programmed.conductances))
+
+
+def test_retraining_touches_up_each_tile_with_its_own_memory(monkeypatch):
+    """With retraining that keeps the measured map, the touch-up pass finds every tile where it left it."""
+    from types import SimpleNamespace
+
+    from neurodtco.imperfections import SwitchingDevice, WriteVerifyConfig
+    from neurodtco.mitigation import tuning
+
+    circuit = _small_circuit(tiles=True)
+    monkeypatch.setattr(tuning, "retrain_defect_aware",
+                        lambda measured, stuck, dataset, config: SimpleNamespace(conductances=measured.conductances))
+    programmed, record = tuning.program_with_retraining(circuit, None, SwitchingDevice(threshold_variation=0.1),
+                                                        WriteVerifyConfig(), np.random.default_rng(0))
+    assert record["history"][0]["pulses"] > 0 and record["history"][1]["pulses"] == 0
+    first, _ = tuning.apply_ordered_programming(circuit, SwitchingDevice(threshold_variation=0.1), WriteVerifyConfig(),
+                                                np.random.default_rng(0))
+    for a, b in zip(programmed.conductances, first.conductances):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------- memory states and circuit
 
 
