@@ -17,7 +17,8 @@ from neurodtco.study.executors import LocalExecutor, SerialExecutor, make_execut
 
 runner = CliRunner()
 CIRCUIT_FLAGS = {"--cell", "--r-on", "--r-off", "--v-read", "--wire-ohm", "--gain", "--layout", "--encoding"}
-CIRCUIT_COMMANDS = ["simulate", "netlist", "verify", "imperfect", "correct", "mitigate", "defects show", "yield"]
+CIRCUIT_COMMANDS = ["simulate", "netlist", "verify", "imperfect", "correct", "mitigate", "defects show", "energy",
+                    "yield"]
 
 
 def commands() -> dict[str, typer.main.TyperCommand]:

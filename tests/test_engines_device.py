@@ -111,12 +111,67 @@ def test_torch_inputs_give_torch_outputs_on_the_device(default_circuit, digits):
     assert_same(result.outputs_v.numpy(), simulate(default_circuit, x.numpy(), engine="nodal").outputs_v)
 
 
-def test_gap_cells_and_reports_on_the_cpu_device_run_the_numpy_path():
+@pytest.mark.parametrize("tile, combine, gain", [((8, 4), "shared", 1e4), ((8, 4), "shared", 30.0),
+                                                 ((8, 4), "summing", 1e4), (None, "shared", 1e4),
+                                                 ((8, 4), "shared", float("inf"))])
+def test_gap_cells_on_the_device_give_the_numpy_outputs(tile, combine, gain):
+    """Newton on the device (dense chord maps) against the NumPy path (chord on the factorizations),
+    tiled and untiled, with shared inputs strongly coupled (low gain), summing tiles and ideal op-amps."""
+    config = MappingConfig(cell="gap", r_word_ohm=1.0, r_bit_ohm=1.0, open_loop_gain=gain,
+                           tile_rows=tile and tile[0], tile_cols=tile and tile[1], tile_combine=combine)
+    circuit = map_ops(small_cnn(np.random.default_rng(0)), config)
+    x = np.random.default_rng(3).uniform(0, 1, (6, 49)) * config.v_read_v
+    on_numpy = simulate(circuit, x, engine="nodal", return_hidden=True)
+    on_device = simulate(circuit, x, engine="nodal", device="cpu", return_hidden=True)
+    assert on_device.info["device"] == "cpu" and "device" not in on_numpy.info
+    assert all(layer["method"] == "chord" for layer in on_device.info["layers"])
+    np.testing.assert_allclose(on_device.outputs_v, on_numpy.outputs_v, rtol=0, atol=1e-11)
+    for h_device, h_numpy in zip(on_device.hidden_v, on_numpy.hidden_v, strict=True):
+        np.testing.assert_allclose(h_device, h_numpy, rtol=0, atol=1e-11)
+    assert np.ptp(on_numpy.outputs_v, axis=0).min() > 0
+
+
+@pytest.mark.parametrize("tiles, gain", [(3, 1e4), (3, 30.0), (1, 1e4), (1, float("inf"))])
+def test_dense_chord_maps_give_the_factorized_chord_solve(tiles, gain, monkeypatch):
+    """A group read by more vectors than it has unit sources goes through the dense maps; fewer
+    vectors stay on the factorizations (the same numbers, no map built)."""
+    from neurodtco.devices import GapReRAMCell
+    from neurodtco.engines._nodal import chord, device_chord
+    from neurodtco.engines._nodal.newton import NewtonSettings
+
+    rng = np.random.default_rng(11)
+    cell = GapReRAMCell()
+    blocks = [rng.uniform(cell.g_min, cell.g_max, (4, 3)) for _ in range(tiles)]
+    neuron_g = None if np.isinf(gain) else np.full(3, (1 + gain) / 2e3)
+    inject = None if neuron_g is None else np.full((1, 3), -1e-6)
+    for batch, dense in ((80, True), (10, False)):
+        drives = [rng.uniform(0.0, 0.2, (batch, 4)) for _ in blocks]
+        built = []
+        monkeypatch.setattr(device_chord, "_dense_tile", lambda *a, f=device_chord._dense_tile: built.append(1) or f(*a))
+        n, total, info = device_chord.device_group_cells(cell, blocks, [torch.from_numpy(d) for d in drives], 1.0, 2.0,
+                                                         neuron_g, inject, NewtonSettings(), "group")
+        assert bool(built) == dense and info["method"] == "chord"
+        n_ref, total_ref, _ = chord.group_cells(cell, blocks, drives, 1.0, 2.0, neuron_g, inject, NewtonSettings(),
+                                                "group")
+        np.testing.assert_allclose(n.numpy(), n_ref, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(total.numpy(), total_ref, rtol=1e-11, atol=1e-18)
+
+
+def test_reports_on_the_cpu_device_run_the_numpy_path():
     circuit, config = cnn_circuit(tile=None, cell="gap")
-    x = np.random.default_rng(3).uniform(0, 1, (2, 49)) * config.v_read_v
-    on_device = simulate(circuit, x, engine="nodal", device="cpu")
-    np.testing.assert_array_equal(on_device.outputs_v, simulate(circuit, x, engine="nodal").outputs_v)
-    assert "device" not in on_device.info
+    assert not runs_on_device("nodal", torch.device("cpu"), circuit, reports=True, nonlinear=True)
+    assert runs_on_device("nodal", torch.device("cpu"), circuit, reports=False, nonlinear=True)
+
+
+def test_a_tile_too_large_for_a_dense_chord_map_is_solved_on_its_factorization(monkeypatch):
+    from neurodtco.engines._nodal import device_chord
+
+    circuit, config = cnn_circuit(tile=(8, 4), cell="gap")
+    x = np.random.default_rng(5).uniform(0, 1, (6, 49)) * config.v_read_v
+    monkeypatch.setattr(device_chord, "DENSE_MAX_DOUBLES", 0)  # no map fits
+    monkeypatch.setattr(device_chord, "_dense_tile", lambda *a: pytest.fail("a map was built"))
+    np.testing.assert_allclose(simulate(circuit, x, engine="nodal", device="cpu").outputs_v,
+                               simulate(circuit, x, engine="nodal").outputs_v, rtol=0, atol=1e-11)
 
 
 def test_a_cuda_device_refuses_gap_cells_and_reports_naming_what_runs_there(default_circuit):
@@ -129,6 +184,7 @@ def test_a_cuda_device_refuses_gap_cells_and_reports_naming_what_runs_there(defa
     with pytest.raises(ValueError, match=r"the ideal engine runs outputs and hidden outputs of linear-cell circuits "
                                          r"on cuda:0; gap-model \(nonlinear\) cells run on the CPU only"):
         runs_on_device("ideal", cuda, gap, reports=False)
+    assert runs_on_device("nodal", cuda, gap, reports=False, nonlinear=True)
     assert not runs_on_device("nodal", torch.device("cpu"), gap, reports=True)
     assert not runs_on_device("nodal", None, default_circuit, reports=False)
 

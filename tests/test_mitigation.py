@@ -251,6 +251,72 @@ def test_adaptive_1t1r_write_verify_needs_fewer_pulses_and_disturbs_nothing():
     assert adaptive.pulses.mean() < 0.95 * basic.pulses.mean()
 
 
+def _small_circuit(tiles: bool):
+    from neurodtco.mapping import MappingConfig, map_weights
+
+    rng = np.random.default_rng(4)
+    weights = [rng.normal(0, 0.5, (4, 9)), rng.normal(0, 0.5, (3, 4))]
+    biases = [rng.normal(0, 0.1, 4), rng.normal(0, 0.1, 3)]
+    config = MappingConfig(tile_rows=4, tile_cols=4) if tiles else MappingConfig()
+    return map_weights(weights, biases, config)
+
+
+@pytest.mark.parametrize("lever", ["ordered", "1t1r"])
+@pytest.mark.parametrize("tiles", [False, True])
+def test_circuit_tuning_programs_each_tile_as_its_own_array(lever, tiles):
+    """Tiles one after the other, each tuned alone from the same random stream; an untiled layer is
+    one array, as before tiles existed."""
+    from neurodtco.imperfections import SwitchingDevice, WriteVerifyConfig
+    from neurodtco.mitigation.tuning import (apply_ordered_programming, program_circuit_1t1r, program_passive_ordered,
+                                             program_passive_session)
+
+    circuit = _small_circuit(tiles)
+    assert (circuit.layers[0].tiling is not None) == tiles
+    device, config = SwitchingDevice(threshold_variation=0.25), WriteVerifyConfig()
+    g_min, g_max = circuit.cell.g_min, circuit.cell.g_max
+    if lever == "ordered":
+        programmed, record = apply_ordered_programming(circuit, device, config, np.random.default_rng(2))
+
+        def one(g, rng):
+            return program_passive_ordered(g, g_min, g_max, device, config, rng)
+    else:
+        programmed, record = program_circuit_1t1r(circuit, device, config, np.random.default_rng(2))
+
+        def one(g, rng):
+            return program_passive_session(g, g_min, g_max, device, config, rng, scheme="1t1r")[0]
+    rng = np.random.default_rng(2)
+    for layer, got in zip(circuit.layers, programmed.conductances):
+        expected = np.empty_like(layer.conductance)
+        for tile in layer.tiles:
+            expected[tile.rows, tile.columns] = one(layer.conductance[tile.rows, tile.columns], rng).conductance
+        np.testing.assert_array_equal(got, expected)
+    assert record["cells"] == sum(layer.conductance.size for layer in circuit.layers)
+    if tiles and lever == "ordered":
+        # programmed as whole layers instead, the half-selected lines would cross the tiles
+        rng = np.random.default_rng(2)
+        whole = [one(layer.conductance, rng).conductance for layer in circuit.layers]
+        assert any(not np.array_equal(a, b) for a, b in zip(whole, programmed.conductances))
+
+
+def test_retraining_touches_up_each_tile_with_its_own_memory(monkeypatch):
+    """With retraining that keeps the measured map, the touch-up pass finds every tile where it left it."""
+    from types import SimpleNamespace
+
+    from neurodtco.imperfections import SwitchingDevice, WriteVerifyConfig
+    from neurodtco.mitigation import tuning
+
+    circuit = _small_circuit(tiles=True)
+    monkeypatch.setattr(tuning, "retrain_defect_aware",
+                        lambda measured, stuck, dataset, config: SimpleNamespace(conductances=measured.conductances))
+    programmed, record = tuning.program_with_retraining(circuit, None, SwitchingDevice(threshold_variation=0.1),
+                                                        WriteVerifyConfig(), np.random.default_rng(0))
+    assert record["history"][0]["pulses"] > 0 and record["history"][1]["pulses"] == 0
+    first, _ = tuning.apply_ordered_programming(circuit, SwitchingDevice(threshold_variation=0.1), WriteVerifyConfig(),
+                                                np.random.default_rng(0))
+    for a, b in zip(programmed.conductances, first.conductances):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------- memory states and circuit
 
 
@@ -274,15 +340,20 @@ def test_choose_memory_states_takes_the_cheapest_candidate_within_the_bound():
     from neurodtco.mitigation.states import choose_memory_states
 
     rows = []
-    for name, energy, accs in (("ref", 10.0, (0.93, 0.92)), ("cheap-bad", 1.0, (0.93, 0.85)),
-                               ("cheap-ok", 2.0, (0.93, 0.915)), ("costly", 20.0, (0.94, 0.94))):
-        for t, a in zip((25.0, 100.0), accs):
-            rows.append({"candidate": name, "temperature_c": t, "accuracy": a, "energy_j": energy, "r_on_ohm": 1.0,
-                         "r_off_ohm": 2.0, "pair_encoding": "low", "technology": "reram", "feedback": "fixed"})
+    # Validation decides; the test accuracies are set to the opposite verdict, which must not matter.
+    for name, energy, vals, tests in (("ref", 10.0, (0.93, 0.92), (0.93, 0.92)),
+                                      ("cheap-bad", 1.0, (0.93, 0.85), (0.93, 0.95)),
+                                      ("cheap-ok", 2.0, (0.93, 0.915), (0.93, 0.80)),
+                                      ("costly", 20.0, (0.94, 0.94), (0.94, 0.94))):
+        for t, v, a in zip((25.0, 100.0), vals, tests):
+            rows.append({"candidate": name, "temperature_c": t, "accuracy": a, "accuracy_validation": v,
+                         "n_test": 200, "energy_j": energy, "r_on_ohm": 1.0, "r_off_ohm": 2.0,
+                         "pair_encoding": "low", "technology": "reram", "feedback": "fixed"})
     choice = choose_memory_states(pd.DataFrame(rows), "ref", max_drop=0.01)
     best = choice[choice["meets_bound"]].iloc[0]
     assert best["candidate"] == "cheap-ok" and best["energy_saving"] == 5.0
     assert not choice.set_index("candidate").loc["cheap-bad", "meets_bound"]
+    assert best["worst_accuracy"] == 0.80 and best["worst_accuracy_ci"][0] < 0.80 < best["worst_accuracy_ci"][1]
 
 
 # ---------------------------------------------------------------- tolerance
@@ -314,6 +385,9 @@ def test_defect_aware_retraining_raises_the_defect_tolerance(default_circuit, di
                              retrain=RetrainConfig(epochs=10, batch_size=256, learning_rate=2e-2))
     assert math.isnan(plain.tolerance_density) or plain.tolerance_density < 0.003  # already lost at 0.3%
     assert fixed.mean_accuracy()[0.03] > plain.mean_accuracy()[0.03] + 0.2
+    ci = fixed.mean_accuracy_ci()
+    assert (ci["low"] <= ci["mean"]).all() and (ci["mean"] <= ci["high"]).all() and (ci["instances"] == 3).all()
+    assert ci.loc[0.03, "low"] > plain.mean_accuracy_ci().loc[0.03, "high"]  # the gain is beyond both intervals
 
 
 # ---------------------------------------------------------------- comparison and CLI
@@ -333,12 +407,35 @@ def test_mitigation_table_round_trips_and_renders(tmp_path):
     again = mitigation_table(path)
     assert list(again["lever"]) == ["none", "combined"]
     text = to_markdown(again)
-    assert "| temperature | combined | 93.0% | +3.0 | 0.3 | 12.0 | y |" in text
+    assert "| temperature | combined | 93.0% |  | +3.0 | 0.3 | 12.0 | y |" in text
     from neurodtco.mitigation.compare import to_html
 
-    assert "<td>combined</td><td>93.0%</td><td>+3.0</td><td>0.3</td><td>12.0</td>" in to_html(again)
+    assert "<td>combined</td><td>93.0%</td><td></td><td>+3.0</td><td>0.3</td><td>12.0</td>" in to_html(again)
+    # With the intervals run_comparison writes: the Wilson interval and the paired gain's interval beside them.
+    full = again.assign(accuracy_ci_low=[0.85, 0.88], accuracy_ci_high=[0.94, 0.96], accuracy_validation=[0.9, 0.95],
+                        gain_ci_low=[0.0, 1.0], gain_ci_high=[0.0, 5.5])
+    assert "| temperature | combined | 93.0% [88.0, 96.0] | 95.0% | +3.0 [+1.0, +5.5] | 0.3 | 12.0 | y |" in to_markdown(full)
     with pytest.raises(FileNotFoundError, match="mitigation_comparison"):
         mitigation_table(tmp_path / "missing.csv")
+
+
+def test_the_combined_lever_chooses_on_validation_and_reports_test():
+    import numpy as np
+
+    from neurodtco.mitigation.compare import Accuracy, _accuracy_columns, _best
+
+    good_test = {"accuracy": Accuracy(np.array([True] * 9 + [False]), validation=0.70), "energy_j": 1e-12,
+                 "detail": "a; test winner"}
+    good_val = {"accuracy": Accuracy(np.array([True] * 8 + [False] * 2), validation=0.90), "energy_j": 1e-12,
+                "detail": "b; validation winner"}
+    chosen = _best([good_test, good_val])
+    assert chosen["accuracy"] == 0.8 and chosen["detail"].startswith("b; validation winner (chosen on validation")
+    baseline = np.array([True] * 5 + [False] * 5)
+    cols = _accuracy_columns(chosen["accuracy"], baseline)
+    assert cols["n_correct"] == 8 and cols["n_test"] == 10 and cols["accuracy_validation"] == 0.9
+    assert cols["accuracy_ci_low"] < 0.8 < cols["accuracy_ci_high"]
+    assert cols["gain_points"] == pytest.approx(30.0) and cols["gain_ci_low"] <= 30.0 <= cols["gain_ci_high"]
+    assert cols["gain_mcnemar_p"] == pytest.approx(0.25)  # 3 discordant images, all one way: 2 * 0.5**3
 
 
 @pytest.mark.slow
@@ -384,3 +481,36 @@ def test_cli_mitigate_circuit_prints_strict_json():
     assert rows["differential"]["open_loop_gain"] is None
     assert rows["differential"]["columns"] == 68 and rows["shared-row"]["columns"] == 38
     assert rows["differential"]["accuracy"] == rows["shared-row"]["accuracy"]  # both exact in the ideal engine
+
+
+def test_tolerance_intervals_are_wilson_for_one_instance_and_bootstrap_over_several():
+    import pandas as pd
+
+    from neurodtco.mitigation.tolerance import ToleranceResult
+    from neurodtco.stats import bootstrap_ci, wilson_interval
+
+    table = pd.DataFrame({"density": [0.01, 0.1, 0.1, 0.1], "instance": [0, 0, 1, 2],
+                          "accuracy": [0.9, 0.5, 0.6, 0.7], "n_test": 200})
+    ci = ToleranceResult(table, 0.93, 0.01, 0.01, False).mean_accuracy_ci()
+    assert (ci.loc[0.01, "low"], ci.loc[0.01, "high"]) == pytest.approx(wilson_interval(180, 200))
+    assert (ci.loc[0.1, "low"], ci.loc[0.1, "high"]) == pytest.approx(bootstrap_ci([0.5, 0.6, 0.7]))
+    assert ci.loc[0.1, "mean"] == pytest.approx(0.6) and ci.loc[0.1, "instances"] == 3
+
+
+def test_memory_state_candidates_are_read_on_held_out_validation_images(default_net, digits):
+    import dataclasses
+
+    from neurodtco.data import split_validation
+    from neurodtco.mitigation.common import circuit_accuracy
+    from neurodtco.mitigation.states import StateCandidate, evaluate_candidates
+
+    table = evaluate_candidates(default_net, digits, [StateCandidate(r_on_ohm=10e3, r_off_ohm=1e6)],
+                                temperatures_c=(25.0,), engine="ideal")
+    row = table.iloc[0]
+    held = split_validation(digits, 180, seed=0)
+    x_val, y_val = held.validation()
+    circuit = map_network(default_net)
+    as_test = dataclasses.replace(held, x_test=x_val, y_test=y_val)
+    # The ideal engine without noise: the validation column is exactly the circuit's accuracy on the held-out part.
+    assert row["accuracy_validation"] == pytest.approx(circuit_accuracy(circuit, as_test))
+    assert row["accuracy"] == pytest.approx(circuit_accuracy(circuit, digits)) and row["n_test"] == 180

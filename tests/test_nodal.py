@@ -17,7 +17,6 @@ from neurodtco.circuit import Circuit, Layer, NeuronModel
 from neurodtco.devices import GapReRAMCell, LinearCell
 from neurodtco.engines import get_engine
 from neurodtco.engines._nodal import ArrayNetwork, factorize
-from neurodtco.engines._nodal.newton import _sinh
 from neurodtco.engines.nodal import ConvergenceError, NodalEngine, solve_layer
 
 
@@ -171,11 +170,6 @@ def test_gap_cell_behind_a_wire_matches_a_scalar_root(newton):
     for k, v in enumerate(volts):
         current = brentq(lambda i: i - cell.current(g, v - i * series), 0.0, v / series, xtol=1e-30, rtol=1e-15)
         assert -result.nodes[0]["tia_out"][k, 0] / rf == pytest.approx(current, rel=1e-12)
-
-
-def test_fast_sinh_equals_the_cell_law():
-    x = np.concatenate([np.linspace(-3, 3, 10001), [0.0, 1e-300, -1e-12, 5e-9]])
-    np.testing.assert_allclose(_sinh(x), np.sinh(x), rtol=1e-15, atol=0)
 
 
 # -- conservation laws on the whole default network ----------------------------------------------

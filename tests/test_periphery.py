@@ -21,6 +21,7 @@ from neurodtco.periphery import (Characterization, NeuronCharacteristics, Neuron
                                  opamp_subckt, pdk_available)
 from neurodtco.periphery.characterize import _unity_gain, fit_gain_offset
 from neurodtco.periphery.model import difference_stage_load_s, with_difference_gain
+from neurodtco.periphery.opamp import neuron_subckt
 from neurodtco.periphery.spice import ngspice_available, parse_ascii_raw
 
 needs_pdk = pytest.mark.skipif(not (pdk_available() and ngspice_available()),
@@ -332,6 +333,54 @@ def test_transistor_engine_behind_the_engine_interface(builtin):
         simulate(circuit, x[:1], engine="transistor", return_nodes=True)
     with pytest.raises(ValueError, match="outside the characterized range"):
         get_engine("transistor", temp_c=150.0)
+
+
+def tiled_tiny_circuit(char: Characterization, combine: str):
+    """``tiny_circuit``'s network cut into 4 x 4 tiles: two row tiles in each layer."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(0, 3.0, (4, 6)), rng.normal(0, 1.0, (3, 4))]
+    biases = [rng.normal(0, 0.3, 4), rng.normal(0, 0.3, 3)]
+    config = replace(mapping_from_characterization(char), tile_rows=4, tile_cols=4, tile_combine=combine)
+    circuit = with_difference_gain(map_weights(weights, biases, config), 1, 1.0)
+    return circuit, rng.uniform(0.0, config.v_read_v, (3, 6))
+
+
+def test_a_neuron_on_summing_tiles_has_a_tia_per_row_tile_and_one_difference_stage():
+    design = NeuronDesign()
+    one = neuron_subckt(design, 1e4, "n").splitlines()
+    assert one[0] == ".subckt n cp cm out vdd vss" and sum(line.startswith("x") for line in one) == 3
+    two = neuron_subckt(design, 1e4, "n", row_tiles=2).splitlines()
+    assert two[0] == ".subckt n cp0 cp1 cm0 cm1 out vdd vss"
+    assert sorted(line.split()[0] for line in two if line.startswith("x")) == ["xd", "xtm0", "xtm1", "xtp0", "xtp1"]
+    # every TIA output reaches the difference stage through its own R1; R2 feedback and R2 to ground
+    r1, r2 = design.r_difference_in_ohm, design.difference_gain * design.r_difference_in_ohm
+    assert {line.split()[0]: float(line.split()[3]) for line in two if line.startswith("r1") or line.startswith("r2")} \
+        == pytest.approx({"r1n0": r1, "r1n1": r1, "r2n": r2, "r1p0": r1, "r1p1": r1, "r2p": r2})
+    with pytest.raises(ValueError, match="row_tiles=0 is not accepted"):
+        neuron_subckt(design, 1e4, "n", row_tiles=0)
+
+
+@needs_pdk
+@pytest.mark.parametrize("combine", ["shared", "summing"])
+def test_tiled_layers_with_transistor_neurons_agree_with_nodal(builtin, combine):
+    """Shared tiles end on one TIA per column; summing tiles have a TIA per row tile, added by the
+    difference stage. Either way the transistor-level network matches the behavioural one."""
+    from neurodtco.periphery.network import compare_with_behavioural, transistor_netlist
+
+    circuit, x = tiled_tiny_circuit(builtin, combine)
+    assert all(layer.tiling.grid_shape[0] == 2 for layer in circuit.layers)
+    circuit = apply_characterization(circuit, builtin, "NOM", 25.0)
+    body = transistor_netlist(circuit, x[:1])
+    tias = 2 if combine == "summing" else 1
+    assert f"{(2 * tias + 1) * 7} op-amps" in body
+    assert not any(line.startswith(("bs", "et", "ed", "ba")) for line in body.splitlines())
+    agreement = compare_with_behavioural(circuit, x, builtin, "NOM", 25.0)
+    assert agreement.all_same_class and agreement.within_tolerance, agreement.summary()
+    assert max(agreement.local_max_v) < builtin.point("NOM", 25.0).details["activation"]["model_max_error_v"]
+    assert agreement.transistor.info["gmin_fallbacks"] == 0  # the untiled twin's node voltages are good hints
+    assert agreement.transistor.n_transistors == builtin.design.opamp.n_transistors * (2 * tias + 1) * 7
 
 
 def test_the_periphery_registers_the_transistor_engine_itself():

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from neurodtco.report import build_report, write_report
+from neurodtco.stats import wilson_interval
 from neurodtco.store import load_results
 from neurodtco.study import SerialExecutor, load_study, parse_study, run_study
 
@@ -66,7 +67,12 @@ def test_quick_demo_runs_every_stage(quick_demo):
     healthy = raw[raw["pattern"] == "none"]["accuracy"].item()
     # 1 ohm wires on the exact engine barely move the healthy circuit away from the software network.
     assert abs(healthy - raw["software_accuracy"].iloc[0]) <= 0.03
-    assert (raw[raw["pattern"] != "none"]["accuracy"] < healthy + 0.03).all()
+    # At physical densities a few stuck cells flip a few of the 180 images either way (one circuit may
+    # beat the healthy one by chance); on average 1 % of stuck cells stays near the healthy circuit
+    # and 10 % costs clearly more.
+    by_density = raw[raw["pattern"] != "none"].groupby("severity")["accuracy"].mean()
+    assert by_density[0.01] <= wilson_interval(int(round(healthy * 180)), 180)[1]
+    assert by_density[0.1] < by_density[0.01] - 0.1
     assert set(df["corrector"]) == {"none", "mlp", "affine"}
     assert not load_results(out, "cross").empty
     assert Path(summary["report"]).is_file()

@@ -180,15 +180,25 @@ def test_the_table_is_tidy_and_complete(reference):
     # A study's own accuracy column is the circuit's: recompute one circuit from its stored voltages.
     store = ResultStore(reference)
     healthy_arrays = store.read_arrays(next(t for t in store.array_task_ids() if t.startswith("c-healthy")))
-    n_train = int(healthy_arrays["n_train"])
+    n_train, n_val = int(healthy_arrays["n_train"]), int(healthy_arrays["n_validation"])
     labels = healthy_arrays["labels"]
+    test = slice(n_train + n_val, None)
+    assert len(labels[test]) == 180 and n_val == 180  # the digits' defaults: 180 test, 180 validation images
     task = next(t for t in store.array_task_ids() if t.startswith("c-column-a0"))
     arrays = store.read_arrays(task)
     for k, cid in enumerate(arrays["circuit_ids"]):
-        pred = arrays["outputs_v"][k][n_train:].argmax(axis=1)
+        pred = arrays["outputs_v"][k].argmax(axis=1)
         row = raw[raw["circuit_id"] == cid]
-        assert row["accuracy"].item() == pytest.approx(np.mean(pred == labels[n_train:]))
+        assert row["n_correct"].item() == np.sum(pred[test] == labels[test])
+        assert row["accuracy"].item() == pytest.approx(np.mean(pred[test] == labels[test]))
+        assert row["n_test"].item() == 180 and row["n_validation"].item() == 180
+        assert row["accuracy_validation"].item() == pytest.approx(
+            np.mean(pred[n_train:n_train + n_val] == labels[n_train:n_train + n_val]))
         assert row["density"].item() == pytest.approx(arrays["masks"][k].mean())
+    # A corrector's row splits its held-out images the same way: count and accuracy agree.
+    fitted = df[df["corrector"] != "none"]
+    assert (fitted["n_correct"] / fitted["n_test"]).to_numpy() == pytest.approx(fitted["accuracy"].to_numpy())
+    assert fitted["accuracy_validation"].between(0, 1).all()
     cross = load_results(reference, "cross")
     assert set(cross["train_pattern"]) == {"random", "column", "mixture"}
     assert len(cross) == 2 * 2 * (2 + 1) * 2 * 2  # arrays x kinds x train rows x test patterns x instances
@@ -200,6 +210,7 @@ def test_cross_rows_are_single_chip_fits_on_the_stored_voltages(reference):
     store = ResultStore(reference)
     healthy = store.read_arrays(next(t for t in store.array_task_ids() if t.startswith("c-healthy")))
     n, labels = int(healthy["n_train"]), healthy["labels"]
+    t = n + int(healthy["n_validation"])  # the test images follow the validation part
     volts = {}
     for task in store.array_task_ids():
         arrays = store.read_arrays(task)
@@ -220,9 +231,9 @@ def test_cross_rows_are_single_chip_fits_on_the_stored_voltages(reference):
         for a in v:
             model = fit(v[a][:n], labels[:n], "cross")
             for b in v:
-                assert stored(a, b, instance) == pytest.approx(model.score(v[b][n:], labels[n:]), abs=1e-12)
+                assert stored(a, b, instance) == pytest.approx(model.score(v[b][t:], labels[t:]), abs=1e-12)
         for b in v:
-            assert stored("mixture", b, instance) == pytest.approx(mix.score(v[b][n:], labels[n:]), abs=1e-12)
+            assert stored("mixture", b, instance) == pytest.approx(mix.score(v[b][t:], labels[t:]), abs=1e-12)
     result = CrossDefectResult.from_table(cross, types=["random", "column"])
     pivot = cross.pivot_table(index="train_pattern", columns="test_pattern", values="accuracy", aggfunc="mean")
     np.testing.assert_allclose(result.accuracy, pivot.loc[result.train_types, result.test_types].to_numpy())

@@ -32,7 +32,7 @@ def test_a_fashion_study_judges_on_the_official_test_images_and_fits_on_n_train(
     table = load_results(tmp_path / "out")
     assert set(table["pattern"]) == {"none", "random"}
     info_images = summary.n_inferences // summary.n_circuits
-    assert info_images == 300 + 10_000  # every circuit reads the correctors' training images and the test set
+    assert info_images == 300 + 5_000 + 10_000  # every circuit reads the training, validation and test images
 
 
 def test_a_network_that_does_not_fit_the_dataset_is_refused_by_name(tmp_path):

@@ -8,7 +8,8 @@ and streaming the images in chunks so that unrolled convolutions never hold a wh
 
 On a torch ``device`` (``torch_device``) the same walk runs in float64 on that device, each chunk
 moved there and back; an engine then supplies a ``run_layer`` for tensors, such as
-``affine_layers`` (a layer of linear cells is one affine map, computed once per run in NumPy).
+``affine_layers`` (a layer of linear cells is one affine map, computed once per run in NumPy) or
+the nodal engine's chord Newton for gap cells.
 """
 
 from __future__ import annotations
@@ -78,16 +79,21 @@ def torch_device(device: Any) -> Optional["torch.device"]:
     return dev
 
 
-def runs_on_device(engine: str, device: Optional["torch.device"], circuit: Circuit, reports: bool) -> bool:
-    """True when the run goes to ``device``; False for the NumPy path; a CUDA device is refused for the rest."""
+def runs_on_device(engine: str, device: Optional["torch.device"], circuit: Circuit, reports: bool,
+                   nonlinear: bool = False) -> bool:
+    """True when the run goes to ``device``; False for the NumPy path; a CUDA device is refused for the rest.
+
+    ``nonlinear``: the engine also runs nonlinear (gap-model) cells there.
+    """
     if device is None:
         return False
-    if circuit.cell.is_linear and not reports:
+    if (circuit.cell.is_linear or nonlinear) and not reports:
         return True
     if device.type == "cpu":
         return False
     what = "node voltages and power reports" if reports else "gap-model (nonlinear) cells"
-    raise ValueError(f"the {engine} engine runs outputs and hidden outputs of linear-cell circuits on {device}; "
+    cells = "circuits" if nonlinear else "linear-cell circuits"
+    raise ValueError(f"the {engine} engine runs outputs and hidden outputs of {cells} on {device}; "
                      f"{what} run on the CPU only: pass device=None or 'cpu'")
 
 

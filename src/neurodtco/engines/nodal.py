@@ -17,11 +17,12 @@ Newton across the batch (``_nodal/newton.py``).
 Tiled layers (``Layer.tiling``): every tile is factorized on its own and reduced to its Norton
 equivalent at its column ends; the row tiles of a column block are joined at their shared neuron
 inputs, or each feeds its own transimpedance stage and a summing amplifier adds them
-(``_nodal/tiles.py``). The layer stays one affine map. Gap cells: Newton on each tile, with
-Gauss-Seidel sweeps over the row tiles that share finite-gain neuron inputs.
+(``_nodal/tiles.py``). The layer stays one affine map. Gap cells: chord Newton on each group of
+tiles that share neuron inputs, the group coupled inside every step (``_nodal/chord.py``).
 
 ``device`` (a torch device, e.g. ``"cuda"``): with linear cells the affine maps are computed as
-above and applied on that device in float64 (``forward.affine_layers``); gap cells and node or
+above and applied on that device in float64 (``forward.affine_layers``); with gap cells every
+layer's chord Newton runs there as dense matrix products (``_nodal/device_chord.py``); node or
 power reports run on the CPU only.
 """
 
@@ -34,10 +35,13 @@ from typing import Any, Optional
 import numpy as np
 
 from ..circuit import Circuit, Layer
+from ..ops import torch_activate
 from ._nodal import ArrayNetwork, ArraySolution, factorize, solve, unit_drives, wire_conductance
+from ._nodal.chord import group_cells
+from ._nodal.device_chord import device_group_cells
 from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
 from ._nodal.sparse import dissection_pays, port_response
-from ._nodal.tiles import TileResponse, coupled_cells, tia_map, tile_response
+from ._nodal.tiles import TileResponse, tia_map, tile_response
 from .base import SimulationResult
 from .forward import affine_layers, forward, refuse_reports, runs_on_device, torch_device
 
@@ -58,11 +62,20 @@ class NodalEngine:
             return_nodes: bool = False, return_power: bool = False) -> SimulationResult:
         """Simulate ``inputs_v`` ``[batch, n_inputs]`` (volts) through every layer."""
         x = circuit.check_inputs(inputs_v)
-        if runs_on_device(self.name, self.device, circuit, return_nodes or return_power):
-            run_layer = affine_layers(lambda index, layer: linear_layer_map(layer, f"layer {index}"), self.device)
+        if runs_on_device(self.name, self.device, circuit, return_nodes or return_power, nonlinear=True):
+            if circuit.cell.is_linear:
+                run_layer = affine_layers(lambda index, layer: linear_layer_map(layer, f"layer {index}"), self.device)
+                layer_info = {i: {"method": "affine"} for i in range(circuit.n_layers)}
+            else:
+                layer_info = {}
+
+                def run_layer(index: int, layer: Layer, rows_v: Any) -> Any:
+                    out, layer_info[index] = cell_outputs(circuit.cell, layer, rows_v, self.settings, f"layer {index}")
+                    return out
+
             out, hidden = forward(circuit, x, run_layer, return_hidden, self.device)
             return SimulationResult(outputs_v=out, engine=self.name, hidden_v=hidden if return_hidden else None,
-                                    info={"layers": [{"method": "affine"} for _ in circuit.layers],
+                                    info={"layers": [layer_info[i] for i in sorted(layer_info)],
                                           "device": str(self.device)})
         if not (return_nodes or return_power):
             maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -105,7 +118,7 @@ class NodalEngine:
             weights, const = maps[index]
             return layer.neuron.activate(rows_v @ weights + const)
         if layer.tiling is not None:
-            out, info[index] = tiled_cell_outputs(circuit.cell, layer, rows_v, self.settings, label)
+            out, info[index] = cell_outputs(circuit.cell, layer, rows_v, self.settings, label)
             return out
         sol, info[index] = solve_layer(circuit.cell, layer, rows_v, settings=self.settings, label=label)
         return neuron_outputs(layer, sol)[0]
@@ -141,40 +154,55 @@ def _tile_response(tile: Any, conductance: np.ndarray, g_word: float, g_bit: flo
     return tile_response(tile, conductance, g_word, g_bit)
 
 
-def tiled_cell_outputs(cell: Any, layer: Layer, inputs_v: np.ndarray, settings: NewtonSettings = NewtonSettings(),
-                       label: str = "layer") -> tuple[np.ndarray, dict]:
-    """Activated outputs of a tiled layer of nonlinear cells: Newton on each tile, the tiles' TIA outputs added.
+def cell_outputs(cell: Any, layer: Layer, inputs_v: Any, settings: NewtonSettings = NewtonSettings(),
+                 label: str = "layer") -> tuple[Any, dict]:
+    """Activated outputs of a layer of nonlinear cells (tiled or not), group of tiles by group.
 
-    Row tiles that share finite-gain neuron inputs are coupled through them (``coupled_cells``);
-    otherwise (``summing``, ideal op-amps) every tile is solved alone.
+    Row tiles that share finite-gain neuron inputs are solved together, coupled inside every chord
+    step (``_nodal/chord.py``); otherwise (``summing``, ideal op-amps) every tile is solved alone.
+
+    ``inputs_v`` is a NumPy array, or a torch tensor on the device the groups are solved on
+    (``_nodal/device_chord.py``); the outputs are of the same kind.
     """
     g_word, g_bit, neuron_g, inject = _periphery(layer, label)
     neuron = layer.neuron
-    drive = layer.row_voltages(inputs_v) - neuron.offset_v
-    tia = np.zeros((len(drive), layer.n_columns))
-    info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1,
-            "tiles": layer.tiling.n_tiles}
-    coupled = neuron_g is not None and layer.tiling.combine == "shared"
+    on_device = not isinstance(inputs_v, np.ndarray)
+    if on_device:
+        import torch
+
+        bias = torch.full((len(inputs_v), 1), layer.bias_voltage_v, dtype=inputs_v.dtype, device=inputs_v.device)
+        drive = torch.cat([inputs_v, bias], dim=1) - neuron.offset_v
+        tia = torch.zeros((len(drive), layer.n_columns), dtype=drive.dtype, device=drive.device)
+        solve_group = device_group_cells
+    else:
+        drive = layer.row_voltages(inputs_v) - neuron.offset_v
+        tia = np.zeros((len(drive), layer.n_columns))
+        solve_group = group_cells
+    tiles = layer.tiles
+    info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1, "tiles": len(tiles)}
+    coupled = neuron_g is not None and (layer.tiling is None or layer.tiling.combine == "shared")
     groups: dict[tuple, list] = {}
-    for tile in layer.tiles:
+    for tile in tiles:
         groups.setdefault((tile.grid[1],) if coupled else tile.grid, []).append(tile)
-    for key, tiles in groups.items():
-        cols = tiles[0].columns
-        blocks = [layer.conductance[t.rows, cols] for t in tiles]
-        drives = [drive[:, t.rows] for t in tiles]
-        where = f"{label} tiles {key}"
-        if len(tiles) > 1:
-            neuron_v, collected, group_info = coupled_cells(cell, blocks, drives, g_word, g_bit, neuron_g[cols],
-                                                            inject[:, cols], settings, where)
-        else:
-            sol, group_info = solve_cells(cell, blocks[0], g_word, g_bit, None if neuron_g is None else neuron_g[cols],
-                                          drives[0], None if inject is None else inject[:, cols], settings, where)
-            neuron_v, collected = sol.neuron_v, sol.collected_a
+    for key, members in groups.items():
+        cols = members[0].columns
+        neuron_v, collected, group_info = solve_group(
+            cell, [layer.conductance[t.rows, cols] for t in members], [drive[:, t.rows] for t in members], g_word,
+            g_bit, None if neuron_g is None else neuron_g[cols], None if inject is None else inject[:, cols], settings,
+            f"{label} tiles {key}")
         tia[:, cols] += neuron.offset_v + neuron_v - neuron.feedback_resistance_ohm * collected
         info["iterations"] = max(info["iterations"], group_info["iterations"])
         info["full_newton_vectors"] += group_info["full_newton_vectors"]
-        info["sweeps"] = max(info["sweeps"], group_info.get("sweeps", 1))
-    diff = neuron.closed_loop_difference_gain * (tia[:, layer.minus_columns] - tia[:, layer.plus_columns])
+        info["sweeps"] = max(info["sweeps"], group_info["sweeps"])
+        if group_info["method"] != settings.method:
+            info["method"] = group_info["method"]
+    minus, plus = layer.minus_columns, layer.plus_columns
+    if on_device:
+        minus, plus = (torch.tensor(np.asarray(c), device=tia.device) for c in (minus, plus))
+    diff = neuron.closed_loop_difference_gain * (tia[:, minus] - tia[:, plus])
+    if on_device:
+        activated = diff if neuron.saturation_v is None else torch_activate(diff, neuron.activation, neuron.saturation_v)
+        return activated, info
     return neuron.activate(diff), info
 
 
@@ -186,7 +214,7 @@ def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = 
     ``nodes`` / ``power`` is asked for) and a small dict describing how it was solved.
     """
     if layer.tiling is not None:
-        raise ValueError(f"{label} is tiled: solve_layer solves one array; use linear_layer_map or tiled_cell_outputs")
+        raise ValueError(f"{label} is tiled: solve_layer solves one array; use linear_layer_map or cell_outputs")
     drive = layer.row_voltages(inputs_v) - layer.neuron.offset_v
     if not cell.is_linear:
         g_word, g_bit, neuron_g, inject = _periphery(layer, label)

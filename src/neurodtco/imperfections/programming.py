@@ -490,8 +490,8 @@ def apply_passive_programming(circuit: Circuit, device: SwitchingDevice, config:
                               rng: np.random.Generator, scheme: str = "v/2", order: str = "row-major",
                               passes: int = 1, record_masks: bool = False) -> tuple[Circuit, dict]:
     """Program every array as a passive crossbar with a V/2 or V/3 scheme (disturbance included)."""
-    results = [_per_tile(layer, lambda g: program_passive(g, circuit.cell.g_min, circuit.cell.g_max, device, config,
-                                                          rng, scheme, order, passes))
+    results = [program_per_tile(layer, lambda g: program_passive(g, circuit.cell.g_min, circuit.cell.g_max, device,
+                                                                 config, rng, scheme, order, passes))
                for layer in circuit.layers]
     layers = [layer_record(i, r, record_masks) for i, r in enumerate(results)]
     record = {"kind": "passive_programming", "scheme": scheme, "order": order, "passes": int(passes),
@@ -500,7 +500,7 @@ def apply_passive_programming(circuit: Circuit, device: SwitchingDevice, config:
     return circuit.with_conductances([r.conductance for r in results]), record
 
 
-def _per_tile(layer: Layer, program: Callable[[np.ndarray], ProgrammingResult]) -> ProgrammingResult:
+def program_per_tile(layer: Layer, program: Callable[[np.ndarray], ProgrammingResult]) -> ProgrammingResult:
     """Program each physical array (tile) of a layer on its own; the layer's result is their cell maps put together."""
     tiles = layer.tiles
     parts = [program(layer.conductance[t.rows, t.columns]) for t in tiles]
@@ -518,4 +518,5 @@ def _per_tile(layer: Layer, program: Callable[[np.ndarray], ProgrammingResult]) 
 
 __all__ = ["SwitchingDevice", "WriteVerifyConfig", "ProgrammingResult", "write_verify", "program_passive",
            "apply_write_verify", "apply_passive_programming", "SCHEMES", "ORDERS", "INITIAL_STATES",
-           "cell_thresholds", "initial_state", "check_targets", "layer_record", "programming_totals"]
+           "cell_thresholds", "initial_state", "check_targets", "layer_record", "programming_totals",
+           "program_per_tile"]

@@ -1,12 +1,19 @@
 """Side-by-side comparison: every imperfection scenario, with no mitigation, each lever alone, the
 corrective network, and the best combination; accuracy and array energy per inference.
 
-Every number comes from a circuit simulated by the engine (``nodal`` by default) on the 180 held
--out test images; software accuracy is never reported as circuit accuracy. Scenarios:
+Every number comes from a circuit simulated by the engine (``nodal`` by default); software
+accuracy is never reported as circuit accuracy. Each circuit is read on validation and test images:
+the ``combined`` lever chooses among its options on the validation accuracy, and every row reports
+its test accuracy with a Wilson interval and the paired (same images) difference to the scenario's
+``none`` row. A dataset without a validation part (the digits) has one held out of its training
+images (``ComparisonConfig.n_validation``); the network passed in may have seen those images in
+training, which makes validation accuracies read high but compares the options on equal terms.
+Scenarios:
 
 * ``temperature``: programmed at 25 C, read at 25, 50, 75 and 100 C (ReRAM model of
   ``imperfections.temperature``, wires included), per-inference read noise; the score is the
-  *worst* accuracy over the range (and the drop from the unmitigated 25 C accuracy).
+  *worst* accuracy over the range, and ``drop_points``, the drop from the same circuit's own 25 C
+  accuracy (a lever that changes the network is measured against that network at 25 C).
 * ``tuning``: 1T1R write-verify with a loose tolerance (``tuning_tolerance``, default 20%) and 10%
   threshold variation; pulses per cell are reported.
 * ``threshold``: passive V/2 crossbars with 25% normalized threshold variation.
@@ -37,14 +44,16 @@ import pandas as pd
 
 from ..circuit import Circuit
 from ..correction import ChipVoltages, MLPCorrector
-from ..data import Dataset, to_voltages
+from ..data import Dataset, split_validation, to_voltages
 from ..defects import Defect, apply_defects
 from ..engines import simulate
 from ..imperfections import (ReadNoiseModel, ReRAMThermalModel, SwitchingDevice, WriteVerifyConfig,
-                             apply_imperfections, apply_passive_programming, apply_write_verify, evaluate,
+                             apply_imperfections, apply_passive_programming, apply_write_verify,
                              parse_imperfections)
+from ..imperfections.energy import energy_per_inference_j
 from ..mapping import MappingConfig, map_network
 from ..network import TrainedNetwork, cache_dir, load_network
+from ..stats import mcnemar_exact, paired_bootstrap_ci, wilson_interval
 from .circuit_levers import map_shared_reference, track_temperature
 from .common import resolve_engine
 from .training import HardwareNoise, RetrainConfig, retrain_defect_aware, train_hardware_aware
@@ -74,6 +83,7 @@ class ComparisonConfig:
     retrain_epochs: int = 40  # program-measure-retrain (threshold scenario)
     stuck_retrain_epochs: int = 100  # defect-aware retraining (stuck-at scenarios)
     quick: bool = False  # fewer epochs everywhere: a smoke run, not for reported numbers
+    n_validation: int = 180  # held out of the training images when the dataset has no validation part
 
     def effective(self) -> "ComparisonConfig":
         """The config with the quick-mode reductions applied."""
@@ -85,19 +95,41 @@ class ComparisonConfig:
 @dataclass
 class _Context:
     network: TrainedNetwork
-    dataset: Dataset
+    dataset: Dataset  # with a validation part
     config: ComparisonConfig
     engine: Any
     cache: dict = field(default_factory=dict)
 
 
+class Accuracy(float):
+    """A test accuracy that carries its evidence: the validation accuracy (for choosing) and the per-image
+    test correctness (for intervals and paired comparisons)."""
+
+    validation: float
+    correct: np.ndarray
+
+    def __new__(cls, correct: np.ndarray, validation: float) -> "Accuracy":
+        correct = np.asarray(correct, dtype=bool)
+        obj = super().__new__(cls, float(correct.mean()))
+        obj.correct, obj.validation = correct, float(validation)
+        return obj
+
+
+def _split(ctx: _Context, predictions: np.ndarray) -> Accuracy:
+    """Predictions on the validation then the test images as an ``Accuracy``."""
+    x_val, y_val = ctx.dataset.validation()
+    n = len(y_val)
+    return Accuracy(np.asarray(predictions[n:]) == ctx.dataset.y_test, float(np.mean(predictions[:n] == y_val)))
+
+
 def _evaluate(ctx: _Context, circuit: Circuit, seed: int = 0,
-              read_noise: Optional[ReadNoiseModel] = None) -> tuple[float, float]:
-    """Accuracy and array energy per inference (J), with read noise drawn per inference group when given."""
-    x = to_voltages(ctx.dataset.x_test, circuit.input_scale_v)
-    out = evaluate(circuit, x, ctx.dataset.y_test, engine=ctx.engine, seed=seed, read_time_s=ctx.config.read_time_s,
-                   read_noise=read_noise)
-    return out["accuracy"], out["energy_per_inference_j"]
+              read_noise: Optional[ReadNoiseModel] = None) -> tuple[Accuracy, float]:
+    """Accuracy (test, with validation) and array energy per inference (J) on the test images."""
+    x_val, _ = ctx.dataset.validation()
+    x = to_voltages(np.concatenate([x_val, ctx.dataset.x_test]), circuit.input_scale_v)
+    result = simulate(circuit, x, engine=ctx.engine, read_noise=read_noise, seed=seed, return_power=True)
+    energy = energy_per_inference_j(result, ctx.config.read_time_s)[len(x_val):]
+    return _split(ctx, np.argmax(result.outputs_v, axis=1)), float(energy.mean())
 
 
 def _hat_network(ctx: _Context, sigma: float, temperature: bool) -> TrainedNetwork:
@@ -142,13 +174,17 @@ def _temperature_sweep(ctx: _Context, circuit: Circuit, tracking: bool = False,
         accs.append(acc)
         if t == cfg.temperatures_c[0]:
             energy = e
-    return {"accuracy": float(min(accs)), "accuracy_25c": float(accs[0]), "energy_j": energy,
+    worst = min(accs)  # the worst temperature on test is what is reported; the choice reads the worst on validation
+    reported = Accuracy(worst.correct, min(a.validation for a in accs))
+    return {"accuracy": reported, "accuracy_25c": float(accs[0]), "energy_j": energy,
+            "drop_points": 100 * (float(accs[0]) - float(worst)),
             "detail": "worst of " + ", ".join(f"{t:g}C {a:.1%}" for t, a in zip(cfg.temperatures_c, accs))}
 
 
 def _measure(ctx: _Context, circuit: Circuit, read_noise: Optional[ReadNoiseModel] = None) -> ChipVoltages:
-    """A chip's voltages on every image (training images first); read noise drawn per inference group when given."""
-    x = to_voltages(ctx.dataset.x_all, circuit.input_scale_v)
+    """A chip's voltages on the training images and, as its held-out part, the validation then the test images."""
+    x_val, _ = ctx.dataset.validation()
+    x = to_voltages(np.concatenate([ctx.dataset.x_train, x_val, ctx.dataset.x_test]), circuit.input_scale_v)
     result = simulate(circuit, x, engine=ctx.engine, read_noise=read_noise, seed=ctx.config.seed, return_hidden=True)
     n = len(ctx.dataset.y_train)
     hidden = result.hidden_v or []
@@ -157,9 +193,9 @@ def _measure(ctx: _Context, circuit: Circuit, read_noise: Optional[ReadNoiseMode
 
 
 def _corrected_accuracy(ctx: _Context, circuit: Circuit, corrector: Any,
-                        read_noise: Optional[ReadNoiseModel] = None) -> float:
+                        read_noise: Optional[ReadNoiseModel] = None) -> Accuracy:
     chip = _measure(ctx, circuit, read_noise)
-    return float(corrector.score(chip.features(corrector.features, "test"), ctx.dataset.y_test))
+    return _split(ctx, corrector.predict(chip.features(corrector.features, "test")))
 
 
 def _fit_corrector(ctx: _Context, circuit: Circuit, read_noise: Optional[ReadNoiseModel] = None) -> Any:
@@ -334,10 +370,15 @@ def _stuck(ctx: _Context, lever: str, pattern: str) -> dict:
 
 
 def _best(options: list[dict]) -> dict:
-    """The most accurate option (ties: the least energy); the others are named in its detail."""
-    best = max(options, key=lambda o: (o["accuracy"], -o["energy_j"]))
-    others = [f"{o['detail'].split(';')[-1].strip()}: {o['accuracy']:.1%}" for o in options if o is not best]
-    return dict(best, detail=best["detail"] + (" (best of; also tried " + "; ".join(others) + ")" if others else ""))
+    """The option most accurate on the **validation** images (ties: the least energy); the others are named.
+
+    The test accuracy plays no part in the choice; the row then reports the chosen option's test accuracy.
+    """
+    best = max(options, key=lambda o: (o["accuracy"].validation, -o["energy_j"]))
+    others = [f"{o['detail'].split(';')[-1].strip()}: validation {o['accuracy'].validation:.1%}"
+              for o in options if o is not best]
+    return dict(best, detail=best["detail"] + (f" (chosen on validation, {best['accuracy'].validation:.1%}; also "
+                                               "tried " + "; ".join(others) + ")" if others else ""))
 
 
 _RUNNERS: dict[str, Callable[[_Context, str], dict]] = {
@@ -360,8 +401,11 @@ def run_comparison(network: TrainedNetwork, dataset: Dataset, scenarios: Iterabl
     for lever in levers:
         if lever not in LEVERS:
             raise ValueError(f"lever {lever!r} is not accepted: choose from {list(LEVERS)}")
+    if not dataset.has_validation:
+        dataset = split_validation(dataset, config.n_validation, config.seed)
     ctx = _Context(network=network, dataset=dataset, config=config, engine=resolve_engine(config.engine))
     rows = []
+    baseline: dict[str, np.ndarray] = {}
     for scenario in scenarios:
         for lever in levers:
             if progress is not None:
@@ -370,12 +414,25 @@ def run_comparison(network: TrainedNetwork, dataset: Dataset, scenarios: Iterabl
             out = _RUNNERS[scenario](ctx, lever)
             if not out:
                 continue
-            rows.append({"scenario": scenario, "lever": lever, **out, "elapsed_s": time.perf_counter() - start})
-    table = pd.DataFrame(rows)
-    if not table.empty:
-        ref = table[table["lever"] == "none"].set_index("scenario")["accuracy"]
-        table["gain_points"] = 100 * (table["accuracy"] - table["scenario"].map(ref))
-    return table
+            acc: Accuracy = out.pop("accuracy")
+            if lever == "none":
+                baseline[scenario] = acc.correct
+            rows.append({"scenario": scenario, "lever": lever, **_accuracy_columns(acc, baseline.get(scenario)),
+                         **out, "elapsed_s": time.perf_counter() - start})
+    return pd.DataFrame(rows)
+
+
+def _accuracy_columns(acc: Accuracy, baseline: Optional[np.ndarray]) -> dict[str, Any]:
+    """Test accuracy, its Wilson interval and count, the validation accuracy, and the paired gain over ``none``."""
+    k, n = int(acc.correct.sum()), int(acc.correct.size)
+    low, high = wilson_interval(k, n)
+    cols: dict[str, Any] = {"accuracy": float(acc), "accuracy_ci_low": low, "accuracy_ci_high": high,
+                            "n_correct": k, "n_test": n, "accuracy_validation": acc.validation}
+    if baseline is not None:
+        gain, (g_low, g_high) = paired_bootstrap_ci(acc.correct, baseline)
+        cols.update({"gain_points": 100 * gain, "gain_ci_low": 100 * g_low, "gain_ci_high": 100 * g_high,
+                     "gain_mcnemar_p": mcnemar_exact(acc.correct, baseline)})
+    return cols
 
 
 def mitigation_table(results: Union[pd.DataFrame, str, Path, None] = None, **kwargs: Any) -> pd.DataFrame:
@@ -394,31 +451,37 @@ def mitigation_table(results: Union[pd.DataFrame, str, Path, None] = None, **kwa
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
+_HEADER = ["scenario", "lever", "test accuracy [95% CI]", "validation", "paired gain (pts) [95% CI]",
+           "energy (pJ/inf.)", "pulses/cell", "how"]
+
+
+def _cells(r: pd.Series) -> list[str]:
+    """One row's cells: accuracy with its Wilson interval, the paired gain over ``none`` with its interval."""
+    def given(key: str) -> bool:
+        v = r.get(key, math.nan)
+        return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+    acc = f"{r['accuracy']:.1%}"
+    if given("accuracy_ci_low"):
+        acc += f" [{r['accuracy_ci_low'] * 100:.1f}, {r['accuracy_ci_high'] * 100:.1f}]"
+    gain = f"{r['gain_points']:+.1f}" if given("gain_points") else ""
+    if given("gain_ci_low"):
+        gain += f" [{r['gain_ci_low']:+.1f}, {r['gain_ci_high']:+.1f}]"
+    return [str(r["scenario"]), str(r["lever"]), acc,
+            f"{r['accuracy_validation']:.1%}" if given("accuracy_validation") else "", gain,
+            f"{r['energy_j'] * 1e12:.3g}", f"{r['pulses_per_cell']:.1f}" if given("pulses_per_cell") else "",
+            str(r.get("detail", ""))]
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    """The comparison as a Markdown table (accuracy in %, gain in points, energy in pJ, pulses per cell)."""
-    header = ["scenario", "lever", "accuracy", "gain (pts)", "energy (pJ/inf.)", "pulses/cell", "how"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, r in table.iterrows():
-        pulses = r.get("pulses_per_cell", math.nan)
-        lines.append("| " + " | ".join([
-            str(r["scenario"]), str(r["lever"]), f"{r['accuracy']:.1%}", f"{r.get('gain_points', 0.0):+.1f}",
-            f"{r['energy_j'] * 1e12:.3g}", "" if pulses is None or (isinstance(pulses, float) and math.isnan(pulses))
-            else f"{pulses:.1f}", str(r.get("detail", "")),
-        ]) + " |")
+    """The comparison as a Markdown table (accuracy in % with its interval, paired gain in points, energy in pJ)."""
+    lines = ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for _, r in table.iterrows()]
     return "\n".join(lines)
 
 
 def to_html(table: pd.DataFrame) -> str:
     """The comparison as an HTML table (same columns and formats as ``to_markdown``), for the report."""
-
-    header = ["scenario", "lever", "accuracy", "gain (pts)", "energy (pJ/inf.)", "pulses/cell", "how"]
-    rows = []
-    for _, r in table.iterrows():
-        pulses = r.get("pulses_per_cell", math.nan)
-        cells = [str(r["scenario"]), str(r["lever"]), f"{r['accuracy']:.1%}", f"{r.get('gain_points', 0.0):+.1f}",
-                 f"{r['energy_j'] * 1e12:.3g}",
-                 "" if pulses is None or (isinstance(pulses, float) and math.isnan(pulses)) else f"{pulses:.1f}",
-                 str(r.get("detail", ""))]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    rows = ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for _, r in table.iterrows()]
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in _HEADER) + "</tr>"
     return f"<table class='mitigation'>{head}{''.join(rows)}</table>"

@@ -19,6 +19,7 @@ import pandas as pd
 from ..circuit import Circuit
 from ..data import Dataset
 from ..defects import Defect, apply_defects
+from ..stats import bootstrap_ci, wilson_interval
 from .common import check_seed, circuit_accuracy, drop_crossing, resolve_engine
 from .training import RetrainConfig, retrain_defect_aware_batch
 
@@ -41,6 +42,23 @@ class ToleranceResult:
     def mean_accuracy(self) -> pd.Series:
         """Mean accuracy over instances, indexed by requested density."""
         return self.table.groupby("density")["accuracy"].mean()
+
+    def mean_accuracy_ci(self, level: float = 0.95) -> pd.DataFrame:
+        """Per density: the mean test accuracy over instances and its bootstrap interval (``low``, ``high``).
+
+        With one instance the interval is that chip's Wilson interval over its ``n_test`` images.
+        """
+        out = []
+        for density, g in self.table.groupby("density"):
+            acc = g["accuracy"].to_numpy()
+            if len(acc) == 1:
+                n = int(g["n_test"].iloc[0])
+                low, high = wilson_interval(int(round(acc[0] * n)), n, level)
+            else:
+                low, high = bootstrap_ci(acc, level=level)
+            out.append({"density": density, "mean": float(acc.mean()), "low": low, "high": high,
+                        "instances": len(acc)})
+        return pd.DataFrame(out).set_index("density")
 
 
 def defect_tolerance(circuit: Circuit, dataset: Dataset, densities: Sequence[float], *, pattern: str = "random",
@@ -77,6 +95,7 @@ def defect_tolerance(circuit: Circuit, dataset: Dataset, densities: Sequence[flo
         row["accuracy"] = circuit_accuracy(chip, dataset, eng)
     table = pd.DataFrame(rows)
     table["pattern"], table["kind"], table["retrained"] = pattern, kind, retrain is not None
+    table["n_test"] = len(dataset.y_test)
     means = table.groupby("density")["accuracy"].mean()
     tolerance = drop_crossing(means.index.to_numpy(), means.to_numpy(), healthy - drop)
     return ToleranceResult(table=table, healthy_accuracy=healthy, tolerance_density=tolerance, drop=drop,

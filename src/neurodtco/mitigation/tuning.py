@@ -34,20 +34,24 @@ touch up. ``scheme="1t1r"`` runs the same approaches on cells isolated by select
 The device, the verify loop and the pulse/half-select physics are those of
 ``imperfections.programming`` (same ``SwitchingDevice``, same ``WriteVerifyConfig``; with the same
 seed the same thresholds are drawn), so the comparison with ``program_passive`` is like for like.
+A tiled layer is several arrays, each with its own row and column drivers: every tile is probed,
+tuned and touched up on its own (a pulse in one tile never reaches another), tiles one after the
+other, as ``imperfections.programming`` does.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..circuit import Circuit
+from ..circuit import Circuit, Layer
 from ..imperfections.programming import SCHEMES as PASSIVE_SCHEMES
 from ..imperfections.programming import (ProgrammingResult, SwitchingDevice, WriteVerifyConfig, cell_thresholds,
-                                         check_targets, initial_state, layer_record, programming_totals)
+                                         check_targets, initial_state, layer_record, program_per_tile,
+                                         programming_totals)
 from .training import RetrainConfig, retrain_defect_aware
 
 #: The passive schemes of ``imperfections.programming`` plus 1T1R write-verify (one selected cell at a time).
@@ -324,11 +328,15 @@ def apply_ordered_programming(circuit: Circuit, device: SwitchingDevice, config:
                               patience: Optional[int] = 3) -> tuple[Circuit, dict]:
     """Program every array as a passive crossbar with ``program_passive_ordered``; returns the circuit and a record.
 
-    The record has the fields of ``imperfections.apply_passive_programming``'s, so the two compare
-    line by line.
+    Every tile of a tiled layer is its own array with its own drivers: it is probed and tuned on
+    its own, tiles one after the other (row block major). The record has the fields of
+    ``imperfections.apply_passive_programming``'s, so the two compare line by line.
     """
-    results = [program_passive_ordered(g, circuit.cell.g_min, circuit.cell.g_max, device, config, rng, scheme=scheme,
-                                       rounds=rounds, patience=patience) for g in circuit.conductances]
+    g_min, g_max = circuit.cell.g_min, circuit.cell.g_max
+    results = [program_per_tile(layer, lambda g: program_passive_ordered(g, g_min, g_max, device, config, rng,
+                                                                         scheme=scheme, rounds=rounds,
+                                                                         patience=patience))
+               for layer in circuit.layers]
     layers = [layer_record(i, r) for i, r in enumerate(results)]
     record = {"kind": "passive_programming_ordered", "scheme": scheme, "rounds": int(rounds),
               "tolerance": config.tolerance, "max_pulses": int(config.max_pulses),
@@ -336,12 +344,30 @@ def apply_ordered_programming(circuit: Circuit, device: SwitchingDevice, config:
     return circuit.with_conductances([r.conductance for r in results]), record
 
 
+Session = Callable[[np.ndarray, Optional[ChipMemory]], tuple[ProgrammingResult, ChipMemory]]
+
+
+def _layer_session(layer: Layer, targets: np.ndarray, session: Session,
+                   memories: Optional[list[ChipMemory]] = None) -> tuple[ProgrammingResult, list[ChipMemory]]:
+    """One programming session on each tile of a layer (each its own array): the layer's result, each tile's memory."""
+    chips = iter(memories if memories is not None else [None] * len(layer.tiles))
+    left: list[ChipMemory] = []
+
+    def one(tile_targets: np.ndarray) -> ProgrammingResult:
+        result, memory = session(tile_targets, next(chips))
+        left.append(memory)
+        return result
+
+    return program_per_tile(layer.replace(conductance=targets), one), left
+
+
 def program_with_retraining(circuit: Circuit, dataset: Any, device: SwitchingDevice, config: WriteVerifyConfig,
                             rng: np.random.Generator, scheme: str = "v/2", retrain: Any = None, iterations: int = 1,
                             rounds: int = 4, patience: Optional[int] = 3) -> tuple[Circuit, dict]:
     """Program passively, measure, retrain around the cells that missed, and touch up: tuning + training.
 
-    1. every array is programmed with ``program_passive_session`` (probe, ordered approaches);
+    1. every array (every tile of a tiled layer) is programmed with ``program_passive_session``
+       (probe, ordered approaches);
     2. the whole map is read back (verify reads are free of sneak paths) and every cell outside
        the tolerance is treated as stuck at its measured value;
     3. defect-aware retraining (``training.retrain_defect_aware``) moves the other cells' targets
@@ -354,16 +380,20 @@ def program_with_retraining(circuit: Circuit, dataset: Any, device: SwitchingDev
     retrain = retrain if retrain is not None else RetrainConfig(epochs=40, batch_size=256, learning_rate=5e-3,
                                                                 change_weight=0.3)
     g_min, g_max = circuit.cell.g_min, circuit.cell.g_max
-    sessions = [program_passive_session(g, g_min, g_max, device, config, rng, scheme, rounds, patience)
-                for g in circuit.conductances]
+
+    def session(targets: np.ndarray, memory: Optional[ChipMemory]) -> tuple[ProgrammingResult, ChipMemory]:
+        return program_passive_session(targets, g_min, g_max, device, config, rng, scheme, rounds, patience,
+                                       memory=memory)
+
+    sessions = [_layer_session(layer, layer.conductance, session) for layer in circuit.layers]
     pulses = [r.pulses.copy() for r, _ in sessions]
     history = [_session_counts(sessions)]
     for _ in range(iterations):
-        measured = circuit.with_conductances([m.conductance for _, m in sessions])
+        measured = circuit.with_conductances([r.conductance for r, _ in sessions])
         stuck = [r.failed for r, _ in sessions]
         targets = retrain_defect_aware(measured, stuck, dataset, retrain).conductances
-        sessions = [program_passive_session(np.clip(t, g_min, g_max), g_min, g_max, device, config, rng, scheme, rounds,
-                                            patience, memory=m) for t, (_, m) in zip(targets, sessions)]
+        sessions = [_layer_session(layer, np.clip(t, g_min, g_max), session, memories)
+                    for layer, t, (_, memories) in zip(circuit.layers, targets, sessions)]
         pulses = [p + r.pulses for p, (r, _) in zip(pulses, sessions)]
         history.append(_session_counts(sessions))
     cells = sum(p.size for p in pulses)
@@ -372,7 +402,7 @@ def program_with_retraining(circuit: Circuit, dataset: Any, device: SwitchingDev
               "pulses_total": int(sum(p.sum() for p in pulses)),
               "pulses_mean": float(sum(p.sum() for p in pulses) / cells),
               "out_of_tolerance": history[-1]["out_of_tolerance"], "history": history}
-    return circuit.with_conductances([m.conductance for _, m in sessions]), record
+    return circuit.with_conductances([r.conductance for r, _ in sessions]), record
 
 
 def _session_counts(sessions: list) -> dict:
@@ -388,9 +418,12 @@ def program_circuit_1t1r(circuit: Circuit, device: SwitchingDevice, config: Writ
     The comparison partner is ``imperfections.apply_write_verify``: same device and config; the
     adaptive variant approaches from one side with amplitudes that fall as well as rise, and
     restarts from the learned threshold instead of the start amplitude after an overshoot.
+    Tiles are programmed one after the other, each on its own.
     """
-    results = [program_passive_session(g, circuit.cell.g_min, circuit.cell.g_max, device, config, rng,
-                                       scheme="1t1r", rounds=rounds)[0] for g in circuit.conductances]
+    g_min, g_max = circuit.cell.g_min, circuit.cell.g_max
+    results = [program_per_tile(layer, lambda g: program_passive_session(g, g_min, g_max, device, config, rng,
+                                                                         scheme="1t1r", rounds=rounds)[0])
+               for layer in circuit.layers]
     layers = [layer_record(i, r) for i, r in enumerate(results)]
     record = {"kind": "write_verify_adaptive", "tolerance": config.tolerance, "max_pulses": int(config.max_pulses),
               "threshold_variation": device.threshold_variation, **programming_totals(layers), "layers": layers}

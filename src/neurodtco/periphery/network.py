@@ -31,7 +31,7 @@ from typing import Any, Literal, Optional, Sequence
 import numpy as np
 
 from .. import netlist as nl
-from ..circuit import Circuit
+from ..circuit import Circuit, Layer
 from ..engines import simulate
 from ..engines.base import SimulationResult
 from . import pdk
@@ -42,9 +42,10 @@ from .spice import Analysis, run_analyses
 #: Tolerances for the BSIM4 networks: microvolt agreement is far below the model's own errors.
 NETWORK_OPTIONS = "reltol=1e-6 vntol=1e-9 abstol=1e-14"
 
-# Behavioural neuron elements of neurodtco.netlist, by name: TIA (vg/ht or et + rf), difference
-# stage (ed), activation (ba clamp, or ea unity buffer); the number after the prefix is the layer.
-_NEURON_ELEMENT = re.compile(r"^(vg|ht|et|rf|ed|ea|ba)(\d+)_\d+$")
+# Behavioural neuron elements of neurodtco.netlist, by name: TIA (vg/ht or et + rf, one per row tile
+# when tiles sum), the summing stage (bs), difference stage (ed), activation (ba clamp, or ea unity
+# buffer); the number after the prefix is the layer.
+_NEURON_ELEMENT = re.compile(r"^(vg|ht|et|rf|ed|ea|ba|bs)(\d+)_\d+(?:_\d+)?$")
 
 Mode = Literal["layerwise", "monolithic"]
 
@@ -52,6 +53,34 @@ Mode = Literal["layerwise", "monolithic"]
 def neuron_instance(layer: int, neuron: int) -> str:
     """Instance name of a transistor-level neuron."""
     return f"xn{layer}_{neuron}"
+
+
+def summed_row_tiles(layer: Layer) -> int:
+    """Transimpedance stages per column: one per row tile when tiles sum (``combine="summing"``), else one."""
+    if layer.tiling is None or layer.tiling.combine != "summing":
+        return 1
+    return layer.tiling.grid_shape[0]
+
+
+def _tags(layer: Layer) -> list[str]:
+    """Suffixes of a neuron's TIA nodes and stages (``tp``, or ``tp0``, ``tp1``, ... when tiles sum)."""
+    k = summed_row_tiles(layer)
+    return [""] if k == 1 else [str(r) for r in range(k)]
+
+
+def n_opamps(circuit: Circuit, layers: Optional[Sequence[int]] = None) -> int:
+    """Op-amps of the transistor-level neurons: a TIA per column input and a difference stage per neuron."""
+    layers = range(circuit.n_layers) if layers is None else layers
+    return sum((2 * summed_row_tiles(circuit.layers[l]) + 1) * circuit.layers[l].n_outputs for l in layers)
+
+
+def hint_circuit(circuit: Circuit) -> Circuit:
+    """The circuit whose behavioural node voltages start the transistor-level solves: tiles joined again.
+
+    Node voltages are reported for untiled layers only; the same cells in one array differ from
+    the tiles only by the wires at the tile edges and the summing stage, close enough for hints.
+    """
+    return circuit.map_layers(lambda index, layer: layer if layer.tiling is None else layer.replace(tiling=None))
 
 
 def _behavioural_elements(text: str, layers: Sequence[int]) -> list[str]:
@@ -95,21 +124,23 @@ def transistor_netlist(circuit: Circuit, inputs_v: np.ndarray, design: NeuronDes
         circuit.check_layer_index(l)
     text = nl.write_spice(circuit, x, title="neurodtco network with transistor-level neurons")
     body = _behavioural_elements(text, layers)
-    n_opamps = sum(3 * circuit.layers[l].n_outputs for l in layers)
-    out = [body[0], f"* FreePDK45 {pdk.check_corner(corner)} at {temp_c:g} degC: {n_opamps} op-amps of "
+    opamps = n_opamps(circuit, layers)
+    out = [body[0], f"* FreePDK45 {pdk.check_corner(corner)} at {temp_c:g} degC: {opamps} op-amps of "
            f"{design.opamp.n_transistors} transistors", pdk.lib_line(corner), f".temp {temp_c:.9g}",
            opamp_subckt(design.opamp).rstrip(), supply_lines(design.opamp).rstrip()]
     for l in layers:
         neuron = circuit.layers[l].neuron
         sub = NeuronDesign(design.opamp, neuron.difference_gain, design.r_difference_in_ohm)
-        out.append(neuron_subckt(sub, neuron.feedback_resistance_ohm, f"neuron{l}").rstrip())
+        out.append(neuron_subckt(sub, neuron.feedback_resistance_ohm, f"neuron{l}",
+                                 row_tiles=summed_row_tiles(circuit.layers[l])).rstrip())
     out += body[1:]
     for l in layers:
         layer = circuit.layers[l]
+        row_tiles = [None] if summed_row_tiles(layer) == 1 else list(range(summed_row_tiles(layer)))
         for k in range(layer.n_outputs):
             plus, minus = int(layer.plus_columns[k]), int(layer.minus_columns[k])
-            out.append(f"{neuron_instance(l, k)} {nl.neuron_in_node(l, plus)} {nl.neuron_in_node(l, minus)} "
-                       f"{nl.activation_node(l, k)} vdd vss neuron{l}")
+            inputs = [nl.neuron_in_node(l, c, r) for c in (plus, minus) for r in row_tiles]
+            out.append(f"{neuron_instance(l, k)} {' '.join(inputs)} {nl.activation_node(l, k)} vdd vss neuron{l}")
     if output_loads_s is not None:
         last = circuit.n_layers - 1
         if len(output_loads_s) != circuit.layers[last].n_outputs:
@@ -128,7 +159,11 @@ def transistor_netlist(circuit: Circuit, inputs_v: np.ndarray, design: NeuronDes
 
 def nodeset_hints(circuit: Circuit, behavioural: SimulationResult, characterization: Optional[Characterization],
                   corner: str, temp_c: float, index: int = 0) -> dict[str, float]:
-    """Initial guesses for input vector ``index``: behavioural node voltages and the op-amps' bias nodes."""
+    """Initial guesses for input vector ``index``: behavioural node voltages and the op-amps' bias nodes.
+
+    ``behavioural`` is of ``hint_circuit(circuit)`` (node voltages of untiled layers); when tiles
+    sum, every row tile's TIA is guessed at an equal share of the column's total.
+    """
     internal: dict[str, float] = {}
     if characterization is not None:
         nearest = min(characterization.temperatures(corner), key=lambda t: abs(t - temp_c))
@@ -142,8 +177,11 @@ def nodeset_hints(circuit: Circuit, behavioural: SimulationResult, characterizat
     hints: dict[str, float] = {}
     for l, layer in enumerate(circuit.layers):
         lay = nodes[l]
+        tags = _tags(layer)
+        row_tiles = [None] if tags == [""] else list(range(len(tags)))
         for j in range(layer.n_columns):
-            hints[nl.neuron_in_node(l, j)] = float(lay["neuron_in"][index, j])
+            for r in row_tiles:
+                hints[nl.neuron_in_node(l, j, r)] = float(lay["neuron_in"][index, j])
         r = layer.neuron.difference_gain
         sat = layer.neuron.saturation_v
         for k in range(layer.n_outputs):
@@ -152,12 +190,14 @@ def nodeset_hints(circuit: Circuit, behavioural: SimulationResult, characterizat
             tp, tm = float(lay["tia_out"][index, plus]), float(lay["tia_out"][index, minus])
             d = float(lay["difference_out"][index, k])
             act = float(outputs[l][index, k])
-            hints[f"{inst}.tp"], hints[f"{inst}.tm"] = tp, tm
-            hints[f"{inst}.dp"] = tm * r / (1 + r)
-            hints[f"{inst}.dn"] = (r * tp + act) / (1 + r)
+            for t in tags:
+                hints[f"{inst}.tp{t}"], hints[f"{inst}.tm{t}"] = tp / len(tags), tm / len(tags)
+            # Kirchhoff at the difference stage's inputs, each TIA output through R1, R2 = r R1
+            hints[f"{inst}.dp"] = tm * r / (1 + len(tags) * r)
+            hints[f"{inst}.dn"] = (r * tp + act) / (1 + len(tags) * r)
             hints[nl.activation_node(l, k)] = act
             linear = sat is None or abs(d) < 0.95 * sat
-            for stage in ("xtp", "xtm", "xd"):
+            for stage in [f"xtp{t}" for t in tags] + [f"xtm{t}" for t in tags] + ["xd"]:
                 for name, value in internal.items():
                     # a saturated stage's first-stage output sits near a rail: no hint beats a wrong one
                     if name == "x2" and stage == "xd" and not linear:
@@ -201,8 +241,8 @@ def _solve_op(circuit: Circuit, x: np.ndarray, design: NeuronDesign, corner: str
     hints = nodeset_hints(circuit, behavioural, characterization, corner, temp_c, index)
     body = transistor_netlist(circuit, x[index:index + 1], design, corner, temp_c, nodeset=hints, output_loads_s=loads)
     vectors = [f"v({nl.activation_node(l, k)})" for l, layer in enumerate(circuit.layers) for k in range(layer.n_outputs)]
-    vectors += [f"v({neuron_instance(l, k)}.{t})" for l, layer in enumerate(circuit.layers)
-                for k in range(layer.n_outputs) for t in ("tp", "tm")]
+    vectors += [f"v({neuron_instance(l, k)}.{side}{t})" for l, layer in enumerate(circuit.layers)
+                for k in range(layer.n_outputs) for side in ("tp", "tm") for t in _tags(layer)]
     log: list[str] = []
     op = run_analyses(body, [Analysis("op", "op", tuple(vectors))], options=NETWORK_OPTIONS,
                       timeout_s=timeout_s, log=log)["op"]
@@ -210,9 +250,9 @@ def _solve_op(circuit: Circuit, x: np.ndarray, design: NeuronDesign, corner: str
     for l, layer in enumerate(circuit.layers):
         acts.append(np.array([op[f"v({nl.activation_node(l, k)})"][0] for k in range(layer.n_outputs)]))
         t = np.zeros(layer.n_columns)
-        for k in range(layer.n_outputs):
-            t[int(layer.plus_columns[k])] = op[f"v({neuron_instance(l, k)}.tp)"][0]
-            t[int(layer.minus_columns[k])] = op[f"v({neuron_instance(l, k)}.tm)"][0]
+        for k in range(layer.n_outputs):  # a column's TIA output: the sum over its row tiles' when they sum
+            for side, column in (("tp", layer.plus_columns[k]), ("tm", layer.minus_columns[k])):
+                t[int(column)] = sum(op[f"v({neuron_instance(l, k)}.{side}{tag})"][0] for tag in _tags(layer))
         tias.append(t)
     return acts, tias, "gmin stepping" in log[0]
 
@@ -243,7 +283,7 @@ def simulate_transistor_network(circuit: Circuit, inputs_v: Any, design: NeuronD
 
     try:
         if mode == "monolithic":
-            beh = simulate(circuit, x, engine=engine, return_nodes=True, return_hidden=True)
+            beh = simulate(hint_circuit(circuit), x, engine=engine, return_nodes=True, return_hidden=True)
 
             def one(i: int) -> tuple:
                 return _solve_op(circuit, x, design, corner, temp_c, characterization, beh, i, None, timeout_s)
@@ -257,7 +297,7 @@ def simulate_transistor_network(circuit: Circuit, inputs_v: Any, design: NeuronD
             inputs = x
             for l in range(circuit.n_layers):
                 sub = _layer_circuit(circuit, l)
-                beh = simulate(sub, inputs, engine=engine, return_nodes=True, return_hidden=True)
+                beh = simulate(hint_circuit(sub), inputs, engine=engine, return_nodes=True, return_hidden=True)
                 loads = next_row_loads_s(circuit, l)
 
                 def one(i: int, sub: Circuit = sub, inputs: np.ndarray = inputs, beh: Any = beh,
@@ -276,7 +316,7 @@ def simulate_transistor_network(circuit: Circuit, inputs_v: Any, design: NeuronD
         if pool is not None:
             pool.shutdown()
     elapsed = time.perf_counter() - start
-    n_transistors = design.opamp.n_transistors * sum(3 * layer.n_outputs for layer in circuit.layers)
+    n_transistors = design.opamp.n_transistors * n_opamps(circuit)
     return TransistorRun(outputs_v=acts[-1], hidden_v=acts[:-1], tia_out_v=tias, elapsed_s=elapsed,
                          n_transistors=n_transistors,
                          info={"mode": mode, "corner": pdk.check_corner(corner), "temp_c": float(temp_c),

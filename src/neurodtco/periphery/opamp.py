@@ -159,30 +159,34 @@ def opamp_subckt(design: OpAmpDesign, name: str = "opamp") -> str:
     return "\n".join(lines) + "\n"
 
 
-def neuron_subckt(design: NeuronDesign, feedback_resistance_ohm: float, name: str, opamp_name: str = "opamp") -> str:
-    """One neuron: two transimpedance stages and the difference/activation stage.
+def neuron_subckt(design: NeuronDesign, feedback_resistance_ohm: float, name: str, opamp_name: str = "opamp",
+                  row_tiles: int = 1) -> str:
+    """One neuron: a transimpedance stage per column input and the difference/activation stage.
 
     Ports ``cp cm out vdd vss``: ``cp``/``cm`` are the plus/minus column inputs (the op-amps'
     inverting inputs), ``out`` the activation output. Internal nodes: ``tp``/``tm`` (TIA outputs),
-    ``dn``/``dp`` (difference-stage inputs).
+    ``dn``/``dp`` (difference-stage inputs). With ``row_tiles`` > 1 (tiles that sum) each column
+    has one input per row tile, ports ``cp0 .. cpK-1 cm0 .. cmK-1 out vdd vss``, each with its own
+    TIA (``tp0``.., ``tm0``..), and the difference stage adds them: every TIA output enters it
+    through its own ``R1`` and the ``R2`` feedback and ground resistors stay, so
+    ``out = (R2 / R1) (sum tm - sum tp)`` for any number of inputs.
     """
     check_positive("feedback_resistance_ohm", feedback_resistance_ohm, "ohms")
+    if isinstance(row_tiles, bool) or not isinstance(row_tiles, int) or row_tiles < 1:
+        raise ValueError(f"row_tiles={row_tiles!r} is not accepted: expected an integer >= 1")
     r1 = design.r_difference_in_ohm
     r2 = design.difference_gain * r1
-    lines = [
-        f".subckt {name} cp cm out vdd vss",
-        f"xtp 0 cp tp vdd vss {opamp_name}",
-        f"rfp tp cp {_m(feedback_resistance_ohm)}",
-        f"xtm 0 cm tm vdd vss {opamp_name}",
-        f"rfm tm cm {_m(feedback_resistance_ohm)}",
-        # d = r (t_minus - t_plus): t_minus drives the non-inverting side.
-        f"r1n tp dn {_m(r1)}",
-        f"r2n dn out {_m(r2)}",
-        f"r1p tm dp {_m(r1)}",
-        f"r2p dp 0 {_m(r2)}",
-        f"xd dp dn out vdd vss {opamp_name}",
-        f".ends {name}",
-    ]
+    tags = [""] if row_tiles == 1 else [str(r) for r in range(row_tiles)]
+    ports = [f"cp{t}" for t in tags] + [f"cm{t}" for t in tags]
+    lines = [f".subckt {name} {' '.join(ports)} out vdd vss"]
+    for t in tags:
+        lines += [f"xtp{t} 0 cp{t} tp{t} vdd vss {opamp_name}", f"rfp{t} tp{t} cp{t} {_m(feedback_resistance_ohm)}",
+                  f"xtm{t} 0 cm{t} tm{t} vdd vss {opamp_name}", f"rfm{t} tm{t} cm{t} {_m(feedback_resistance_ohm)}"]
+    # d = r (t_minus - t_plus): t_minus drives the non-inverting side.
+    lines += [f"r1n{t} tp{t} dn {_m(r1)}" for t in tags]
+    lines.append(f"r2n dn out {_m(r2)}")
+    lines += [f"r1p{t} tm{t} dp {_m(r1)}" for t in tags]
+    lines += [f"r2p dp 0 {_m(r2)}", f"xd dp dn out vdd vss {opamp_name}", f".ends {name}"]
     return "\n".join(lines) + "\n"
 
 

@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..correction.cross import cross_defect_figure
-from .data import MAX_CORRECTOR_PARAMS, ReportData, correction_frame, cross_result, parse_circuit_id
+from ..stats import bootstrap_ci
+from .data import (MAX_CORRECTOR_PARAMS, MEASURED_SOURCE, MEASURED_STUCK, ReportData, choose_corrector,
+                   correction_frame, cross_result, parse_circuit_id)
+from .uncertainty import grouped_means, mean_accuracy
 
 _ON, _OFF, _HEALTHY = "#c2410c", "#1d4ed8", "#475569"
 _PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569"]
@@ -116,17 +119,24 @@ def figure_gallery(d: ReportData) -> Optional[str]:
 
 
 
+def _basis(d: ReportData, n_chips: int) -> str:
+    """``n = 15 chips per point (over 5 networks), 180 test images each``: printed on every figure."""
+    nets = f" (over {d.n_networks} networks)" if d.n_networks > 1 else ""
+    return f"n = {n_chips} chip{'s' if n_chips != 1 else ''} per point{nets}, {d.n_test:,} test images each"
+
+
 def figure_accuracy_vs_severity(d: ReportData) -> Optional[str]:
-    """Accuracy vs defect density, one panel per (kind, array), one line per pattern."""
+    """Accuracy vs defect density, one panel per (kind, array), one line per pattern, with 95 % bands."""
     df = d.defective
     if df.empty:
         return None
     plt = _plt()
     kinds = [k for k in d.study["defects"]["kinds"] if k in set(df["kind"])]
     arrays = sorted(df["array"].unique())
-    fig, axes = plt.subplots(len(kinds), len(arrays), figsize=(2.55 * len(arrays) + 0.6, 2.25 * len(kinds) + 0.7),
+    fig, axes = plt.subplots(len(kinds), len(arrays), figsize=(2.55 * len(arrays) + 0.6, 2.25 * len(kinds) + 0.9),
                              sharex=True, sharey=True, squeeze=False)
-    stats = df.groupby(["kind", "array", "pattern", "severity"])["accuracy"].agg(["mean", "min", "max"]).reset_index()
+    stats = grouped_means(df, ["kind", "array", "pattern", "severity"])
+    log = df["severity"].max() / df["severity"].min() >= 20
     for r, kind in enumerate(kinds):
         for c, a in enumerate(arrays):
             ax = axes[r][c]
@@ -136,29 +146,42 @@ def figure_accuracy_vs_severity(d: ReportData) -> Optional[str]:
                     continue
                 color = _pattern_color(d, p)
                 ax.plot(s["severity"], s["mean"] * 100, "-o", ms=3, lw=1.4, color=color, label=p)
-                ax.fill_between(s["severity"], s["min"] * 100, s["max"] * 100, color=color, alpha=0.10, lw=0)
+                ax.fill_between(s["severity"], s["low"] * 100, s["high"] * 100, color=color, alpha=0.13, lw=0)
             if d.healthy_accuracy is not None:
                 ax.axhline(d.healthy_accuracy * 100, color=_HEALTHY, ls="--", lw=1)
+            if kind in MEASURED_STUCK:
+                ax.axvline(MEASURED_STUCK[kind], color="#111827", ls="-.", lw=0.9,
+                           label=f"measured ({MEASURED_SOURCE})" if (r, c) == (0, 0) or kind != kinds[0] else None)
             ax.axhline(10, color="#9ca3af", ls=":", lw=1)
             ax.set_ylim(0, 100)
+            if log:
+                ax.set_xscale("log")
             if r == 0:
                 ax.set_title(f"array {a}")
             if c == 0:
                 ax.set_ylabel(f"stuck-{kind}\ntest accuracy (%)")
             if r == len(kinds) - 1:
                 ax.set_xlabel("defect density")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 8), frameon=False, bbox_to_anchor=(0.5, 1.02))
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    handles, labels = [], []
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 5), frameon=False, bbox_to_anchor=(0.5, 1.04))
+    n_chips = int(stats["n_chips"].min()) if len(stats) else 0
+    fig.text(0.5, 0.005, _basis(d, n_chips) + "; bands: 95 % interval (Wilson for one chip, bootstrap otherwise)",
+             ha="center", va="bottom", fontsize=7.5, color="#4b5563")
+    fig.tight_layout(rect=(0, 0.03, 1, 0.92))
     return _png(fig)
 
 
 def figure_on_vs_off(d: ReportData) -> Optional[str]:
-    """Paired stuck-on vs stuck-off accuracy (same cells hit) and the mean per pattern."""
+    """Paired stuck-on vs stuck-off accuracy (same cells hit), and the paired difference per pattern."""
     df = d.defective
     if df.empty or not {"on", "off"} <= set(df["kind"]):
         return None
-    key = ["pattern", "array", "severity", "instance"]
+    key = [k for k in ("network_seed", "pattern", "array", "severity", "instance") if k in df]
     on = df[df["kind"] == "on"].set_index(key)["accuracy"]
     off = df[df["kind"] == "off"].set_index(key)["accuracy"]
     pair = pd.concat({"on": on, "off": off}, axis=1).dropna().reset_index()
@@ -181,78 +204,101 @@ def figure_on_vs_off(d: ReportData) -> Optional[str]:
     ax1.set_ylabel("accuracy with stuck-on cells (%)")
     ax1.set_title("each point: the same cells stuck on, and off")
     ax1.legend(frameon=False, loc="upper left", fontsize=7.5, markerscale=1.3)
-    means = pair.groupby("pattern")[["on", "off"]].mean().reindex(d.patterns())
-    x = np.arange(len(means))
-    ax2.bar(x - 0.2, means["on"] * 100, 0.4, color=_ON, label="stuck-on")
-    ax2.bar(x + 0.2, means["off"] * 100, 0.4, color=_OFF, label="stuck-off")
-    if d.healthy_accuracy is not None:
-        ax2.axhline(d.healthy_accuracy * 100, color=_HEALTHY, ls="--", lw=1, label="healthy circuit")
-    ax2.set_xticks(x, [p.replace("_", "\n") for p in means.index], fontsize=8)
-    ax2.set_ylabel("mean test accuracy (%)")
-    ax2.set_ylim(0, 100)
-    ax2.set_title("mean over arrays, densities and instances")
-    ax2.legend(frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    pair["diff"] = pair["on"] - pair["off"]
+    diffs = grouped_means(pair.rename(columns={"diff": "d"}).assign(accuracy=lambda t: t["d"]), ["pattern", "array"])
+    width = 0.8 / max(len(arrays), 1)
+    pats = d.patterns()
+    for j, a in enumerate(arrays):
+        s = diffs[diffs["array"] == a].set_index("pattern").reindex(pats)
+        x = np.arange(len(pats)) - 0.4 + width * (j + 0.5)
+        ax2.bar(x, s["mean"] * 100, width * 0.9, color=_PALETTE[j % len(_PALETTE)], label=f"array {a}")
+        ax2.errorbar(x, s["mean"] * 100, yerr=[(s["mean"] - s["low"]) * 100, (s["high"] - s["mean"]) * 100],
+                     fmt="none", ecolor="#111827", elinewidth=0.9, capsize=2)
+    ax2.axhline(0, color="#6b7280", lw=1)
+    ax2.set_xticks(np.arange(len(pats)), [p.replace("_", "\n") for p in pats], fontsize=8)
+    ax2.set_ylabel("stuck-on minus stuck-off (points)")
+    n = int(diffs["n_chips"].min()) if len(diffs) else 0
+    nets = f" over {d.n_networks} networks" if d.n_networks > 1 else ""
+    ax2.set_title(f"paired difference, 95 % bootstrap interval\nn = {n} chip pairs per bar{nets}, "
+                  f"{d.n_test:,} test images each", fontsize=8.5)
+    ax2.legend(frameon=False, ncol=min(len(arrays), 4), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     return _png(fig)
 
 
 
 def figure_recovery(d: ReportData) -> Optional[str]:
-    """Accuracy after correction vs corrector parameters, and the recovered fraction of the loss."""
+    """Accuracy after correction vs corrector parameters per array, and the recovered share per array, with intervals."""
     c = correction_frame(d)
     if c.empty:
         return None
     plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.2, 3.8))
-    mlp = c[c["corrector"] == "mlp"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.2, 3.9))
     arrays = sorted(c["array"].unique())
+    mlp = c[c["corrector"] == "mlp"]
     for j, a in enumerate(arrays):
-        s = mlp[mlp["array"] == a].groupby("n_parameters")["accuracy"].mean()
+        color = _PALETTE[j % len(_PALETTE)]
+        s = grouped_means(mlp[mlp["array"] == a], ["n_parameters"])
         if len(s):
-            ax1.plot(s.index, s.values * 100, "-o", ms=3.5, lw=1.5, color=_PALETTE[j % len(_PALETTE)], label=f"array {a}")
-    before = d.defective.groupby("array")["accuracy"].mean()
-    for j, a in enumerate(arrays):
-        if a in before.index:
-            ax1.axhline(before[a] * 100, color=_PALETTE[j % len(_PALETTE)], ls=":", lw=1)
+            ax1.errorbar(s["n_parameters"], s["mean"] * 100, yerr=[(s["mean"] - s["low"]) * 100,
+                         (s["high"] - s["mean"]) * 100], fmt="-o", ms=3.5, lw=1.5, capsize=2, color=color,
+                         label=f"array {a}")
+            ax1.fill_between(s["n_parameters"], s["low"] * 100, s["high"] * 100, color=color, alpha=0.13, lw=0)
+        raw = d.defective[d.defective["array"] == a]
+        if len(raw):
+            ax1.axhline(raw["accuracy"].mean() * 100, color=color, ls=":", lw=1)
+        choice = choose_corrector(c[c["array"] == a])
+        if choice is not None:
+            sel = c[(c["array"] == a) & (c["corrector"] == choice[0]) & (c["hidden"] == choice[1])]
+            ax1.scatter([choice[2]], [sel["accuracy"].mean() * 100], s=70, facecolors="none", edgecolors=color,
+                        lw=1.4, zorder=6)
     for name, marker in (("affine", "s"), ("logistic", "D"), ("lastlayer", "^")):
         b = c[c["corrector"] == name]
         if len(b):
-            ax1.scatter(b["n_parameters"].iloc[0], b["accuracy"].mean() * 100, marker=marker, s=46, color="#111827",
-                        zorder=5, label=f"{name} (all arrays)")
+            e = mean_accuracy(b)
+            ax1.errorbar([b["n_parameters"].iloc[0]], [e.value * 100], yerr=[[(e.value - e.low) * 100],
+                         [(e.high - e.value) * 100]], fmt=marker, ms=6, color="#111827", capsize=3, zorder=5,
+                         label=f"{name} (all arrays)")
     if d.healthy_accuracy is not None:
         ax1.axhline(d.healthy_accuracy * 100, color=_HEALTHY, ls="--", lw=1, label="healthy circuit")
     ax1.axvline(MAX_CORRECTOR_PARAMS, color="#9ca3af", lw=1)
     _parameter_axis(ax1, c["n_parameters"])
     ax1.set_xlabel("corrector parameters")
     ax1.set_ylabel("mean test accuracy after correction (%)")
-    ax1.set_title("dotted: the same circuits uncorrected")
-    ax1.legend(frameon=False, fontsize=7.5, loc="lower right")
+    n = int(c.groupby(["array", "corrector", "hidden"])["circuit_id"].nunique().min())
+    ax1.set_title(f"circled: chosen on validation\n{_basis(d, n)}", fontsize=8)
+    ax1.legend(frameon=False, fontsize=7, loc="lower right")
     damaged = c[c["lost"] >= 0.05]
     if len(damaged):
-        groups = damaged.groupby(["corrector", "n_parameters"])["recovered"]
-        q = groups.quantile([0.25, 0.5, 0.75]).unstack()
-        q = q.reset_index()
-        m = q[q["corrector"] == "mlp"].sort_values("n_parameters")
-        ax2.plot(m["n_parameters"], m[0.5] * 100, "-o", color="#2563eb", ms=3.5, lw=1.6, label="MLP 10-h-10: median")
-        ax2.fill_between(m["n_parameters"], m[0.25] * 100, m[0.75] * 100, color="#2563eb", alpha=0.15, lw=0,
-                         label="quartiles")
-        for name, marker in (("affine", "s"), ("logistic", "D"), ("lastlayer", "^")):
-            b = q[q["corrector"] == name]
-            if len(b):
-                ax2.errorbar(b["n_parameters"], b[0.5] * 100, yerr=[(b[0.5] - b[0.25]) * 100, (b[0.75] - b[0.5]) * 100],
-                             fmt=marker, color="#111827", ms=6, capsize=3, label=name)
+        for j, a in enumerate(arrays):
+            color = _PALETTE[j % len(_PALETTE)]
+            g = damaged[(damaged["array"] == a) & (damaged["corrector"] == "mlp")]
+            if g.empty:
+                continue
+            rows = []
+            for n_par, part in g.groupby("n_parameters"):
+                values = part["recovered"].dropna().to_numpy()
+                if values.size:
+                    low, high = bootstrap_ci(values, np.median)
+                    rows.append((n_par, np.median(values), low, high))
+            if rows:
+                t = np.array(rows, dtype=float)
+                ax2.errorbar(t[:, 0], t[:, 1] * 100, yerr=[(t[:, 1] - t[:, 2]) * 100, (t[:, 3] - t[:, 1]) * 100],
+                             fmt="-o", ms=3.5, lw=1.5, capsize=2, color=color,
+                             label=f"array {a} (n = {g['circuit_id'].nunique()})")
+                ax2.fill_between(t[:, 0], t[:, 2] * 100, t[:, 3] * 100, color=color, alpha=0.13, lw=0)
         ax2.axhline(0, color="#6b7280", lw=1)
-        low = float(np.nanmin(m[0.25])) * 100 if len(m) else 0.0
+        low = ax2.get_ylim()[0]
         if low < -100:  # a harmful tiny corrector would squash the informative range into a line
             ax2.set_ylim(-100, 105)
-            ax2.text(0.1, 0.97, f"axis clipped at -100%:\nthe lower quartile reaches {low:.0f}%", transform=ax2.transAxes,
-                     fontsize=7.5, color="#6b7280", va="top")
+            ax2.text(0.1, 0.97, "axis clipped at -100%", transform=ax2.transAxes, fontsize=7.5, color="#6b7280",
+                     va="top")
         ax2.axvline(MAX_CORRECTOR_PARAMS, color="#9ca3af", lw=1)
         _parameter_axis(ax2, c["n_parameters"])
         ax2.set_xlabel("corrector parameters")
-        ax2.set_ylabel("recovered share of the lost accuracy (%)")
-        ax2.set_title(f"circuits that lost >= 5 points (n = {damaged['circuit_id'].nunique()})")
-        ax2.legend(frameon=False, fontsize=7.5, loc="lower right")
+        ax2.set_ylabel("median recovered share of the loss (%)")
+        ax2.set_title("circuits that lost >= 5 points\nbars and bands: 95 % bootstrap of the median", fontsize=8.5)
+        ax2.legend(frameon=False, fontsize=7, loc="lower right")
     else:
         ax2.text(0.5, 0.5, "no circuit lost 5 points or more", ha="center", va="center", transform=ax2.transAxes)
         ax2.set_axis_off()

@@ -18,8 +18,8 @@ from typing import Any, Optional, Union
 import pandas as pd
 
 from ..store import atomic_write_text
-from .data import (MAX_CORRECTOR_PARAMS, fit_recipe, headline_numbers, load_report_data, plural, read_json,
-                   severity_table, time_breakdown)
+from .data import (MAX_CORRECTOR_PARAMS, MEASURED_SOURCE, MEASURED_STUCK, correction_by_array, fit_recipe,
+                   headline_numbers, load_report_data, plural, read_json, severity_table, time_breakdown)
 from .figures import (figure_accuracy_vs_severity, figure_cross, figure_gallery, figure_on_vs_off, figure_recovery,
                       figure_voltages)
 
@@ -67,6 +67,8 @@ def build_report(root: Union[str, Path]) -> str:
     table_rows = "".join(f"<tr><td>{_e(k)}</td><td class='num'>{_e(v)}</td><td class='note'>{_e(n)}</td></tr>"
                          for k, v, n in headline)
     sev = severity_table(d)
+    n_cell = int(d.defective[d.defective["severity"] == d.defective["severity"].max()]
+                 .groupby(["pattern", "array"]).size().min()) if sev is not None else 0
     sev_html = _frame_html(sev.rename(columns=lambda a: f"array {a}"), index_name="pattern") if sev is not None else ""
     smax = grid["severities"][-1]
     h_cross = study["cross_defect"]["hidden"]
@@ -79,12 +81,26 @@ def build_report(root: Union[str, Path]) -> str:
     pk = env.get("packages", {}) if env else {}
     versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
     healthy_txt = f"{d.healthy_accuracy:.1%}" if d.healthy_accuracy is not None else "n/a"
+    per_array = correction_by_array(d)
+    per_array_html = ""
+    if not per_array.empty:
+        head = "".join(f"<th>{_e(h)}</th>" for h in ("array", "corrector (chosen on validation)", "parameters",
+                                                     "uncorrected", "corrected", "paired gain", "basis"))
+        body = "".join("<tr>" + "".join(f"<td>{_e(r[k])}</td>" for k in ("array", "corrector", "parameters",
+                                                                          "uncorrected", "corrected", "gain", "basis"))
+                       + "</tr>" for r in per_array.to_dict("records"))
+        per_array_html = (f"<h3>Per array: the corrector with <= {MAX_CORRECTOR_PARAMS} parameters chosen on that "
+                          "array's validation images, judged once on test (mean test accuracy, 95 % interval; the "
+                          f"gain is paired on the same chips)</h3><table><tr>{head}</tr>{body}</table>")
+    n_val = int(d.circuits["n_validation"].iloc[0]) if "n_validation" in d.circuits and not d.circuits.empty else 0
+    measured = ", ".join(f"stuck-{k} {v:.2%}" for k, v in MEASURED_STUCK.items())
 
     sections = [
         ("headline", "Headline numbers",
          f'<div class="cards">{"".join(cards)}</div>'
          f"<table><tr><th>Quantity</th><th class='num'>Value</th><th>Note</th></tr>{table_rows}</table>"
-         + (f"<h3>Mean test accuracy (%) at the highest density ({smax:g}), stuck-on and stuck-off pooled</h3>{sev_html}"
+         + (f"<h3>Mean test accuracy (%) at the highest density ({smax:g}), stuck-on and stuck-off pooled, "
+            f"{n_cell} chips per cell (intervals: the accuracy-vs-density figure)</h3>{sev_html}"
             if sev_html else "")),
         ("gallery", "Defect maps",
          _figure(figure_gallery(d), "defect-map gallery",
@@ -97,24 +113,30 @@ def build_report(root: Union[str, Path]) -> str:
          _figure(figure_accuracy_vs_severity(d), "accuracy vs severity",
                  "<b>How fast each pattern destroys accuracy.</b> Test accuracy of the defective circuit (no "
                  "correction) against the target defect density, for every pattern (colours), array (columns) and "
-                 "kind (rows). Lines are the mean over instances, bands span the lowest to the highest instance. "
-                 f"Dashed: the healthy circuit ({healthy_txt}); dotted: chance (10%).")),
+                 f"kind (rows). Lines are the mean over instances{' and networks' if d.n_networks > 1 else ''}; bands "
+                 "are 95 % intervals (Wilson over the test images for a single chip, otherwise a bootstrap over "
+                 f"chips{' and networks' if d.n_networks > 1 else ''}). Dashed: the healthy circuit ({healthy_txt}); "
+                 f"dotted: chance (10%); dash-dotted: the measured stuck-cell fraction of {MEASURED_SOURCE} "
+                 f"({measured}; docs/defects.md).")),
         ("onoff", "Stuck-on vs stuck-off",
          _figure(figure_on_vs_off(d), "stuck-on vs stuck-off",
                  "<b>Does the stuck state matter?</b> Left: every defect instance is simulated twice with exactly the "
                  "same cells hit, once stuck at the highest conductance (on) and once at the lowest (off); points on "
-                 "the dashed diagonal are equally harmful either way (markers distinguish arrays). Right: the mean "
-                 "accuracy per pattern for each kind.")),
+                 "the dashed diagonal are equally harmful either way (markers distinguish arrays). Right: the paired "
+                 "difference (stuck-on minus stuck-off accuracy on the same chips) per pattern and array, with its "
+                 "95 % bootstrap interval; a bar whose interval spans zero shows no difference the study can resolve.")),
         ("correction", "Accuracy recovered vs corrector size",
          _figure(figure_recovery(d), "accuracy recovered vs corrector parameters",
                  "<b>How much a small network on the output voltages wins back.</b> Left: mean test accuracy after "
-                 "correction against the corrector's parameter count (10 &rarr; h &rarr; 10 MLPs, "
-                 f"h in {study['correctors']['hidden']}, fitted on each circuit's training images and evaluated on "
-                 "its held-out test images); dotted lines: the same circuits uncorrected; black markers: the "
-                 f"baselines ({_e(', '.join(study['correctors']['baselines']) or 'none in this study')}); the grey "
-                 f"line marks {MAX_CORRECTOR_PARAMS} parameters. Right: the share "
-                 "of the lost accuracy (healthy minus defective) that correction recovers, for the circuits that "
-                 f"lost at least 5 points. Fits: {_e(fit_recipe(study))}.")),
+                 "correction against the corrector's parameter count, per array (10 &rarr; h &rarr; 10 MLPs, "
+                 f"h in {study['correctors']['hidden']}, fitted on each circuit's training images; the circled size "
+                 f"is the one chosen on the {n_val:,} validation images; the test images only report); bands: 95 % "
+                 "bootstrap intervals; dotted lines: the same circuits uncorrected; black markers: the "
+                 f"baselines ({_e(', '.join(study['correctors']['baselines']) or 'none in this study')}) with their "
+                 f"intervals; the grey line marks {MAX_CORRECTOR_PARAMS} parameters. Right: per array, the median "
+                 "share of the lost accuracy (healthy circuit of the same network minus defective) that correction "
+                 f"recovers, for the circuits that lost at least 5 points. Fits: {_e(fit_recipe(study))}.")
+         + per_array_html),
         ("cross", "Cross-defect matrix",
          _figure(figure_cross(d), "cross-defect matrix",
                  f"<b>Does a corrector trained on one defect pattern transfer to another?</b> A corrector (h={h_cross}) "
@@ -137,7 +159,9 @@ def build_report(root: Union[str, Path]) -> str:
          f"<tr><td>Circuit</td><td>{_e(', '.join(f'{k}={v}' for k, v in study['circuit'].items() if v is not None))}</td></tr>"
          f"<tr><td>Engine</td><td>{_e(study['engine'])} {_e(study['engine_options'] or '')}</td></tr>"
          f"<tr><td>Network</td><td>{_e('-'.join(map(str, study['network']['widths'])))}, {study['network']['epochs']} "
-         f"epochs, seed {study['network']['seed']}</td></tr>"
+         f"epochs, seed{'s ' + _e(study['network']['seeds']) if study['network'].get('seeds') else ' ' + str(study['network']['seed'])}</td></tr>"
+         f"<tr><td>Images</td><td>{n_val:,} validation images (every choice), {d.n_test:,} test images (reported "
+         "once)</td></tr>"
          f"<tr><td>Correctors</td><td>{_e(fit_recipe(study))}</td></tr>"
          f"<tr><td>Seeds</td><td>{_e(study['seeds'])}</td></tr>"
          f"<tr><td>Tasks finished</td><td>{n_done}</td></tr>"

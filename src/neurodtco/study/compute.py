@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import correction
 from ..correction import BatchedMLPCorrector, cross_defect
-from ..data import to_voltages
+from ..data import Dataset, to_voltages
 from ..defects import Defect, apply_defects
 from ..engines import get_engine, simulate
 from ..imperfections import apply_imperfections
@@ -38,12 +38,16 @@ from .timing import FIT_PREFIX
 
 @dataclass(frozen=True, eq=False)
 class Setup:
-    """What every task needs, small enough to ship to each worker: the study and the network's weights."""
+    """What every task needs, small enough to ship to each worker: the study and its networks' weights.
+
+    ``networks`` maps a network seed to its lowered network; a study with one network (no
+    ``network.seeds``) keys it by None, as its circuit points are.
+    """
 
     study: dict[str, Any]
-    ops: tuple[Op, ...]
+    networks: dict[Optional[int], tuple[Op, ...]]
     fingerprint: str
-    software_accuracy: float
+    software_accuracy: dict[Optional[int], float]
 
 
 @dataclass(eq=False)
@@ -69,60 +73,86 @@ def ops_fingerprint(ops: Sequence[Op]) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_setup(study: Study, progress: Optional[Callable[[int, int], None]] = None) -> Setup:
-    """Load (or train and cache) the study's network once, in the runner, and pack it for the workers."""
-    dataset = study.dataset.load()
+def _train_network(study: Study, dataset: Dataset, seed: Optional[int],
+                   progress: Optional[Callable[[int, int], None]]) -> Any:
+    """The study's network with training seed ``seed`` (None: the study's own ``network.seed``), cached."""
     if study.network.model is not None:
         net = load_network(study.network.model)
         if net.n_inputs != dataset.n_features:
             raise ValueError(f"network.model {study.network.model!r} expects {net.n_inputs} inputs; "
                              f"the dataset has {dataset.n_features}")
-    elif study.network.arch is not None:
-        net = cached_fit(dataset, study.network.arch_config(dataset), data_seed=study.dataset.seed, progress=progress)
-    else:
-        config = study.network.to_config()
-        if config.widths[0] != dataset.n_features or config.widths[-1] != dataset.n_classes:
-            raise ValueError(f"network.widths {list(config.widths)} do not fit the {study.dataset.name} images: they "
-                             f"need {dataset.n_features} inputs and {dataset.n_classes} outputs")
-        net = default_network(dataset, config, data_seed=study.dataset.seed, progress=progress)
-    ops = tuple(net.ops())
+        return net
+    if study.network.arch is not None:
+        return cached_fit(dataset, study.network.arch_config(dataset, seed), data_seed=study.dataset.seed,
+                          progress=progress)
+    config = study.network.to_config(seed)
+    if config.widths[0] != dataset.n_features or config.widths[-1] != dataset.n_classes:
+        raise ValueError(f"network.widths {list(config.widths)} do not fit the {study.dataset.name} images: they "
+                         f"need {dataset.n_features} inputs and {dataset.n_classes} outputs")
+    return default_network(dataset, config, data_seed=study.dataset.seed, progress=progress)
+
+
+def prepare_setup(study: Study, progress: Optional[Callable[[int, int], None]] = None) -> Setup:
+    """Load (or train and cache) the study's networks once, in the runner, and pack them for the workers."""
+    dataset = study.dataset.load()
+    keys: list[Optional[int]] = [None] if study.network.seeds is None else list(study.network.seeds)
+    networks, software = {}, {}
+    for key in keys:
+        net = _train_network(study, dataset, key, progress)
+        networks[key] = tuple(net.ops())
+        software[key] = net.accuracy(dataset.x_test, dataset.y_test)
     if study.imperfection_items:
         # Fail here, once, on what only a circuit can refuse (a target outside the window, say),
         # rather than in every task on every worker.
         try:
-            apply_imperfections(map_ops(list(ops), study.circuit.to_config()), study.imperfection_items, 0)
+            apply_imperfections(map_ops(list(networks[keys[0]]), study.circuit.to_config()), study.imperfection_items, 0)
         except ValueError as exc:
             raise ValueError(f"imperfections: {exc}") from None
-    return Setup(study=study.canonical(), ops=ops, fingerprint=ops_fingerprint(ops),
-                 software_accuracy=net.accuracy(dataset.x_test, dataset.y_test))
+    prints = [ops_fingerprint(ops) for ops in networks.values()]
+    fingerprint = prints[0] if len(prints) == 1 else hashlib.sha256("".join(prints).encode()).hexdigest()[:16]
+    return Setup(study=study.canonical(), networks=networks, fingerprint=fingerprint, software_accuracy=software)
 
 
 @dataclass(frozen=True, eq=False)
 class _Context:
     study: Study
-    circuit: Any
+    circuits: dict[Optional[int], Any]  # the healthy circuit of each network seed
     engine: Any
-    x_all_v: np.ndarray
+    x_all_v: np.ndarray  # training, then validation, then test images
     y_all: np.ndarray
     n_train: int
+    n_validation: int
+
+    @property
+    def n_test(self) -> int:
+        """Test images (the last part of ``x_all_v``)."""
+        return len(self.y_all) - self.n_train - self.n_validation
+
+    def parts(self) -> tuple[slice, slice, slice]:
+        """Slices of the training, validation and test images along the image axis."""
+        a, b = self.n_train, self.n_train + self.n_validation
+        return slice(0, a), slice(a, b), slice(b, None)
 
 
 _CONTEXTS: dict[str, _Context] = {}
 
 
 def _context(setup: Setup) -> _Context:
-    """The healthy circuit, the engine and the images, built once per worker process."""
+    """The healthy circuits, the engine and the images, built once per worker process."""
     key = setup.fingerprint + hashlib.sha256(repr(sorted(setup.study.items())).encode()).hexdigest()
     ctx = _CONTEXTS.get(key)
     if ctx is not None:
         return ctx
     study = Study.model_validate(setup.study)
     dataset = study.dataset.for_correctors(study.dataset.load())
+    x_val, y_val = dataset.validation()
     mapping = study.circuit.to_config()
-    circuit = map_ops(list(setup.ops), mapping)
-    ctx = _Context(study=study, circuit=circuit, engine=get_engine(study.engine, **study.engine_options),
-                   x_all_v=to_voltages(dataset.x_all, mapping.v_read_v), y_all=dataset.y_all,
-                   n_train=len(dataset.y_train))
+    circuits = {seed: map_ops(list(ops), mapping) for seed, ops in setup.networks.items()}
+    x_all = np.concatenate([dataset.x_train, x_val, dataset.x_test])
+    ctx = _Context(study=study, circuits=circuits, engine=get_engine(study.engine, **study.engine_options),
+                   x_all_v=to_voltages(x_all, mapping.v_read_v),
+                   y_all=np.concatenate([dataset.y_train, y_val, dataset.y_test]),
+                   n_train=len(dataset.y_train), n_validation=len(y_val))
     _CONTEXTS.clear()  # one study at a time per worker; do not hoard circuits
     _CONTEXTS[key] = ctx
     return ctx
@@ -187,7 +217,7 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     t_build = t_factorize = 0.0
     for point in task.circuits:
         start = time.perf_counter()
-        circuit, mask, density, record = build_circuit(ctx.circuit, study, point)
+        circuit, mask, density, record = build_circuit(ctx.circuits[point.network_seed], study, point)
         t_build += time.perf_counter() - start
         # Read noise is drawn per inference group at simulation time, from the circuit's own seed.
         result = simulate(circuit, ctx.x_all_v, engine=ctx.engine, read_noise=study.imperfection_items.read_noise,
@@ -200,33 +230,41 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
         densities.append(density)
         records.append(record)
     t_sim = time.perf_counter() - t0 - t_build
-    v = np.stack(outputs)  # [K, images, outputs], train images first
+    v = np.stack(outputs)  # [K, images, outputs]: training, validation, then test images
     n_tr = ctx.n_train
-    y_tr, y_te = ctx.y_all[:n_tr], ctx.y_all[n_tr:]
+    train, val, test = ctx.parts()
+    y_tr, y_held = ctx.y_all[train], ctx.y_all[n_tr:]
     raw = np.argmax(v, axis=2)
-    acc_before = _accuracy(raw[:, n_tr:], y_te)
-    acc_train_before = _accuracy(raw[:, :n_tr], y_tr)
+    acc_before = _accuracy(raw[:, test], ctx.y_all[test])
     acc_all_before = _accuracy(raw, ctx.y_all)
 
+    # Per corrector: per-image correctness on the held-out images (validation then test), which the
+    # rows below split into the validation accuracy (for choosing) and the test count (for reporting).
     results: list[tuple[str, int, int, np.ndarray, np.ndarray]] = [
-        ("none", 0, 0, acc_before, acc_train_before)]
+        ("none", 0, 0, raw[:, n_tr:] == y_held, _accuracy(raw[:, train], y_tr))]
     t1 = time.perf_counter()
     fit_s: dict[str, float] = {}
-    results.extend(_fit_correctors(study, v, y_tr, y_te, n_tr, np.stack(hidden) if hidden else None, fit_s))
+    results.extend(_fit_correctors(study, v, y_tr, y_held, n_tr, np.stack(hidden) if hidden else None, fit_s))
     t_fit = time.perf_counter() - t1
 
+    n_val, n_test = ctx.n_validation, ctx.n_test
     rows = []
     for k, point in enumerate(task.circuits):
         cells_hit = int(masks[k].sum()) if masks[k] is not None else 0
-        for corrector, hidden, n_params, acc, acc_train in results:
+        net_seed = study.network.seed if point.network_seed is None else point.network_seed
+        for corrector, hidden, n_params, correct, acc_train in results:
+            n_correct = int(correct[k, n_val:].sum())
             rows.append({
-                "task_id": task.id, "circuit_id": point.circuit_id, "pattern": point.pattern, "kind": point.kind,
+                "task_id": task.id, "circuit_id": point.circuit_id, "network_seed": net_seed,
+                "pattern": point.pattern, "kind": point.kind,
                 "array": point.array, "severity": point.severity, "instance": point.instance,
                 "defect_seed": point.defect_seed, "density": densities[k], "cells_hit": cells_hit,
                 "corrector": corrector, "hidden": hidden, "n_parameters": n_params,
-                "accuracy": float(acc[k]), "accuracy_train": float(acc_train[k]),
+                "accuracy": n_correct / n_test, "n_correct": n_correct, "n_test": n_test,
+                "accuracy_validation": float(correct[k, :n_val].mean()), "n_validation": n_val,
+                "accuracy_train": float(acc_train[k]),
                 "accuracy_before": float(acc_before[k]), "accuracy_all_before": float(acc_all_before[k]),
-                "software_accuracy": setup.software_accuracy, "imperfections": records[k],
+                "software_accuracy": setup.software_accuracy[point.network_seed], "imperfections": records[k],
             })
     table = pd.DataFrame(rows, columns=CIRCUIT_COLUMNS)
     arrays: Optional[dict[str, np.ndarray]] = None
@@ -237,10 +275,11 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
             arrays["masks"] = np.stack(masks)
         if any(p.is_healthy for p in task.circuits):
             # The report draws defect maps on the programmed conductances and needs the labels.
-            for i, layer in enumerate(ctx.circuit.layers):
+            for i, layer in enumerate(ctx.circuits[task.circuits[0].network_seed].layers):
                 arrays[f"conductance_{i}"] = np.asarray(layer.conductance)
             arrays["labels"] = ctx.y_all.astype(np.int16)
             arrays["n_train"] = np.array(n_tr)
+            arrays["n_validation"] = np.array(n_val)
     info = {"n_circuits": len(task.circuits), "n_images": int(v.shape[1]),
             "n_inferences": int(v.shape[0] * v.shape[1]), "build_s": t_build, "factorize_s": t_factorize,
             "simulate_s": t_sim, "fit_s": t_fit, **{f"{FIT_PREFIX}{k}": v_s for k, v_s in fit_s.items()},
@@ -248,11 +287,12 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     return TaskOutput(table=table, arrays=arrays, info=info)
 
 
-CIRCUIT_COLUMNS = ["task_id", "circuit_id", "pattern", "kind", "array", "severity", "instance", "defect_seed",
-                   "density", "cells_hit", "corrector", "hidden", "n_parameters", "accuracy", "accuracy_train",
-                   "accuracy_before", "accuracy_all_before", "software_accuracy", "imperfections"]
-CROSS_COLUMNS = ["task_id", "array", "kind", "severity", "instance", "train_pattern", "test_pattern", "hidden",
-                 "n_parameters", "accuracy", "accuracy_before"]
+CIRCUIT_COLUMNS = ["task_id", "circuit_id", "network_seed", "pattern", "kind", "array", "severity", "instance",
+                   "defect_seed", "density", "cells_hit", "corrector", "hidden", "n_parameters", "accuracy", "n_correct",
+                   "n_test", "accuracy_validation", "n_validation", "accuracy_train", "accuracy_before",
+                   "accuracy_all_before", "software_accuracy", "imperfections"]
+CROSS_COLUMNS = ["task_id", "network_seed", "array", "kind", "severity", "instance", "train_pattern", "test_pattern",
+                 "hidden", "n_parameters", "accuracy", "accuracy_before"]
 
 
 def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray, n_tr: int,
@@ -260,7 +300,8 @@ def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndar
                     ) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
     """Fit every corrector of the study on every circuit of the task, each kind in one batched fit.
 
-    ``fit_s`` receives the wall seconds of each corrector's fit (``mlp-h8``, ``affine``, ...).
+    Returns per corrector its per-image correctness ``[K, images]`` on the held-out images
+    ``x[:, n_tr:]`` (labels ``y_te``) and its training accuracy ``[K]``. ``fit_s`` receives the wall seconds of each corrector's fit (``mlp-h8``, ``affine``, ...).
     """
     fit_s = {} if fit_s is None else fit_s
     out = []
@@ -278,9 +319,9 @@ def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndar
         start = time.perf_counter()
         model.fit(x[:, :n_tr], y_tr)
         fit_s[f"{name}-h{h}" if name == "mlp" else name] = time.perf_counter() - start
-        acc = _accuracy(model.predict(x[:, n_tr:]), y_te)
+        correct = np.asarray(model.predict(x[:, n_tr:])) == y_te
         acc_train = _accuracy(model.predict(x[:, :n_tr]), y_tr)
-        out.append((name, h, int(model.n_parameters), acc, acc_train))
+        out.append((name, h, int(model.n_parameters), correct, acc_train))
     return out
 
 
@@ -291,8 +332,8 @@ def _run_cross(task: Task, setup: Setup, inputs: dict[str, np.ndarray]) -> TaskO
     ctx = _context(setup)
     study = ctx.study
     group = dict(task.group)
-    n_tr = ctx.n_train
-    y_tr, y_te = ctx.y_all[:n_tr], ctx.y_all[n_tr:]
+    train, _, test = ctx.parts()
+    y_tr, y_te = ctx.y_all[train], ctx.y_all[test]
     patterns = list(study.defects.patterns)
     keys = sorted({(p.severity, p.instance) for p in task.circuits})
     by_point = {(p.pattern, p.severity, p.instance): p.circuit_id for p in task.circuits}
@@ -307,10 +348,12 @@ def _run_cross(task: Task, setup: Setup, inputs: dict[str, np.ndarray]) -> TaskO
                                    **study.correctors.options)
 
     t0 = time.perf_counter()
-    result = cross_defect(volts[:, :, :n_tr], y_tr, volts[:, :, n_tr:], y_te, corrector, types=patterns,
-                          before=_accuracy(np.argmax(volts[:, :, n_tr:], axis=3), y_te),
+    result = cross_defect(volts[:, :, train], y_tr, volts[:, :, test], y_te, corrector, types=patterns,
+                          before=_accuracy(np.argmax(volts[:, :, test], axis=3), y_te),
                           mixture=study.cross_defect.mixture)
-    chips = pd.DataFrame({"array": int(group["array"]), "kind": str(group["kind"]),
+    net_seed = group.get("network_seed")
+    chips = pd.DataFrame({"network_seed": study.network.seed if net_seed is None else int(net_seed),
+                          "array": int(group["array"]), "kind": str(group["kind"]),
                           "severity": [float(s) for s, _ in keys], "instance": [int(i) for _, i in keys]})
     table = result.to_table(chips).assign(task_id=task.id, hidden=h)[CROSS_COLUMNS]
     info = {"n_circuits": 0, "n_images": 0, "n_inferences": 0, "simulate_s": 0.0,

@@ -19,7 +19,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator,
                       model_validator)
 
-from ..data import Dataset, load_digits, load_fashion_mnist
+from ..data import Dataset, load_digits, load_fashion_mnist, split_validation
 from ..defects import KINDS, PATTERNS
 from ..engines import engine_names
 from ..imperfections import Imperfections, parse_imperfections
@@ -28,7 +28,7 @@ from ..network import NetworkConfig, make_config
 from ..yamlfile import load_yaml
 
 BASELINES = ("affine", "logistic", "lastlayer")
-BUILTIN_STUDIES = ("demo", "quick", "fashion-cnn")
+BUILTIN_STUDIES = ("demo", "quick", "fashion-cnn", "reviewed")
 
 
 class _Strict(BaseModel):
@@ -38,21 +38,38 @@ class _Strict(BaseModel):
 
 
 class DatasetSpec(_Strict):
-    """Which images, and how they are split into the corrector's training and test sets."""
+    """Which images, and how they are split into training, validation and test parts.
+
+    Training images fit the network and the correctors; validation images make every choice the
+    report makes (which corrector, which circuit to show); test images only report.
+    """
 
     name: Literal["digits", "fashion-mnist"] = "digits"
-    seed: int = Field(0, description="Seed of the stratified split (digits: train/test; fashion-mnist: the "
-                      "validation part carved from the 60,000 training images).")
+    seed: int = Field(0, description="Seed of the stratified splits (digits: train/test and the validation part; "
+                      "fashion-mnist: the validation part carved from the 60,000 training images).")
     n_test: int = Field(180, ge=10, description="digits only: held-out test images (the rest train the correctors). "
                         "fashion-mnist always uses its official 10,000 test images.")
+    n_validation: Optional[int] = Field(
+        None, ge=10, description="Validation images held out of the training part, stratified and seeded, before "
+        "the network trains (default: 180 for digits, 5,000 for fashion-mnist).")
     n_train: Optional[int] = Field(None, ge=10, description="Training images the correctors are fitted on (the "
                                    "first N of the training part; default all).")
+
+    @property
+    def validation_size(self) -> int:
+        """Validation images held out of training (the dataset's default when not set)."""
+        if self.n_validation is not None:
+            return self.n_validation
+        return 180 if self.name == "digits" else 5000
 
     def load(self) -> Dataset:
         """The dataset these settings describe, whole (the network trains on all of its training part)."""
         if self.name == "digits":
-            return load_digits(seed=self.seed, n_test=self.n_test)
-        return load_fashion_mnist(seed=self.seed)
+            data = split_validation(load_digits(seed=self.seed, n_test=self.n_test), self.validation_size, self.seed)
+            # The name keys the network cache: a network trained before the validation part was held out
+            # (on those images too) must not be taken for this one.
+            return dataclasses.replace(data, name=f"digits-val{self.validation_size}")
+        return load_fashion_mnist(n_validation=self.validation_size, seed=self.seed)
 
     def for_correctors(self, data: Dataset) -> Dataset:
         """The images every circuit is read on: the first ``n_train`` training images (all by default) and the test set."""
@@ -81,23 +98,39 @@ class NetworkSpec(_NetworkBase):  # type: ignore[misc, valid-type]
     """The network to map: the fields of ``NetworkConfig`` (trained and cached), or a ``model`` file."""
 
     model: Optional[str] = Field(None, description="A file from `neurodtco train`, relative to the study file.")
+    seeds: Optional[list[int]] = Field(
+        None, min_length=1, description="Several training seeds, each its own network with the whole grid "
+        "(results keyed by network_seed); replaces seed. Intervals of aggregates then bootstrap over them.")
     arch: Optional[str] = Field(None, description="An architecture instead of widths (cnn, resnet-mini, "
                                 "mlp:784-256-128-10), trained with its own recipe and cached; epochs and seed apply "
                                 "when given.")
 
-    def arch_config(self, dataset: Dataset) -> Any:
+    @property
+    def network_seeds(self) -> list[int]:
+        """The training seeds of the study's networks (``seeds``, else the one ``seed``)."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
+
+    def arch_config(self, dataset: Dataset, seed: Optional[int] = None) -> Any:
         """The training recipe ``arch`` names for ``dataset`` (epochs only when the study sets them)."""
         epochs = self.epochs if "epochs" in self.model_fields_set else None
-        return make_config(self.arch, dataset, epochs=epochs, seed=self.seed)
+        return make_config(self.arch, dataset, epochs=epochs, seed=self.seed if seed is None else seed)
 
     @model_validator(mode="after")
     def _check(self) -> "NetworkSpec":
+        if self.seeds is not None:
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"seeds {self.seeds} lists a seed twice")
+            if self.model is not None:
+                raise ValueError("seeds trains one network per seed; a model file is one trained network: "
+                                 "drop seeds, or drop model and give widths or arch")
         self.to_config()
         return self
 
-    def to_config(self) -> NetworkConfig:
-        """The ``NetworkConfig`` these settings describe."""
-        values = self.model_dump(exclude={"model", "arch"})
+    def to_config(self, seed: Optional[int] = None) -> NetworkConfig:
+        """The ``NetworkConfig`` these settings describe (with another training ``seed`` when given)."""
+        values = self.model_dump(exclude={"model", "arch", "seeds"})
+        if seed is not None:
+            values["seed"] = seed
         return NetworkConfig(**{**values, "widths": tuple(values["widths"])})
 
 
@@ -126,8 +159,10 @@ class DefectGrid(_Strict):
         default_factory=lambda: ["on", "off"], min_length=1)
     arrays: Union[Literal["all"], list[int]] = Field(
         "all", description="Layer indices (from 0) hit one at a time, or 'all' for each layer of the network.")
-    severities: list[float] = Field(default_factory=lambda: [0.1], min_length=1,
-                                    description="Target defect densities (fraction of the array's cells).")
+    severities: list[float] = Field(
+        default_factory=lambda: [0.001, 0.01, 0.1], min_length=1,
+        description="Target defect densities (fraction of the array's cells); the default spans the physical "
+        "range, 0.1 % to 10 % (docs/defects.md: measured stuck-cell rates).")
     instances: int = Field(1, ge=1, description="Independently seeded circuits per grid point.")
     random_position: bool = Field(
         True, description="Move instances after the first (defects.instances: a seeded random centre for "
@@ -302,7 +337,8 @@ class Study(_Strict):
     def n_circuits(self) -> int:
         """Defective circuits in the grid (the healthy reference not counted)."""
         d = self.defects
-        return len(d.patterns) * len(d.kinds) * len(self.arrays) * len(d.severities) * d.instances
+        return (len(d.patterns) * len(d.kinds) * len(self.arrays) * len(d.severities) * d.instances
+                * len(self.network.network_seeds))
 
     def canonical(self) -> dict[str, Any]:
         """The fully resolved study (every default filled in) as plain JSON data."""

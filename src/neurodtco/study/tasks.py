@@ -36,13 +36,15 @@ class CircuitPoint:
     defect_seed: int
     imperfection_seed: int
     params: tuple[tuple[str, Any], ...] = ()
+    network_seed: Optional[int] = None  # set only when the study trains several networks
 
     @property
     def circuit_id(self) -> str:
-        """Readable unique name, e.g. ``ring-on-a1-s0.2-i0``."""
+        """Readable unique name, e.g. ``ring-on-a1-s0.2-i0`` (``n3-ring-on-a1-s0.2-i0`` for network seed 3)."""
+        prefix = "" if self.network_seed is None else f"n{self.network_seed}-"
         if self.pattern == "none":
-            return f"healthy-i{self.instance}"
-        return f"{self.pattern}-{self.kind}-a{self.array}-s{self.severity:g}-i{self.instance}"
+            return f"{prefix}healthy-i{self.instance}"
+        return f"{prefix}{self.pattern}-{self.kind}-a{self.array}-s{self.severity:g}-i{self.instance}"
 
     @property
     def is_healthy(self) -> bool:
@@ -79,11 +81,25 @@ def _settings_for_circuits(study: Study) -> dict[str, Any]:
 
 
 def circuit_points(study: Study) -> list[CircuitPoint]:
-    """Every circuit of the grid, healthy reference first, in grid order."""
+    """Every circuit of the grid, healthy references first, in grid order (network seed outermost)."""
+    seeds = study.network.network_seeds
+    if study.network.seeds is None:
+        return _points_of_network(study, None)
+    healthy, defective = [], []
+    for net_seed in seeds:
+        points = _points_of_network(study, net_seed)
+        healthy.extend(p for p in points if p.is_healthy)
+        defective.extend(p for p in points if not p.is_healthy)
+    return healthy + defective
+
+
+def _points_of_network(study: Study, net_seed: Optional[int]) -> list[CircuitPoint]:
+    """The grid of one network; the defect seeds do not depend on the network, so every network meets the same chips."""
     d, s = study.defects, study.seeds
     points = []
     if d.include_healthy:
-        points.append(CircuitPoint("none", "none", -1, 0.0, 0, 0, stable_seed(s.imperfections, "healthy")))
+        points.append(CircuitPoint("none", "none", -1, 0.0, 0, 0, stable_seed(s.imperfections, "healthy"),
+                                   network_seed=net_seed))
     for pattern in d.patterns:
         for array in study.arrays:
             for kind in d.kinds:
@@ -100,6 +116,7 @@ def circuit_points(study: Study) -> list[CircuitPoint]:
                             pattern, kind, array, float(severity), instance, seed,
                             stable_seed(s.imperfections, pattern, array, instance),
                             tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())),
+                            network_seed=net_seed,
                         ))
     return points
 
@@ -112,32 +129,39 @@ def expand_tasks(study: Study, fingerprint: str = "") -> list[Task]:
     healthy = [p for p in points if p.is_healthy]
     if healthy:
         tasks.append(_circuits_task("c-healthy", healthy, settings, fingerprint))
-    by_cell: dict[tuple[str, int], list[CircuitPoint]] = {}
+    by_cell: dict[tuple[Optional[int], str, int], list[CircuitPoint]] = {}
     for p in points:
         if not p.is_healthy:
-            by_cell.setdefault((p.pattern, p.array), []).append(p)
+            by_cell.setdefault((p.network_seed, p.pattern, p.array), []).append(p)
     step = study.tasks.max_circuits
     # Array-major order: the cross tasks of the first array become ready while the rest still run.
-    order = sorted(by_cell, key=lambda k: (study.arrays.index(k[1]), study.defects.patterns.index(k[0])))
-    for pattern, array in order:
-        cell = by_cell[(pattern, array)]
+    order = sorted(by_cell, key=lambda k: (study.arrays.index(k[2]), study.defects.patterns.index(k[1]),
+                                           -1 if k[0] is None else k[0]))
+    for net_seed, pattern, array in order:
+        cell = by_cell[(net_seed, pattern, array)]
+        prefix = "" if net_seed is None else f"n{net_seed}-"
         for chunk, start in enumerate(range(0, len(cell), step)):
-            tasks.append(_circuits_task(f"c-{pattern}-a{array}-{chunk}", cell[start:start + step], settings, fingerprint))
+            tasks.append(_circuits_task(f"c-{prefix}{pattern}-a{array}-{chunk}", cell[start:start + step], settings,
+                                        fingerprint))
     if study.cross_defect.enabled:
         cross = study.canonical()["cross_defect"]
         crossed = set(study.cross_defect.severities or study.defects.severities)
 
-        def member(p: CircuitPoint, array: int, kind: str) -> bool:
-            return p.array == array and p.kind == kind and p.severity in crossed
+        def member(p: CircuitPoint, net_seed: Optional[int], array: int, kind: str) -> bool:
+            return p.network_seed == net_seed and p.array == array and p.kind == kind and p.severity in crossed
 
-        for array in study.arrays:
-            for kind in study.defects.kinds:
-                deps = tuple(t.id for t in tasks if any(member(p, array, kind) for p in t.circuits))
-                members = tuple(p for t in tasks for p in t.circuits if member(p, array, kind))
-                payload = {"cross": cross, "options": settings["correctors"]["options"], "seeds": settings["seeds"],
-                           "deps": deps, "patterns": study.defects.patterns}
-                tasks.append(Task(id=f"x-a{array}-{kind}-{_short_hash(payload)}", stage="cross", circuits=members,
-                                  depends_on=deps, group=(("array", array), ("kind", kind))))
+        net_seeds = [None] if study.network.seeds is None else study.network.network_seeds
+        for net_seed in net_seeds:
+            prefix = "" if net_seed is None else f"n{net_seed}-"
+            for array in study.arrays:
+                for kind in study.defects.kinds:
+                    deps = tuple(t.id for t in tasks if any(member(p, net_seed, array, kind) for p in t.circuits))
+                    members = tuple(p for t in tasks for p in t.circuits if member(p, net_seed, array, kind))
+                    payload = {"cross": cross, "options": settings["correctors"]["options"],
+                               "seeds": settings["seeds"], "deps": deps, "patterns": study.defects.patterns}
+                    tasks.append(Task(id=f"x-{prefix}a{array}-{kind}-{_short_hash(payload)}", stage="cross",
+                                      circuits=members, depends_on=deps,
+                                      group=(("array", array), ("kind", kind), ("network_seed", net_seed))))
     return tasks
 
 

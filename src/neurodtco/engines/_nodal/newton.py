@@ -25,7 +25,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ...devices import GapReRAMCell
 from .factorize import Factorization, factorize
 from .network import ArrayNetwork
 from .solve import ArraySolution, solve
@@ -75,10 +74,7 @@ class _Problem:
 
     def current(self, v: np.ndarray) -> np.ndarray:
         """Cell currents at cell voltages ``v`` (rows first)."""
-        if type(self.cell) is GapReRAMCell:
-            # the gap model's own formula (devices.py) with a faster sinh
-            return (self.g_rows * self.cell.shape_factor) * _sinh(v / self.cell.v0_v)
-        return self.cell.current(self.g_rows, v)
+        return cell_current(self.cell, self.g_rows, v)
 
     def factorize(self, slopes: np.ndarray) -> Factorization:
         """Factorization for cell slopes ``[R, S, C]`` (rows first)."""
@@ -287,20 +283,9 @@ def _merge(state: _State, subs: list[_State]) -> None:
     state.iterations += max(s.iterations for s in subs)
 
 
-def _sinh(x: np.ndarray) -> np.ndarray:
-    """``sinh(x)`` from one ``expm1``: ``e (e + 2) / (2 (e + 1))`` with ``e = exp(|x|) - 1``.
-
-    No cancellation near 0 (unlike ``(exp(x) - exp(-x)) / 2``), within a few ulp of ``np.sinh``
-    (odd symmetry keeps ``e + 1 >= 1``), and about twice as fast, which matters because every
-    Newton step evaluates every cell.
-    """
-    e = np.expm1(np.abs(x))
-    out = e + 2.0
-    out *= e
-    e += 1.0
-    e *= 2.0
-    out /= e
-    return np.copysign(out, x, out=out)
+def cell_current(cell: Any, g_read: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Currents of cells of read conductance ``g_read`` at voltages ``v`` (broadcasting)."""
+    return cell.current(g_read, v)
 
 
 def _max_abs(a: np.ndarray) -> float:

@@ -15,11 +15,13 @@ Tiles that end on the same neuron inputs (a *group*: every row tile of a column 
 Each group's transimpedance output is ``V_os + n - R_f I``; a column's output is the sum over its
 groups (one group when shared; a summing amplifier adding the tiles' outputs when summing).
 
-Nonlinear cells: row tiles that share finite-gain neuron inputs are solved by Gauss-Seidel over
-the tiles (``coupled_cells``), Newton inside each: tile ``a`` sees the others' latest currents
-injected into its neuron inputs. At the fixed point every tile's node voltage is the same and
-Kirchhoff holds at the shared node exactly; each sweep shrinks the error by about ``Y / H``
-(``1e-3`` or less for op-amp gains of ``1e3`` and up), so a few sweeps reach ``rtol``.
+Nonlinear cells: the engine solves row tiles that share finite-gain neuron inputs together, the
+shared node coupled inside every chord step (``chord.py``). ``coupled_cells`` is the tile-by-tile
+reference it falls back to (true Newton, ``newton="full"``): Gauss-Seidel over the tiles, Newton
+inside each, tile ``a`` seeing the others' latest currents injected into its neuron inputs. At
+the fixed point every tile's node voltage is the same and Kirchhoff holds at the shared node
+exactly; each sweep shrinks the error by about ``Y / H`` (``1e-3`` or less for op-amp gains of
+``1e3`` and up), so a few sweeps reach ``rtol``.
 
 Voltages are measured from the neuron reference ``V_os``, as everywhere in ``_nodal``.
 """
