@@ -32,6 +32,7 @@ LAYERS: list[set[str]] = [
     {"periphery"},
     {"correction"},
     {"mitigation"},
+    {"wafer"},
     {"store"},
     {"study"},
     {"report"},

@@ -17,7 +17,8 @@ from neurodtco.study.executors import LocalExecutor, SerialExecutor, make_execut
 
 runner = CliRunner()
 CIRCUIT_FLAGS = {"--cell", "--r-on", "--r-off", "--v-read", "--wire-ohm", "--gain", "--layout", "--encoding"}
-CIRCUIT_COMMANDS = ["simulate", "netlist", "verify", "imperfect", "correct", "mitigate", "defects show", "energy"]
+CIRCUIT_COMMANDS = ["simulate", "netlist", "verify", "imperfect", "correct", "mitigate", "defects show", "energy",
+                    "yield"]
 
 
 def commands() -> dict[str, typer.main.TyperCommand]:
@@ -38,7 +39,7 @@ def options_of(cmd) -> dict[str, object]:
 
 def test_every_circuit_command_has_the_same_circuit_options_and_defaults():
     all_commands = commands()
-    assert len(all_commands) == 14
+    assert len(all_commands) == 15
     for name in CIRCUIT_COMMANDS:
         opts = options_of(all_commands[name])
         assert CIRCUIT_FLAGS <= set(opts), name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from . import correct, defects, energy, imperfections, network, periphery, study
+from . import correct, defects, energy, imperfections, network, periphery, study, yield_cmd
 from .common import Command, Group
 
 app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True,
@@ -27,6 +27,7 @@ for command in (imperfections.imperfect, correct.correct, imperfections.mitigate
     app.command(cls=Command)(command)
 app.command("transistor-check", cls=Command)(periphery.transistor_check)
 app.command(cls=Command)(energy.energy)
+app.command("yield", cls=Command)(yield_cmd.yield_)
 
 
 def main() -> None:

@@ -132,6 +132,37 @@ def apply_defects(circuit: Circuit, defects: Sequence[Union[Defect, str, Mapping
     return circuit.with_conductances(conductances), record
 
 
+def apply_stuck_map(circuit: Circuit, stuck_s: Sequence[np.ndarray]) -> tuple[Circuit, DefectRecord]:
+    """Stick the cells of a given map: ``stuck_s[l]`` holds each stuck cell's conductance (S), NaN elsewhere.
+
+    The entry point for masks that come from outside the pattern vocabulary (a wafer-level field,
+    a measured defect-map file). The record has the masks and densities; it resolves no patterns.
+    """
+    if len(stuck_s) != circuit.n_layers:
+        raise ValueError(f"stuck_s has {len(stuck_s)} arrays; this circuit has {circuit.n_layers} layers: give one "
+                         "[rows, cols] array per layer (NaN where a cell is healthy)")
+    stuck = []
+    for index, (values, layer) in enumerate(zip(stuck_s, circuit.layers)):
+        values = np.array(values, dtype=np.float64, copy=True)
+        if values.shape != layer.conductance.shape:
+            raise ValueError(f"stuck_s[{index}] has shape {values.shape}; layer {index} is {layer.conductance.shape}")
+        if np.any(values < 0) or np.any(np.isinf(values)):
+            raise ValueError(f"stuck_s[{index}] holds a negative or infinite conductance; stuck values must be "
+                             "finite and >= 0 S (NaN marks a healthy cell)")
+        values.setflags(write=False)
+        stuck.append(values)
+    masks = [~np.isnan(v) for v in stuck]
+    conductances = [np.where(m, v, layer.conductance) for m, v, layer in zip(masks, stuck, circuit.layers)]
+    for m in masks:
+        m.setflags(write=False)
+    layer_tiles = [layer.tiles for layer in circuit.layers]
+    tile_density = [[float(m[t.rows, t.columns].mean()) for t in tiles] for m, tiles in zip(masks, layer_tiles)]
+    record = DefectRecord(masks=masks, density=[float(m.mean()) for m in masks], defects=[], sources=[],
+                          defect_masks=[], stuck_s=stuck, requested=[], seed=0, tiles=layer_tiles,
+                          tile_density=tile_density, defect_tiles=[])
+    return circuit.with_conductances(conductances), record
+
+
 def target_layers(circuit: Circuit, defect: Defect) -> list[int]:
     """Layer indices a defect targets on this circuit (refuses layers that do not exist)."""
     if defect.layers == "all":
