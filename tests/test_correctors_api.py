@@ -7,12 +7,14 @@ import inspect
 import numpy as np
 import pytest
 import sklearn.base
+import torch
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from neurodtco.correction import (CORRECTORS, AffineCalibration, BatchedAffineCalibration, BatchedLastLayerRetrain,
                                   BatchedLogisticCorrector, BatchedMLPCorrector, LastLayerRetrain, LogisticCorrector,
                                   MLPCorrector, NotFittedError)
+from neurodtco.correction.base import cross_entropy
 
 ALL = [MLPCorrector, AffineCalibration, LogisticCorrector, LastLayerRetrain, BatchedMLPCorrector,
        BatchedAffineCalibration, BatchedLogisticCorrector, BatchedLastLayerRetrain]
@@ -34,6 +36,10 @@ HT, _ = data(30, 8, 10, 1)
 
 # Recorded with the correctors as they were before they took on scikit-learn's contract (the values
 # were bit-identical after it on the recording machine); other CPUs may round the last digits differently.
+# Since then the gradients are written by hand instead of taken by autograd: equal to rounding
+# (test_hand_written_gradients_are_autograds), which the 80 non-convex L-BFGS steps of mlp_h4_lbfgs
+# amplify to a few 1e-5 in its logits and 2e-7 in its loss; the other fits still agree to 1e-9.
+TOLERANCE = {"mlp_h4_lbfgs": 1e-4}
 REFERENCE = {
     "mlp_h4_lbfgs": {
         "predict": "917593201145111099375154025491",
@@ -100,8 +106,9 @@ def test_single_chip_fits_reproduce_the_recorded_predictions(case):
     model = make().fit(x, Y, n_classes=10)
     ref = REFERENCE[case]
     assert "".join(map(str, model.predict(xt))) == ref["predict"]
-    np.testing.assert_allclose(model.decision_function(xt)[0], ref["logits_row0"], rtol=1e-9, atol=1e-9)
-    assert model.final_loss == pytest.approx(ref["final_loss"], rel=1e-9)
+    tol = TOLERANCE.get(case, 1e-9)
+    np.testing.assert_allclose(model.decision_function(xt)[0], ref["logits_row0"], rtol=tol, atol=tol)
+    assert model.final_loss == pytest.approx(ref["final_loss"], rel=tol / 100)
 
 
 def test_batched_fits_reproduce_the_recorded_predictions():
@@ -112,6 +119,27 @@ def test_batched_fits_reproduce_the_recorded_predictions():
     assert ["".join(map(str, p)) for p in z.argmax(-1)] == ref["predict"]
     np.testing.assert_allclose(z[:, 0], ref["logits_row0"], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(model.final_loss_, ref["final_loss"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("model", [BatchedMLPCorrector(hidden=4), BatchedMLPCorrector(hidden=3, activation="relu"),
+                                   BatchedMLPCorrector(hidden=3, activation="hardtanh"), BatchedAffineCalibration(),
+                                   BatchedLogisticCorrector()], ids=lambda m: f"{m.name}-{getattr(m, 'activation', '')}")
+def test_hand_written_gradients_are_autograds(model):
+    """The fit's loss and gradient equal autograd's on the textbook cross-entropy, at a random point."""
+    gen = torch.Generator().manual_seed(0)
+    k, f, c, n = 3, 10, 10, 50
+    x = torch.randn(k, f, n, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, c, (k, 1, n), generator=gen)
+    params = {name: (1.5 * torch.randn(k, *p.shape, generator=gen, dtype=torch.float64)).requires_grad_(True)
+              for name, p in model._init_params(f, c, gen).items()}
+    logits, cache = model._forward(params, x)
+    loss, dlogits = cross_entropy(logits.detach(), y)
+    grads = model._backward({name: p.detach() for name, p in params.items()}, x, cache, dlogits)
+    reference = torch.nn.functional.cross_entropy(logits, y.squeeze(1), reduction="none").mean(dim=1)
+    expected = torch.autograd.grad(reference.sum(), list(params.values()))
+    np.testing.assert_allclose(loss.numpy(), reference.detach().numpy(), rtol=1e-12)
+    for name, want in zip(params, expected):
+        np.testing.assert_allclose(grads[name].detach().numpy(), want.numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
 
 
 # ----- get_params, set_params, clone -------------------------------------------------------------

@@ -57,6 +57,23 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy ``[K]`` of logits ``[K, C, N]`` against labels ``[K, 1, N]``, and its gradient ``[K, C, N]``.
+
+    The gradient is written by hand, ``(softmax - onehot) / N``: autograd's graph costs more than the
+    arithmetic on these small matrices. ``logits`` is not modified.
+    """
+    n = logits.shape[2]
+    peak = logits.amax(dim=1, keepdim=True)  # log-sum-exp without overflow
+    e = (logits - peak).exp_()
+    total = e.sum(dim=1, keepdim=True)
+    lse = total.log() + peak
+    loss = (lse - logits.gather(1, labels)).squeeze(1).mean(dim=1)
+    grad = e.mul_((1.0 / n) / total)
+    grad.scatter_add_(1, labels, torch.full(labels.shape, -1.0 / n, dtype=grad.dtype, device=grad.device))
+    return loss, grad
+
+
 class BatchedCorrector(sklearn.base.BaseEstimator):
     """Base of the batched correctors: ``K`` independent classifiers trained at once.
 
@@ -116,9 +133,22 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         """One model's initial parameters (no leading K axis)."""
         raise NotImplementedError
 
-    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]`` (features-major)."""
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]`` (features-major), and what ``_backward`` needs."""
         raise NotImplementedError
+
+    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
+                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gradient of a loss with respect to each parameter, given its gradient ``dlogits`` with respect to the logits."""
+        raise NotImplementedError
+
+    def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
+        """Flops of the linear maps in one model's loss and gradient on ``n_images`` (the least a fit evaluation costs)."""
+        raise NotImplementedError
+
+    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]``."""
+        return self._forward(params, x)[0]
 
     def count_parameters(self, n_features: int = 10, n_classes: int = 10) -> int:
         """Trainable numbers of one model for ``n_features`` inputs and ``n_classes`` classes."""
@@ -201,17 +231,17 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
                     start += size
                 return out
 
-            def objective(theta: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-                """Loss of the models ``index``: mean cross-entropy plus the L2 penalty on weight matrices."""
+            def objective(theta: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                """Loss ``[K']`` and its gradient ``[K', P]`` of the models ``index`` (penalty included)."""
                 params = unflatten(theta)
                 x_sub, y_sub = (xs, yt) if len(index) == k else (xs[index], yt[index])
-                logits = self._logits(params, x_sub)  # [K', C, N]
-                peak = logits.detach().amax(dim=1, keepdim=True)  # log-sum-exp without overflow
-                lse = (logits - peak).exp().sum(dim=1).log() + peak.squeeze(1)
-                loss = (lse - logits.gather(1, y_sub).squeeze(1)).mean(dim=1)
+                logits, cache = self._forward(params, x_sub)  # [K', C, N]
+                loss, dlogits = cross_entropy(logits, y_sub)
+                grads = self._backward(params, x_sub, cache, dlogits)
                 for name in self._penalised:
                     loss = loss + 0.5 * weight_decay * params[name].pow(2).flatten(1).sum(dim=1)
-                return loss
+                    grads[name] = grads[name] + (0.5 * weight_decay) * (2.0 * params[name])
+                return loss, torch.cat([grads[name].flatten(1) for name in shapes], dim=1)
 
             if settings["solver"] == "lbfgs":
                 theta, history, iterations, evaluations = lbfgs(objective, theta0, self.iterations, settings["tol"])

@@ -67,15 +67,32 @@ class BatchedMLPCorrector(BatchedCorrector):
         return {"w1": _uniform((h, n_features), n_features, generator), "b1": _uniform((h, 1), n_features, generator),
                 "w2": _uniform((n_classes, h), h, generator), "b2": _uniform((n_classes, 1), h, generator)}
 
-    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        a = torch.baddbmm(params["b1"], params["w1"], x)
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        pre = torch.baddbmm(params["b1"], params["w1"], x)
         if self.activation == "tanh":
-            a = torch.tanh(a)
+            a = torch.tanh(pre)
         elif self.activation == "relu":
-            a = torch.relu(a)
+            a = torch.relu(pre)
         else:
-            a = torch.clamp(a, -1.0, 1.0)
-        return torch.baddbmm(params["b2"], params["w2"], a)
+            a = torch.clamp(pre, -1.0, 1.0)
+        return torch.baddbmm(params["b2"], params["w2"], a), (pre, a)
+
+    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
+                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
+        pre, a = cache
+        da = torch.bmm(params["w2"].transpose(1, 2), dlogits)
+        if self.activation == "tanh":
+            da.mul_(1.0 - a * a)
+        elif self.activation == "relu":
+            da.masked_fill_(pre <= 0, 0.0)
+        else:
+            da.masked_fill_((pre < -1.0) | (pre > 1.0), 0.0)
+        return {"w1": torch.bmm(da, x.transpose(1, 2)), "b1": da.sum(dim=2, keepdim=True),
+                "w2": torch.bmm(dlogits, a.transpose(1, 2)), "b2": dlogits.sum(dim=2, keepdim=True)}
+
+    def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
+        """Two products forward (F -> h -> C), three backward (weights of both layers, and the hidden gradient)."""
+        return 2 * n_images * int(self.hidden) * (2 * n_features + 3 * n_classes)
 
 
 class BatchedAffineCalibration(BatchedCorrector):
@@ -92,8 +109,16 @@ class BatchedAffineCalibration(BatchedCorrector):
         return {"gain": torch.ones(n_features, 1, dtype=torch.float64),
                 "offset": torch.zeros(n_features, 1, dtype=torch.float64)}
 
-    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return x * params["gain"] + params["offset"]
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return x * params["gain"] + params["offset"], None
+
+    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
+                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"gain": (dlogits * x).sum(dim=2, keepdim=True), "offset": dlogits.sum(dim=2, keepdim=True)}
+
+    def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
+        """A multiply and an add per voltage forward; a multiply and two adds backward."""
+        return 5 * n_images * n_features
 
 
 class BatchedLogisticCorrector(BatchedCorrector):
@@ -106,8 +131,16 @@ class BatchedLogisticCorrector(BatchedCorrector):
         return {"w": torch.zeros(n_classes, n_features, dtype=torch.float64),
                 "b": torch.zeros(n_classes, 1, dtype=torch.float64)}  # convex: zero start is fine
 
-    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(params["b"], params["w"], x)
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return torch.baddbmm(params["b"], params["w"], x), None
+
+    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
+                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"w": torch.bmm(dlogits, x.transpose(1, 2)), "b": dlogits.sum(dim=2, keepdim=True)}
+
+    def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
+        """One product forward, one backward (the weights' gradient)."""
+        return 4 * n_images * n_features * n_classes
 
 
 class BatchedLastLayerRetrain(BatchedLogisticCorrector):
