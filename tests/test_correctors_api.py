@@ -18,7 +18,8 @@ from neurodtco.correction.base import cross_entropy
 
 ALL = [MLPCorrector, AffineCalibration, LogisticCorrector, LastLayerRetrain, BatchedMLPCorrector,
        BatchedAffineCalibration, BatchedLogisticCorrector, BatchedLastLayerRetrain]
-BASE_PARAMS = {"features", "seed", "solver", "max_iter", "learning_rate", "weight_decay", "tol", "dtype", "n_threads"}
+BASE_PARAMS = {"features", "seed", "solver", "max_iter", "learning_rate", "weight_decay", "tol", "dtype", "n_threads",
+               "device"}
 
 
 def data(n: int, f: int, c: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +143,37 @@ def test_hand_written_gradients_are_autograds(model):
         np.testing.assert_allclose(grads[name].detach().numpy(), want.numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
 
 
+# ----- the device the fit runs on -----------------------------------------------------------------
+
+def test_device_cpu_fits_exactly_as_the_default():
+    default = BatchedMLPCorrector(hidden=3, seed=2, max_iter=30).fit(np.stack([X, X[::-1]]), Y, n_classes=10)
+    on_cpu = BatchedMLPCorrector(hidden=3, seed=2, max_iter=30, device="cpu").fit(np.stack([X, X[::-1]]), Y,
+                                                                                  n_classes=10)
+    np.testing.assert_array_equal(on_cpu.decision_function(np.stack([XT, XT])),
+                                  default.decision_function(np.stack([XT, XT])))
+    assert all(p.device.type == "cpu" for p in on_cpu.params_.values())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_device_torch_does_not_have_is_refused_with_how_to_fix_it():
+    with pytest.raises(ValueError, match=r"device='cuda' is not available: .*no CUDA GPU; use device='cpu'"):
+        MLPCorrector(device="cuda")
+
+
+def test_a_device_name_torch_does_not_know_is_refused():
+    with pytest.raises(ValueError, match=r"device='gpu0' is not accepted: expected a torch device name"):
+        BatchedAffineCalibration(device="gpu0")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_fit_matches_the_cpu_fit():
+    x = np.stack([X, X[::-1], X * 1.5])
+    cpu = BatchedMLPCorrector(hidden=8, seed=1, max_iter=100).fit(x, Y, n_classes=10)
+    gpu = BatchedMLPCorrector(hidden=8, seed=1, max_iter=100, device="cuda").fit(x, Y, n_classes=10)
+    assert np.mean(cpu.predict(np.stack([XT] * 3)) == gpu.predict(np.stack([XT] * 3))) >= 0.97
+    np.testing.assert_allclose(gpu.final_loss_, cpu.final_loss_, rtol=1e-3)
+
+
 # ----- get_params, set_params, clone -------------------------------------------------------------
 
 @pytest.mark.parametrize("cls", ALL)
@@ -165,8 +197,8 @@ def test_set_params_changes_settings_and_returns_the_corrector():
 
 def test_set_params_refuses_an_unknown_name_with_the_valid_ones():
     model = LogisticCorrector()
-    with pytest.raises(ValueError, match="LogisticCorrector has no parameter 'hidden'; valid parameters: dtype, "
-                                         "features, learning_rate, max_iter, n_threads, seed, solver, tol, weight_decay"):
+    with pytest.raises(ValueError, match="LogisticCorrector has no parameter 'hidden'; valid parameters: device, "
+                                         "dtype, features, learning_rate, max_iter, n_threads, seed, solver, tol, weight_decay"):
         model.set_params(seed=4, hidden=8)
     assert model.seed == 0  # nothing changed
 

@@ -39,11 +39,12 @@ class BatchedMLPCorrector(BatchedCorrector):
     # Every setting is spelled out: scikit-learn reads the parameter names from this signature.
     def __init__(self, hidden: int = 8, *, activation: str = "tanh", features: str = "outputs", seed: int = 0,
                  solver: str = "lbfgs", max_iter: Optional[int] = None, learning_rate: float = 0.05,
-                 weight_decay: float = 1e-4, tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1) -> None:
+                 weight_decay: float = 1e-4, tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1,
+                 device: str = "cpu") -> None:
         self.hidden = hidden
         self.activation = activation
         super().__init__(features=features, seed=seed, solver=solver, max_iter=max_iter, learning_rate=learning_rate,
-                         weight_decay=weight_decay, tol=tol, dtype=dtype, n_threads=n_threads)
+                         weight_decay=weight_decay, tol=tol, dtype=dtype, n_threads=n_threads, device=device)
 
     def _settings(self) -> dict[str, Any]:
         return {**super()._settings(),
@@ -89,6 +90,9 @@ class BatchedMLPCorrector(BatchedCorrector):
             da.masked_fill_((pre < -1.0) | (pre > 1.0), 0.0)
         return {"w1": torch.bmm(da, x.transpose(1, 2)), "b1": da.sum(dim=2, keepdim=True),
                 "w2": torch.bmm(dlogits, a.transpose(1, 2)), "b2": dlogits.sum(dim=2, keepdim=True)}
+
+    def _widest(self, n_features: int, n_classes: int) -> int:
+        return max(n_features, n_classes, int(self.hidden))
 
     def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
         """Two products forward (F -> h -> C), three backward (weights of both layers, and the hidden gradient)."""
@@ -155,9 +159,9 @@ class BatchedLastLayerRetrain(BatchedLogisticCorrector):
 
     def __init__(self, *, features: str = "last_hidden", seed: int = 0, solver: str = "lbfgs",
                  max_iter: Optional[int] = None, learning_rate: float = 0.05, weight_decay: float = 1e-4,
-                 tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1) -> None:
+                 tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1, device: str = "cpu") -> None:
         super().__init__(features=features, seed=seed, solver=solver, max_iter=max_iter, learning_rate=learning_rate,
-                         weight_decay=weight_decay, tol=tol, dtype=dtype, n_threads=n_threads)
+                         weight_decay=weight_decay, tol=tol, dtype=dtype, n_threads=n_threads, device=device)
 
     def _settings(self) -> dict[str, Any]:
         if self.features != "last_hidden":
