@@ -297,6 +297,8 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         self.final_loss_ = self.loss_history_[-1]
         self.n_iter_ = iterations
         self.n_evaluations_ = evaluations  # objective + gradient passes over the whole batch
+        # What the fit cost at least: the flops of its linear maps at the evaluations it ran.
+        self.fit_flops_ = float(self.flops_per_evaluation(f, c, n)) * evaluations * k
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
