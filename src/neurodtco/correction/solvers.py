@@ -78,14 +78,14 @@ def lbfgs(objective: Objective, theta0: torch.Tensor, max_iter: int, tol: float,
         slots = [(it - 1 - j) % memory for j in range(min(it, memory))]
         q = grad.clone()
         alphas = []
-        for j in slots:
-            a = rho[j] * (s_hist[j] * q).sum(dim=1)
-            q -= a[:, None] * y_hist[j]
+        for j in slots:  # fused products: the recursion is a few dozen tiny operations per iteration
+            a = rho[j] * torch.linalg.vecdot(s_hist[j], q)
+            q.addcmul_(a[:, None], y_hist[j], value=-1.0)
             alphas.append(a)
         r = gamma[:, None] * q
         for j, a in zip(reversed(slots), reversed(alphas)):
-            b = rho[j] * (y_hist[j] * r).sum(dim=1)
-            r += s_hist[j] * (a - b)[:, None]
+            b = rho[j] * torch.linalg.vecdot(y_hist[j], r)
+            r.addcmul_(s_hist[j], (a - b)[:, None])
         direction = -r
         slope = (grad * direction).sum(dim=1)
         uphill = slope >= 0  # lost curvature information: fall back to steepest descent

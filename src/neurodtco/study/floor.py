@@ -3,12 +3,13 @@
 The corrector fits dominate a study. Their least cost is the flops of their linear maps (the
 matrix products of each model's loss and gradient, ``flops_per_evaluation``) at the evaluations
 the fits actually ran, which every fitted corrector reports as ``fit_flops_`` and every task as
-``fit_flops``. At the rate this machine multiplies matrices of the fits' shapes (measured by
-``gemm_rate`` in the same run as the study, so that load from other processes slows both alike),
-those flops take ``fit_flops / rate`` seconds. The simulations are counted at their measured
+``fit_flops``. At the rate a core of this machine multiplies matrices of the fits' shapes
+(measured by ``gemm_rate`` in the same run as the study, in CPU seconds), those flops take
+``fit_flops / rate`` seconds. The simulations are counted at their measured
 engine seconds: they are a few percent of a study and their own floor is the engine's concern.
 Spread over ``workers`` cores, that is the wall-time floor; ``wall / floor`` says how far a run is
-from the speed of its arithmetic.
+from the speed of its arithmetic on an otherwise idle machine, and ``task CPU / (workers * floor)``
+says the same of the tasks' own CPU seconds, which other processes disturb far less.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 def gemm_rate(n_images: int, n_features: int, hidden: int, dtype: str = "float64", seconds: float = 0.2) -> float:
     """Flops per second of one core multiplying ``[n_images, n_features] x [n_features, hidden]`` in ``dtype``.
 
-    The best of five timings of about ``seconds / 5`` each: the floor is what the machine can do,
-    not what it did while a neighbour held the core.
+    Timed in the thread's CPU seconds, the best of five timings of about ``seconds / 5`` each: the
+    floor is what a core does, not how much of it the neighbours on a shared machine left.
     """
     if dtype not in _DTYPES:
         raise ValueError(f"dtype={dtype!r} is not accepted: choose one of {tuple(_DTYPES)}")
@@ -42,19 +43,19 @@ def gemm_rate(n_images: int, n_features: int, hidden: int, dtype: str = "float64
         flops = 2.0 * n_images * n_features * hidden
         repeats = 1
         while True:  # enough products that one timing lasts about seconds / 5
-            start = time.perf_counter()
+            start = time.thread_time()
             for _ in range(repeats):
                 torch.matmul(a, b, out=out)
-            elapsed = time.perf_counter() - start
+            elapsed = time.thread_time() - start
             if elapsed >= seconds / 5:
                 break
             repeats *= 2
         best = elapsed
         for _ in range(4):
-            start = time.perf_counter()
+            start = time.thread_time()
             for _ in range(repeats):
                 torch.matmul(a, b, out=out)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, time.thread_time() - start)
     finally:
         torch.set_num_threads(threads)
     return flops * repeats / best
