@@ -58,3 +58,18 @@ def test_cli_refuses_a_device_torch_does_not_have_before_any_work(tmp_path):
         assert result.exit_code == 2, result.output
         assert "device='cuda' is not available" in result.output and "device='cpu'" in result.output
         assert not (tmp_path / "out").exists()
+
+
+def test_cli_device_reaches_the_stored_study(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from neurodtco.cli import app
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "out"), "--workers", "0",
+                                      "--device", "cpu:0"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "study.resolved.json").read_text())["study"]["device"] == "cpu:0"
