@@ -7,16 +7,19 @@ import inspect
 import numpy as np
 import pytest
 import sklearn.base
+import torch
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from neurodtco.correction import (CORRECTORS, AffineCalibration, BatchedAffineCalibration, BatchedLastLayerRetrain,
                                   BatchedLogisticCorrector, BatchedMLPCorrector, LastLayerRetrain, LogisticCorrector,
                                   MLPCorrector, NotFittedError)
+from neurodtco.correction.base import cross_entropy
 
 ALL = [MLPCorrector, AffineCalibration, LogisticCorrector, LastLayerRetrain, BatchedMLPCorrector,
        BatchedAffineCalibration, BatchedLogisticCorrector, BatchedLastLayerRetrain]
-BASE_PARAMS = {"features", "seed", "solver", "max_iter", "learning_rate", "weight_decay", "tol", "dtype", "n_threads"}
+BASE_PARAMS = {"features", "seed", "solver", "max_iter", "learning_rate", "weight_decay", "tol", "dtype", "n_threads",
+               "device"}
 
 
 def data(n: int, f: int, c: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +37,10 @@ HT, _ = data(30, 8, 10, 1)
 
 # Recorded with the correctors as they were before they took on scikit-learn's contract (the values
 # were bit-identical after it on the recording machine); other CPUs may round the last digits differently.
+# Since then the gradients are written by hand instead of taken by autograd: equal to rounding
+# (test_hand_written_gradients_are_autograds), which the 80 non-convex L-BFGS steps of mlp_h4_lbfgs
+# amplify to a few 1e-4 in its logits and 2e-6 in its loss; the other fits still agree to 1e-9.
+TOLERANCE = {"mlp_h4_lbfgs": 1e-3}
 REFERENCE = {
     "mlp_h4_lbfgs": {
         "predict": "917593201145111099375154025491",
@@ -100,8 +107,9 @@ def test_single_chip_fits_reproduce_the_recorded_predictions(case):
     model = make().fit(x, Y, n_classes=10)
     ref = REFERENCE[case]
     assert "".join(map(str, model.predict(xt))) == ref["predict"]
-    np.testing.assert_allclose(model.decision_function(xt)[0], ref["logits_row0"], rtol=1e-9, atol=1e-9)
-    assert model.final_loss == pytest.approx(ref["final_loss"], rel=1e-9)
+    tol = TOLERANCE.get(case, 1e-9)
+    np.testing.assert_allclose(model.decision_function(xt)[0], ref["logits_row0"], rtol=tol, atol=tol)
+    assert model.final_loss == pytest.approx(ref["final_loss"], rel=tol / 100)
 
 
 def test_batched_fits_reproduce_the_recorded_predictions():
@@ -112,6 +120,58 @@ def test_batched_fits_reproduce_the_recorded_predictions():
     assert ["".join(map(str, p)) for p in z.argmax(-1)] == ref["predict"]
     np.testing.assert_allclose(z[:, 0], ref["logits_row0"], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(model.final_loss_, ref["final_loss"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("model", [BatchedMLPCorrector(hidden=4), BatchedMLPCorrector(hidden=3, activation="relu"),
+                                   BatchedMLPCorrector(hidden=3, activation="hardtanh"), BatchedAffineCalibration(),
+                                   BatchedLogisticCorrector()], ids=lambda m: f"{m.name}-{getattr(m, 'activation', '')}")
+def test_hand_written_gradients_are_autograds(model):
+    """The fit's loss and gradient equal autograd's on the textbook cross-entropy, at a random point."""
+    gen = torch.Generator().manual_seed(0)
+    k, f, c, n = 3, 10, 10, 50
+    x = torch.randn(k, f, n, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, c, (k, 1, n), generator=gen)
+    params = {name: (1.5 * torch.randn(k, *p.shape, generator=gen, dtype=torch.float64)).requires_grad_(True)
+              for name, p in model._init_params(f, c, gen).items()}
+    logits, cache = model._forward(params, x)
+    loss, dlogits = cross_entropy(logits.detach(), y)
+    grads = model._backward({name: p.detach() for name, p in params.items()}, x, cache, dlogits)
+    reference = torch.nn.functional.cross_entropy(logits, y.squeeze(1), reduction="none").mean(dim=1)
+    expected = torch.autograd.grad(reference.sum(), list(params.values()))
+    np.testing.assert_allclose(loss.numpy(), reference.detach().numpy(), rtol=1e-12)
+    for name, want in zip(params, expected):
+        np.testing.assert_allclose(grads[name].detach().numpy(), want.numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+# ----- the device the fit runs on -----------------------------------------------------------------
+
+def test_device_cpu_fits_exactly_as_the_default():
+    default = BatchedMLPCorrector(hidden=3, seed=2, max_iter=30).fit(np.stack([X, X[::-1]]), Y, n_classes=10)
+    on_cpu = BatchedMLPCorrector(hidden=3, seed=2, max_iter=30, device="cpu").fit(np.stack([X, X[::-1]]), Y,
+                                                                                  n_classes=10)
+    np.testing.assert_array_equal(on_cpu.decision_function(np.stack([XT, XT])),
+                                  default.decision_function(np.stack([XT, XT])))
+    assert all(p.device.type == "cpu" for p in on_cpu.params_.values())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_device_torch_does_not_have_is_refused_with_how_to_fix_it():
+    with pytest.raises(ValueError, match=r"device='cuda' is not available: .*no CUDA GPU; use device='cpu'"):
+        MLPCorrector(device="cuda")
+
+
+def test_a_device_name_torch_does_not_know_is_refused():
+    with pytest.raises(ValueError, match=r"device='gpu0' is not accepted: expected a torch device name"):
+        BatchedAffineCalibration(device="gpu0")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_fit_matches_the_cpu_fit():
+    x = np.stack([X, X[::-1], X * 1.5])
+    cpu = BatchedMLPCorrector(hidden=8, seed=1, max_iter=100).fit(x, Y, n_classes=10)
+    gpu = BatchedMLPCorrector(hidden=8, seed=1, max_iter=100, device="cuda").fit(x, Y, n_classes=10)
+    assert np.mean(cpu.predict(np.stack([XT] * 3)) == gpu.predict(np.stack([XT] * 3))) >= 0.97
+    np.testing.assert_allclose(gpu.final_loss_, cpu.final_loss_, rtol=1e-3)
 
 
 # ----- get_params, set_params, clone -------------------------------------------------------------
@@ -137,8 +197,8 @@ def test_set_params_changes_settings_and_returns_the_corrector():
 
 def test_set_params_refuses_an_unknown_name_with_the_valid_ones():
     model = LogisticCorrector()
-    with pytest.raises(ValueError, match="LogisticCorrector has no parameter 'hidden'; valid parameters: dtype, "
-                                         "features, learning_rate, max_iter, n_threads, seed, solver, tol, weight_decay"):
+    with pytest.raises(ValueError, match="LogisticCorrector has no parameter 'hidden'; valid parameters: device, "
+                                         "dtype, features, learning_rate, max_iter, n_threads, seed, solver, tol, weight_decay"):
         model.set_params(seed=4, hidden=8)
     assert model.seed == 0  # nothing changed
 

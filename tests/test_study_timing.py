@@ -31,6 +31,8 @@ def test_a_run_records_seconds_per_stage_that_its_store_reproduces(tmp_path):
     from_store = stage_breakdown(info.to_dict("records"))
     for key, value in from_store.items():
         assert stages[key] == pytest.approx(value, rel=1e-12, abs=1e-12)
+    # Every task reports the flops of its corrector fits, the floor's input (counted exactly in test_study_floor).
+    assert (info["fit_flops"] > 0).all()
     logged = json.loads((tmp_path / "out" / "runs.jsonl").read_text().splitlines()[-1])
     assert logged["stages_s"] == pytest.approx(stages)
 

@@ -14,6 +14,8 @@ from .progress import progress
 
 WorkersOpt = typer.Option(None, "--workers", help="Local worker processes (default: one per core); 0 runs the tasks "
                                                    "in this process, without workers.")
+DeviceOpt = typer.Option(None, "--device", help="Torch device of the corrector fits, e.g. cuda (default: the study's "
+                                                "device key, cpu unless it says otherwise).")
 
 
 def run(
@@ -24,10 +26,12 @@ def run(
     dask_workers: Optional[int] = typer.Option(None, "--dask-workers", help="Start a local Dask cluster with N worker processes."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file: rerun the tasks it changes."),
     report: bool = typer.Option(False, "--report", help="Write DIR/report.html when the run finishes."),
+    device: Optional[str] = DeviceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run a study: expand its grid into tasks, run the unfinished ones, store each result atomically."""
-    run_and_report(str(study), out, workers, scheduler, dask_workers, force, as_json, report_after=report)
+    run_and_report(str(study), out, workers, scheduler, dask_workers, force, as_json, report_after=report,
+                   device=device)
 
 
 def report(
@@ -54,6 +58,7 @@ def demo(
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder; default results/NAME (demo, quick, ...)."),
     workers: Optional[int] = WorkersOpt,
     force: bool = typer.Option(False, "--force", help="Rerun what changed if the folder holds an older study."),
+    device: Optional[str] = DeviceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """The main job: run the built-in stuck-at study on the exact engine, then write its HTML report."""
@@ -65,17 +70,24 @@ def demo(
         if study is not None and study not in BUILTIN_STUDIES:
             raise ValueError(f"--study {study!r} is not a built-in study: choose one of {', '.join(BUILTIN_STUDIES)}")
     name = study or ("quick" if quick else "demo")
-    run_and_report(name, out or Path("results") / name, workers, None, None, force, as_json, report_after=True)
+    run_and_report(name, out or Path("results") / name, workers, None, None, force, as_json, report_after=True,
+                   device=device)
 
 
 def run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Optional[str],
-                   dask_workers: Optional[int], force: bool, as_json: bool, report_after: bool) -> None:
+                   dask_workers: Optional[int], force: bool, as_json: bool, report_after: bool,
+                   device: Optional[str] = None) -> None:
     """Run a study with a progress display, optionally write its report, and print the summary."""
     # pandas, pyarrow and dask: imported only by the commands that run a study.
+    from ..correction.base import check_device
     from ..study import StudyRunError, executor_factory, load_study, run_study
 
     with user_errors():
         spec = load_study(study)
+        if device is not None:
+            # Refused here, before any work, rather than in every task on every worker.
+            spec = spec.model_copy(update={"device": check_device(device)})
+        target: Any = study if device is None else spec
         # Built by the run once it holds the folder and has work: a busy folder starts no cluster.
         executor = executor_factory(workers=workers, scheduler=scheduler, dask_workers=dask_workers)
 
@@ -91,7 +103,7 @@ def run_and_report(study: str, out: Path, workers: Optional[int], scheduler: Opt
                 update(p.done, p.total, done_before=p.done_before, detail=detail)
 
             try:
-                summary = run_study(study, out, executor=executor, force=force, progress=show)
+                summary = run_study(target, out, executor=executor, force=force, progress=show)
             except (StudyRunError, ValueError, FileNotFoundError) as exc:
                 fail(str(exc))
     finally:

@@ -28,6 +28,8 @@ FEATURE_SETS = ("outputs", "outputs+hidden", "last_hidden")
 ACTIVATIONS = ("tanh", "relu", "hardtanh")
 SOLVERS = ("lbfgs", "adam")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: bytes of intermediates per group of models in a CPU fit: about what a core's L2 cache holds
+_CACHE_BYTES = 1 << 19
 
 
 class NotFittedError(RuntimeError):
@@ -57,6 +59,41 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy ``[K]`` of logits ``[K, C, N]`` against labels ``[K, 1, N]``, and its gradient ``[K, C, N]``.
+
+    The gradient is written by hand, ``(softmax - onehot) / N``: autograd's graph costs more than the
+    arithmetic on these small matrices. ``logits`` is not modified.
+    """
+    n = logits.shape[2]
+    peak = logits.amax(dim=1, keepdim=True)  # log-sum-exp without overflow
+    e = (logits - peak).exp_()
+    total = e.sum(dim=1, keepdim=True)
+    lse = total.log() + peak
+    loss = (lse - logits.gather(1, labels)).squeeze(1).mean(dim=1)
+    grad = e.mul_((1.0 / n) / total)
+    grad.scatter_add_(1, labels, torch.full(labels.shape, -1.0 / n, dtype=grad.dtype, device=grad.device))
+    return loss, grad
+
+
+def check_device(value: Any) -> str:
+    """``value`` if torch can put tensors on that device here, or a ValueError naming it and how to fix it."""
+    try:
+        device = torch.device(value)
+    except (TypeError, RuntimeError) as exc:
+        raise ValueError(f"device={value!r} is not accepted: expected a torch device name such as 'cpu', 'cuda' "
+                         f"or 'cuda:1' ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={value!r} is not available: this torch {torch.__version__} sees no CUDA GPU; use "
+                         f"device='cpu' (the default), or run on a machine with a GPU and a CUDA build of torch")
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise ValueError(f"device={value!r} is not available to this torch {torch.__version__}: {exc}; use "
+                         f"device='cpu' (the default)") from None
+    return str(value)
+
+
 class BatchedCorrector(sklearn.base.BaseEstimator):
     """Base of the batched correctors: ``K`` independent classifiers trained at once.
 
@@ -65,7 +102,8 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
     one model's trainable numbers. Settings: ``features`` (which voltages it reads), ``seed`` (of
     the initial draw), ``solver`` (``lbfgs`` or ``adam``), ``max_iter`` (None: the class's default),
     ``learning_rate`` (Adam), ``weight_decay`` (L2 on weight matrices), ``tol`` (L-BFGS stops a
-    model when its largest gradient entry is below), ``dtype``, ``n_threads`` (torch threads in fit).
+    model when its largest gradient entry is below), ``dtype``, ``n_threads`` (torch threads in fit),
+    ``device`` (the torch device the fit runs on, e.g. ``"cuda"``; the fitted models live on the CPU).
     """
 
     name = "base"
@@ -76,7 +114,7 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
 
     def __init__(self, *, features: str = "outputs", seed: int = 0, solver: str = "lbfgs",
                  max_iter: Optional[int] = None, learning_rate: float = 0.05, weight_decay: float = 1e-4,
-                 tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1) -> None:
+                 tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1, device: str = "cpu") -> None:
         self.features = features
         self.seed = seed
         self.solver = solver
@@ -86,6 +124,7 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         self.tol = tol
         self.dtype = dtype
         self.n_threads = n_threads
+        self.device = device
         self._settings()
 
     def _settings(self) -> dict[str, Any]:
@@ -104,6 +143,7 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
             "dtype": check_choice("dtype", self.dtype, tuple(_DTYPES)),
             "n_threads": check_int("n_threads", self.n_threads, 1,
                                     "torch CPU threads used inside fit; 1 is reproducible"),
+            "device": check_device(self.device),
         }
 
     @property
@@ -116,9 +156,26 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         """One model's initial parameters (no leading K axis)."""
         raise NotImplementedError
 
-    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]`` (features-major)."""
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]`` (features-major), and what ``_backward`` needs."""
         raise NotImplementedError
+
+    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
+                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gradient of a loss with respect to each parameter, given its gradient ``dlogits`` with respect to the logits."""
+        raise NotImplementedError
+
+    def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
+        """Flops of the linear maps in one model's loss and gradient on ``n_images`` (the least a fit evaluation costs)."""
+        raise NotImplementedError
+
+    def _widest(self, n_features: int, n_classes: int) -> int:
+        """Rows of one model's widest intermediate array (its columns are the images)."""
+        return max(n_features, n_classes)
+
+    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]``."""
+        return self._forward(params, x)[0]
 
     def count_parameters(self, n_features: int = 10, n_classes: int = 10) -> int:
         """Trainable numbers of one model for ``n_features`` inputs and ``n_classes`` classes."""
@@ -174,10 +231,11 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
                 raise ValueError("labels hold only class 0: a classifier needs at least two classes; pass "
                                  "n_classes if the others are merely absent from this training set")
         dtype = _DTYPES[settings["dtype"]]
+        device = torch.device(settings["device"])
         threads = torch.get_num_threads()
         torch.set_num_threads(settings["n_threads"])  # tiny matrices: one thread is as fast and bit-reproducible
         try:
-            xt = torch.as_tensor(x, dtype=dtype)
+            xt = torch.as_tensor(x, dtype=dtype, device=device)
             mean = xt.mean(dim=1, keepdim=True)
             std = xt.std(dim=1, keepdim=True, unbiased=False)
             # A feature that never moves (a neuron pinned at a rail) carries nothing: leave it unscaled.
@@ -185,12 +243,12 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
             # Features-major layout [K, F, N]: the image axis is contiguous, which makes the batched
             # products and the elementwise work about twice as fast as [K, N, F] on a CPU.
             xs = ((xt - mean) / std).transpose(1, 2).contiguous()
-            yt = torch.as_tensor(np.array(labels, dtype=np.int64)).reshape(k, 1, n)
+            yt = torch.as_tensor(np.array(labels, dtype=np.int64), device=device).reshape(k, 1, n)
             gen = torch.Generator().manual_seed(settings["seed"])
             # Every model starts from the same draw: the fit of chip k then does not depend on K.
             init = self._init_params(f, c, gen)
             shapes = {name: tuple(p.shape) for name, p in init.items()}
-            theta0 = torch.cat([p.to(dtype).reshape(1, -1) for p in init.values()], dim=1).expand(k, -1).clone()
+            theta0 = torch.cat([p.to(dtype).reshape(1, -1) for p in init.values()], dim=1).repeat(k, 1).to(device)
             weight_decay = settings["weight_decay"]
 
             def unflatten(theta: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -201,17 +259,28 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
                     start += size
                 return out
 
-            def objective(theta: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-                """Loss of the models ``index``: mean cross-entropy plus the L2 penalty on weight matrices."""
-                params = unflatten(theta)
+            # On a CPU, models go through the loss in groups whose intermediates ([models, widest, N])
+            # stay in cache: the elementwise passes, not the products, bound these small models.
+            width = self._widest(f, c) * n * xs.element_size()
+            group = max(1, _CACHE_BYTES // width) if device.type == "cpu" else k
+
+            def objective(theta: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                """Loss ``[K']`` and its gradient ``[K', P]`` of the models ``index`` (penalty included)."""
                 x_sub, y_sub = (xs, yt) if len(index) == k else (xs[index], yt[index])
-                logits = self._logits(params, x_sub)  # [K', C, N]
-                peak = logits.detach().amax(dim=1, keepdim=True)  # log-sum-exp without overflow
-                lse = (logits - peak).exp().sum(dim=1).log() + peak.squeeze(1)
-                loss = (lse - logits.gather(1, y_sub).squeeze(1)).mean(dim=1)
-                for name in self._penalised:
-                    loss = loss + 0.5 * weight_decay * params[name].pow(2).flatten(1).sum(dim=1)
-                return loss
+                loss = torch.empty(len(index), dtype=dtype, device=device)
+                grad = torch.empty_like(theta)
+                for start in range(0, len(index), group):
+                    part = slice(start, start + group)
+                    params = unflatten(theta[part])
+                    logits, cache = self._forward(params, x_sub[part])  # [K', C, N]
+                    value, dlogits = cross_entropy(logits, y_sub[part])
+                    grads = self._backward(params, x_sub[part], cache, dlogits)
+                    for name in self._penalised:
+                        value = value + 0.5 * weight_decay * params[name].pow(2).flatten(1).sum(dim=1)
+                        grads[name] = grads[name] + (0.5 * weight_decay) * (2.0 * params[name])
+                    loss[part] = value
+                    torch.cat([grads[name].flatten(1) for name in shapes], dim=1, out=grad[part])
+                return loss, grad
 
             if settings["solver"] == "lbfgs":
                 theta, history, iterations, evaluations = lbfgs(objective, theta0, self.iterations, settings["tol"])
@@ -221,13 +290,15 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         finally:
             torch.set_num_threads(threads)
         params = unflatten(theta)
-        self.params_ = {name: p.detach() for name, p in params.items()}
-        self.mean_, self.std_ = mean, std
+        self.params_ = {name: p.detach().cpu() for name, p in params.items()}
+        self.mean_, self.std_ = mean.cpu(), std.cpu()
         self.n_models_, self.n_features_in_, self.n_classes_ = k, f, c
         self.loss_history_ = np.stack(history)
         self.final_loss_ = self.loss_history_[-1]
         self.n_iter_ = iterations
         self.n_evaluations_ = evaluations  # objective + gradient passes over the whole batch
+        # What the fit cost at least: the flops of its linear maps at the evaluations it ran.
+        self.fit_flops_ = float(self.flops_per_evaluation(f, c, n)) * evaluations * k
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:

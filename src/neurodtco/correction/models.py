@@ -39,11 +39,12 @@ class BatchedMLPCorrector(BatchedCorrector):
     # Every setting is spelled out: scikit-learn reads the parameter names from this signature.
     def __init__(self, hidden: int = 8, *, activation: str = "tanh", features: str = "outputs", seed: int = 0,
                  solver: str = "lbfgs", max_iter: Optional[int] = None, learning_rate: float = 0.05,
-                 weight_decay: float = 1e-4, tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1) -> None:
+                 weight_decay: float = 1e-4, tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1,
+                 device: str = "cpu") -> None:
         self.hidden = hidden
         self.activation = activation
         super().__init__(features=features, seed=seed, solver=solver, max_iter=max_iter, learning_rate=learning_rate,
-                         weight_decay=weight_decay, tol=tol, dtype=dtype, n_threads=n_threads)
+                         weight_decay=weight_decay, tol=tol, dtype=dtype, n_threads=n_threads, device=device)
 
     def _settings(self) -> dict[str, Any]:
         return {**super()._settings(),
@@ -67,15 +68,35 @@ class BatchedMLPCorrector(BatchedCorrector):
         return {"w1": _uniform((h, n_features), n_features, generator), "b1": _uniform((h, 1), n_features, generator),
                 "w2": _uniform((n_classes, h), h, generator), "b2": _uniform((n_classes, 1), h, generator)}
 
-    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        a = torch.baddbmm(params["b1"], params["w1"], x)
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        pre = torch.baddbmm(params["b1"], params["w1"], x)
         if self.activation == "tanh":
-            a = torch.tanh(a)
+            a = torch.tanh(pre)
         elif self.activation == "relu":
-            a = torch.relu(a)
+            a = torch.relu(pre)
         else:
-            a = torch.clamp(a, -1.0, 1.0)
-        return torch.baddbmm(params["b2"], params["w2"], a)
+            a = torch.clamp(pre, -1.0, 1.0)
+        return torch.baddbmm(params["b2"], params["w2"], a), (pre, a)
+
+    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
+                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
+        pre, a = cache
+        da = torch.bmm(params["w2"].transpose(1, 2), dlogits)
+        if self.activation == "tanh":
+            da = torch.ops.aten.tanh_backward(da, a)  # da * (1 - a^2) in one pass, rounded as autograd does
+        elif self.activation == "relu":
+            da.masked_fill_(pre <= 0, 0.0)
+        else:
+            da.masked_fill_((pre < -1.0) | (pre > 1.0), 0.0)
+        return {"w1": torch.bmm(da, x.transpose(1, 2)), "b1": da.sum(dim=2, keepdim=True),
+                "w2": torch.bmm(dlogits, a.transpose(1, 2)), "b2": dlogits.sum(dim=2, keepdim=True)}
+
+    def _widest(self, n_features: int, n_classes: int) -> int:
+        return max(n_features, n_classes, int(self.hidden))
+
+    def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
+        """Two products forward (F -> h -> C), three backward (weights of both layers, and the hidden gradient)."""
+        return 2 * n_images * int(self.hidden) * (2 * n_features + 3 * n_classes)
 
 
 class BatchedAffineCalibration(BatchedCorrector):
@@ -92,8 +113,16 @@ class BatchedAffineCalibration(BatchedCorrector):
         return {"gain": torch.ones(n_features, 1, dtype=torch.float64),
                 "offset": torch.zeros(n_features, 1, dtype=torch.float64)}
 
-    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return x * params["gain"] + params["offset"]
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return x * params["gain"] + params["offset"], None
+
+    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
+                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"gain": (dlogits * x).sum(dim=2, keepdim=True), "offset": dlogits.sum(dim=2, keepdim=True)}
+
+    def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
+        """A multiply and an add per voltage forward; a multiply and two adds backward."""
+        return 5 * n_images * n_features
 
 
 class BatchedLogisticCorrector(BatchedCorrector):
@@ -106,8 +135,16 @@ class BatchedLogisticCorrector(BatchedCorrector):
         return {"w": torch.zeros(n_classes, n_features, dtype=torch.float64),
                 "b": torch.zeros(n_classes, 1, dtype=torch.float64)}  # convex: zero start is fine
 
-    def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(params["b"], params["w"], x)
+    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return torch.baddbmm(params["b"], params["w"], x), None
+
+    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
+                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"w": torch.bmm(dlogits, x.transpose(1, 2)), "b": dlogits.sum(dim=2, keepdim=True)}
+
+    def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
+        """One product forward, one backward (the weights' gradient)."""
+        return 4 * n_images * n_features * n_classes
 
 
 class BatchedLastLayerRetrain(BatchedLogisticCorrector):
@@ -122,9 +159,9 @@ class BatchedLastLayerRetrain(BatchedLogisticCorrector):
 
     def __init__(self, *, features: str = "last_hidden", seed: int = 0, solver: str = "lbfgs",
                  max_iter: Optional[int] = None, learning_rate: float = 0.05, weight_decay: float = 1e-4,
-                 tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1) -> None:
+                 tol: float = 1e-5, dtype: str = "float64", n_threads: int = 1, device: str = "cpu") -> None:
         super().__init__(features=features, seed=seed, solver=solver, max_iter=max_iter, learning_rate=learning_rate,
-                         weight_decay=weight_decay, tol=tol, dtype=dtype, n_threads=n_threads)
+                         weight_decay=weight_decay, tol=tol, dtype=dtype, n_threads=n_threads, device=device)
 
     def _settings(self) -> dict[str, Any]:
         if self.features != "last_hidden":

@@ -13,30 +13,31 @@ from typing import Callable
 import numpy as np
 import torch
 
-#: per-model loss ``[K']`` of the parameters ``[K', P]`` of the models ``index`` ``[K']``
-Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: per-model loss ``[K']`` and its gradient ``[K', P]`` at the parameters ``[K', P]`` of the models ``index`` ``[K']``
+Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 #: final parameters ``[K, P]``, loss history, iterations per model ``[K]``, whole-batch evaluations
 Fit = tuple[torch.Tensor, list[np.ndarray], np.ndarray, float]
 
 
 def adam(objective: Objective, theta0: torch.Tensor, steps: int, learning_rate: float) -> Fit:
     """Full-batch Adam with a cosine decay of the step to zero; every model runs every step."""
-    theta = theta0.clone().requires_grad_(True)
-    everyone = torch.arange(theta0.shape[0])
+    theta = theta0.clone()
+    everyone = torch.arange(theta0.shape[0], device=theta0.device)
     opt = torch.optim.Adam([theta], lr=learning_rate)
     history = []
     for step in range(steps):
         for group in opt.param_groups:  # the last, small steps settle each model near its optimum
             group["lr"] = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))
-        opt.zero_grad(set_to_none=True)
-        loss = objective(theta, everyone)
-        loss.sum().backward()  # the sum keeps each model's gradient its own
+        loss, theta.grad = objective(theta, everyone)  # each model's gradient is its own
         opt.step()
         if step % 50 == 0:
-            history.append(loss.detach().double().numpy())
-    with torch.no_grad():
-        history.append(objective(theta, everyone).double().numpy())
-    return theta.detach(), history, np.full(theta0.shape[0], steps), steps + 1
+            history.append(_numpy(loss))
+    history.append(_numpy(objective(theta, everyone)[0]))
+    return theta, history, np.full(theta0.shape[0], steps), steps + 1
+
+
+def _numpy(values: torch.Tensor) -> np.ndarray:
+    return values.detach().double().cpu().numpy()
 
 
 def lbfgs(objective: Objective, theta0: torch.Tensor, max_iter: int, tol: float, memory: int = 10) -> Fit:
@@ -52,24 +53,23 @@ def lbfgs(objective: Objective, theta0: torch.Tensor, max_iter: int, tol: float,
     tiny = torch.finfo(dtype).tiny
     evaluations = 0.0
 
+    device = theta0.device
+
     def value_and_grad(theta: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         nonlocal evaluations
         evaluations += len(index) / k
-        theta = theta.detach().requires_grad_(True)
-        value = objective(theta, index)
-        (grad,) = torch.autograd.grad(value.sum(), theta)
-        return value.detach(), grad
+        return objective(theta, index)
 
-    everyone = torch.arange(k)
+    everyone = torch.arange(k, device=device)
     theta = theta0.clone()
     value, grad = value_and_grad(theta, everyone)
-    s_hist = torch.zeros(memory, k, p, dtype=dtype)
-    y_hist = torch.zeros(memory, k, p, dtype=dtype)
-    rho = torch.zeros(memory, k, dtype=dtype)  # 0 marks a pair a model did not accept (it then has no effect)
-    gamma = torch.ones(k, dtype=dtype)
-    active = torch.ones(k, dtype=torch.bool)
-    iterations = np.zeros(k, dtype=np.int64)
-    history = [value.double().numpy()]
+    s_hist = torch.zeros(memory, k, p, dtype=dtype, device=device)
+    y_hist = torch.zeros(memory, k, p, dtype=dtype, device=device)
+    rho = torch.zeros(memory, k, dtype=dtype, device=device)  # 0 marks a pair a model did not accept (no effect)
+    gamma = torch.ones(k, dtype=dtype, device=device)
+    active = torch.ones(k, dtype=torch.bool, device=device)
+    iterations = torch.zeros(k, dtype=torch.int64, device=device)
+    history = [_numpy(value)]
     for it in range(max_iter):
         active &= grad.abs().amax(dim=1) > tol
         if not bool(active.any()):
@@ -78,14 +78,14 @@ def lbfgs(objective: Objective, theta0: torch.Tensor, max_iter: int, tol: float,
         slots = [(it - 1 - j) % memory for j in range(min(it, memory))]
         q = grad.clone()
         alphas = []
-        for j in slots:
-            a = rho[j] * (s_hist[j] * q).sum(dim=1)
-            q -= a[:, None] * y_hist[j]
+        for j in slots:  # fused products: the recursion is a few dozen tiny operations per iteration
+            a = rho[j] * torch.linalg.vecdot(s_hist[j], q)
+            q.addcmul_(a[:, None], y_hist[j], value=-1.0)
             alphas.append(a)
         r = gamma[:, None] * q
         for j, a in zip(reversed(slots), reversed(alphas)):
-            b = rho[j] * (y_hist[j] * r).sum(dim=1)
-            r += s_hist[j] * (a - b)[:, None]
+            b = rho[j] * torch.linalg.vecdot(y_hist[j], r)
+            r.addcmul_(s_hist[j], (a - b)[:, None])
         direction = -r
         slope = (grad * direction).sum(dim=1)
         uphill = slope >= 0  # lost curvature information: fall back to steepest descent
@@ -93,10 +93,10 @@ def lbfgs(objective: Objective, theta0: torch.Tensor, max_iter: int, tol: float,
             direction[uphill] = -grad[uphill]
             slope = torch.where(uphill, -(grad * grad).sum(dim=1), slope)
         # First step scaled as in torch.optim.LBFGS (the gradient's size says nothing yet about curvature).
-        t = torch.full((k,), 1.0, dtype=dtype) if it else torch.clamp(1.0 / grad.abs().sum(dim=1), max=1.0)
+        t = torch.ones(k, dtype=dtype, device=device) if it else torch.clamp(1.0 / grad.abs().sum(dim=1), max=1.0)
         # Each trial point is evaluated with its gradient: the first trial (t = 1) is usually accepted,
         # so an iteration mostly costs one forward and one backward pass.
-        step = torch.zeros(k, dtype=dtype)
+        step = torch.zeros(k, dtype=dtype, device=device)
         new_value, new_grad = value.clone(), grad.clone()
         waiting = active.clone()
         for _ in range(40):
@@ -123,8 +123,8 @@ def lbfgs(objective: Objective, theta0: torch.Tensor, max_iter: int, tol: float,
         theta = torch.where(active[:, None], new_theta, theta)
         value = torch.where(active, new_value, value)
         grad = torch.where(active[:, None], new_grad, grad)
-        iterations += active.numpy()
+        iterations += active
         if it % 50 == 0:
-            history.append(value.double().numpy())
-    history.append(value.double().numpy())
-    return theta, history, iterations, evaluations
+            history.append(_numpy(value))
+    history.append(_numpy(value))
+    return theta, history, iterations.cpu().numpy(), evaluations

@@ -244,7 +244,9 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
         ("none", 0, 0, raw[:, n_tr:] == y_held, _accuracy(raw[:, train], y_tr))]
     t1 = time.perf_counter()
     fit_s: dict[str, float] = {}
-    results.extend(_fit_correctors(study, v, y_tr, y_held, n_tr, np.stack(hidden) if hidden else None, fit_s))
+    fit_flops: list[float] = []
+    results.extend(_fit_correctors(study, v, y_tr, y_held, n_tr, np.stack(hidden) if hidden else None, fit_s,
+                                   fit_flops))
     t_fit = time.perf_counter() - t1
 
     n_val, n_test = ctx.n_validation, ctx.n_test
@@ -283,7 +285,7 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     info = {"n_circuits": len(task.circuits), "n_images": int(v.shape[1]),
             "n_inferences": int(v.shape[0] * v.shape[1]), "build_s": t_build, "factorize_s": t_factorize,
             "simulate_s": t_sim, "fit_s": t_fit, **{f"{FIT_PREFIX}{k}": v_s for k, v_s in fit_s.items()},
-            "n_fits": len(task.circuits) * (len(results) - 1)}
+            "n_fits": len(task.circuits) * (len(results) - 1), "fit_flops": sum(fit_flops)}
     return TaskOutput(table=table, arrays=arrays, info=info)
 
 
@@ -296,29 +298,34 @@ CROSS_COLUMNS = ["task_id", "network_seed", "array", "kind", "severity", "instan
 
 
 def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray, n_tr: int,
-                    last_hidden: Optional[np.ndarray] = None, fit_s: Optional[dict[str, float]] = None
-                    ) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
+                    last_hidden: Optional[np.ndarray] = None, fit_s: Optional[dict[str, float]] = None,
+                    fit_flops: Optional[list[float]] = None) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
     """Fit every corrector of the study on every circuit of the task, each kind in one batched fit.
 
     Returns per corrector its per-image correctness ``[K, images]`` on the held-out images
-    ``x[:, n_tr:]`` (labels ``y_te``) and its training accuracy ``[K]``. ``fit_s`` receives the wall seconds of each corrector's fit (``mlp-h8``, ``affine``, ...).
+    ``x[:, n_tr:]`` (labels ``y_te``) and its training accuracy ``[K]``. ``fit_s`` receives the wall
+    seconds of each corrector's fit (``mlp-h8``, ``affine``, ...) and ``fit_flops`` the flops each
+    fit's linear maps cost at the evaluations it ran (``study.floor``).
     """
     fit_s = {} if fit_s is None else fit_s
+    fit_flops = [] if fit_flops is None else fit_flops
     out = []
     spec = study.correctors
+    options = {**spec.options, "device": study.device}
     jobs: list[tuple[str, int, Any, np.ndarray]] = []
     for h in spec.hidden:
         seed = stable_seed(study.seeds.correctors, "mlp", h)
-        jobs.append(("mlp", h, correction.BatchedMLPCorrector(hidden=h, seed=seed, **spec.options), v))
+        jobs.append(("mlp", h, correction.BatchedMLPCorrector(hidden=h, seed=seed, **options), v))
     for name in spec.baselines:
         cls = {"affine": correction.BatchedAffineCalibration, "logistic": correction.BatchedLogisticCorrector,
                "lastlayer": correction.BatchedLastLayerRetrain}[name]
         features = last_hidden if name == "lastlayer" else v
-        jobs.append((name, 0, cls(seed=stable_seed(study.seeds.correctors, name), **spec.options), features))
+        jobs.append((name, 0, cls(seed=stable_seed(study.seeds.correctors, name), **options), features))
     for name, h, model, x in jobs:
         start = time.perf_counter()
         model.fit(x[:, :n_tr], y_tr)
         fit_s[f"{name}-h{h}" if name == "mlp" else name] = time.perf_counter() - start
+        fit_flops.append(model.fit_flops_)
         correct = np.asarray(model.predict(x[:, n_tr:])) == y_te
         acc_train = _accuracy(model.predict(x[:, :n_tr]), y_tr)
         out.append((name, h, int(model.n_parameters), correct, acc_train))
@@ -343,9 +350,12 @@ def _run_cross(task: Task, setup: Setup, inputs: dict[str, np.ndarray]) -> TaskO
     h = study.cross_defect.hidden
     seed_names = {"type": "cross", "mixture": "cross-mixture"}
 
+    made: list[BatchedMLPCorrector] = []
+
     def corrector(role: str) -> BatchedMLPCorrector:
-        return BatchedMLPCorrector(hidden=h, seed=stable_seed(study.seeds.correctors, seed_names[role], h),
-                                   **study.correctors.options)
+        made.append(BatchedMLPCorrector(hidden=h, seed=stable_seed(study.seeds.correctors, seed_names[role], h),
+                                        device=study.device, **study.correctors.options))
+        return made[-1]
 
     t0 = time.perf_counter()
     result = cross_defect(volts[:, :, train], y_tr, volts[:, :, test], y_te, corrector, types=patterns,
@@ -358,5 +368,6 @@ def _run_cross(task: Task, setup: Setup, inputs: dict[str, np.ndarray]) -> TaskO
     table = result.to_table(chips).assign(task_id=task.id, hidden=h)[CROSS_COLUMNS]
     info = {"n_circuits": 0, "n_images": 0, "n_inferences": 0, "simulate_s": 0.0,
             "fit_s": time.perf_counter() - t0,
-            "n_fits": len(patterns) * len(keys) + (len(keys) if study.cross_defect.mixture else 0)}
+            "n_fits": len(patterns) * len(keys) + (len(keys) if study.cross_defect.mixture else 0),
+            "fit_flops": sum(m.fit_flops_ for m in made if m.is_fitted)}
     return TaskOutput(table=table, arrays=None, info=info)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator,
                       model_validator)
+import torch
 
 from ..data import Dataset, load_digits, load_fashion_mnist, split_validation
 from ..defects import KINDS, PATTERNS
@@ -219,6 +220,14 @@ class CorrectorSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="Extra keyword arguments for BatchedMLPCorrector (e.g. epochs).")
 
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "device" in value:
+            raise ValueError(f"correctors.options: device={value['device']!r} belongs at the top level of the study "
+                             f"(device: {value['device']}), where it covers every corrector fit")
+        return value
+
     @field_validator("hidden")
     @classmethod
     def _hidden(cls, value: list[int]) -> list[int]:
@@ -272,6 +281,7 @@ class Study(_Strict):
     circuit: CircuitSpec = Field(default_factory=lambda: CircuitSpec())
     engine: str = "nodal"
     engine_options: dict[str, Any] = Field(default_factory=dict)
+    device: str = Field("cpu", description="Torch device of the corrector fits: 'cpu', or e.g. 'cuda' on a GPU worker.")
     defects: DefectGrid = DefectGrid()
     imperfections: list[dict[str, Any]] = Field(
         default_factory=list, description="Generic imperfection specs for neurodtco.imperfections.apply_imperfections.")
@@ -288,6 +298,16 @@ class Study(_Strict):
     def _engine(cls, value: str) -> str:
         if value not in engine_names():
             raise ValueError(f"unknown engine {value!r}; choose one of {', '.join(engine_names())}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        try:
+            torch.device(value)
+        except (TypeError, RuntimeError) as exc:
+            raise ValueError(f"device {value!r} is not a torch device name: expected e.g. 'cpu', 'cuda' or 'cuda:1' "
+                             f"({exc})") from None
         return value
 
     @field_validator("imperfections")
@@ -342,7 +362,10 @@ class Study(_Strict):
 
     def canonical(self) -> dict[str, Any]:
         """The fully resolved study (every default filled in) as plain JSON data."""
-        return json.loads(json.dumps(self.model_dump(mode="json"), sort_keys=True))
+        data = self.model_dump(mode="json")
+        if data["device"] == "cpu":
+            del data["device"]  # stores written before the key existed keep their hash
+        return json.loads(json.dumps(data, sort_keys=True))
 
     def hash(self) -> str:
         """SHA-256 of the resolved study: equal hashes mean equal results."""

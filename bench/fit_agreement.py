@@ -1,0 +1,144 @@
+"""Do the corrector fits of this code agree with another version's? Predictions, losses and CPU seconds side by side.
+
+Run on demand (not in CI), with a checkout of the reference version (e.g. ``git worktree add
+/tmp/ref <commit>``)::
+
+    .venv/bin/python bench/fit_agreement.py --reference /tmp/ref/src          # 2 demo tasks, h in 1..32 and affine
+    .venv/bin/python bench/fit_agreement.py --reference /tmp/ref/src --tasks 1 --hidden 4 8
+
+The small grid is the first ``--tasks`` defective tasks of the demo study (24 chips each),
+simulated once with this code. Every corrector of the demo (its hidden sizes, the affine
+baseline, its options) is fitted on them by this code and, in a subprocess, by the reference;
+the agreement is the fraction of (chip, test image) predictions that are equal. The same fits by
+the reference on voltages moved by one part in 1e15 show how much of any disagreement is the fits'
+own sensitivity to rounding (a one- or two-neuron MLP stopped at 200 iterations is chaotic: any
+change of rounding moves its predictions) rather than a change of what they compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _correctors(study_name: str, hidden: list[int] | None) -> list[tuple[str, int, dict]]:
+    from neurodtco.study import load_study
+
+    study = load_study(study_name)
+    spec = study.correctors
+    return [("mlp", h, dict(spec.options)) for h in (hidden or spec.hidden)] + \
+        [(name, 0, dict(spec.options)) for name in spec.baselines]
+
+
+def fit_all(voltages: Path, out: Path, jobs: list[tuple[str, int, dict]], scale: float) -> None:
+    """Fit every corrector on the stored voltages (times ``scale``); keep test predictions, losses, CPU seconds."""
+    from neurodtco import correction
+
+    data = np.load(voltages)
+    n_tr = int(data["n_train"])
+    result = {}
+    for name, h, options in jobs:
+        cls = {"mlp": correction.BatchedMLPCorrector, "affine": correction.BatchedAffineCalibration,
+               "logistic": correction.BatchedLogisticCorrector}[name]
+        predictions, losses, cpu = [], [], 0.0
+        for v in data["voltages"]:
+            model = cls(hidden=h, **options) if name == "mlp" else cls(**options)
+            start = time.process_time()
+            model.fit(v[:, :n_tr] * scale, data["labels"][:n_tr])
+            cpu += time.process_time() - start
+            predictions.append(model.predict(v[:, n_tr:] * scale))
+            losses.append(model.final_loss_)
+        key = f"{name}-h{h}" if name == "mlp" else name
+        result[f"{key}/pred"] = np.stack(predictions)
+        result[f"{key}/loss"] = np.stack(losses)
+        result[f"{key}/cpu"] = np.array(cpu)
+    np.savez(out, **result)
+
+
+def _simulate(study_name: str, n_tasks: int, path: Path) -> None:
+    """The voltages of the first ``n_tasks`` defective tasks of the study, simulated with this code."""
+    from neurodtco.study import expand_tasks, load_study, prepare_setup
+    from neurodtco.study.compute import _context, build_circuit
+    from neurodtco.engines import simulate
+
+    study = load_study(study_name)
+    setup = prepare_setup(study)
+    ctx = _context(setup)
+    tasks = [t for t in expand_tasks(study) if t.stage == "circuits" and not any(p.is_healthy for p in t.circuits)]
+    volts = []
+    for task in tasks[:n_tasks]:
+        volts.append(np.stack([simulate(build_circuit(ctx.circuit, study, p)[0], ctx.x_all_v, engine=ctx.engine,
+                                        seed=p.imperfection_seed).outputs_v for p in task.circuits]))
+    np.savez(path, voltages=np.stack(volts), labels=ctx.y_all, n_train=ctx.n_train)
+
+
+def _run(src: str, voltages: Path, out: Path, jobs: list, scale: float) -> None:
+    env = {**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, __file__, "--fit-only", str(voltages), str(out), json.dumps(jobs), repr(scale)],
+                   env=env, check=True)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Fit with this code and with the reference; print agreement per corrector and one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", required=True, help="the reference version's src folder")
+    parser.add_argument("--study", default="demo")
+    parser.add_argument("--tasks", type=int, default=2, help="defective tasks of the study to fit on")
+    parser.add_argument("--hidden", type=int, nargs="*", default=None, help="hidden sizes (default: the study's)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("NEURODTCO_CACHE", str(Path(__file__).resolve().parents[1] / ".neurodtco-cache"))
+    this_src = str(Path(__import__("neurodtco").__file__).resolve().parents[1])
+    jobs = _correctors(args.study, args.hidden)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _simulate(args.study, args.tasks, tmp / "v.npz")
+        _run(this_src, tmp / "v.npz", tmp / "this.npz", jobs, 1.0)
+        _run(args.reference, tmp / "v.npz", tmp / "ref.npz", jobs, 1.0)
+        _run(args.reference, tmp / "v.npz", tmp / "ref_moved.npz", jobs, 1.0 + 1e-15)
+        this, ref, moved = (np.load(tmp / f) for f in ("this.npz", "ref.npz", "ref_moved.npz"))
+        labels = np.load(tmp / "v.npz")["labels"][int(np.load(tmp / "v.npz")["n_train"]):]
+        rows, pairs = {}, 0
+        for name, h, _ in jobs:
+            key = f"{name}-h{h}" if name == "mlp" else name
+            p_this, p_ref, p_moved = this[f"{key}/pred"], ref[f"{key}/pred"], moved[f"{key}/pred"]
+            rows[key] = {"agreement": float(np.mean(p_this == p_ref)),
+                         "reference_self_agreement": float(np.mean(p_moved == p_ref)),
+                         "accuracy": float(np.mean(p_this == labels)), "accuracy_reference": float(np.mean(p_ref == labels)),
+                         "loss": float(this[f"{key}/loss"].mean()), "loss_reference": float(ref[f"{key}/loss"].mean()),
+                         "cpu_s": float(this[f"{key}/cpu"]), "cpu_reference_s": float(ref[f"{key}/cpu"])}
+            pairs = p_this.size
+    total = {"agreement": float(np.mean([r["agreement"] for r in rows.values()])),
+             "reference_self_agreement": float(np.mean([r["reference_self_agreement"] for r in rows.values()])),
+             "cpu_s": sum(r["cpu_s"] for r in rows.values()),
+             "cpu_reference_s": sum(r["cpu_reference_s"] for r in rows.values())}
+    print(f"{args.tasks} tasks of {args.study}, {pairs:,} (chip, test image) predictions per corrector; "
+          f"load {'/'.join(f'{x:.1f}' for x in load_before)} -> {'/'.join(f'{x:.1f}' for x in os.getloadavg())}",
+          file=sys.stderr)
+    print(f"{'corrector':<10} {'agree':>7} {'ref vs ref+1e-15':>17} {'acc':>7} {'acc ref':>7} {'loss':>8} {'loss ref':>8} "
+          f"{'CPU s':>7} {'ref CPU':>7}", file=sys.stderr)
+    for key, r in rows.items():
+        print(f"{key:<10} {r['agreement']:7.4f} {r['reference_self_agreement']:17.4f} {r['accuracy']:7.4f} "
+              f"{r['accuracy_reference']:7.4f} {r['loss']:8.4f} {r['loss_reference']:8.4f} {r['cpu_s']:7.2f} "
+              f"{r['cpu_reference_s']:7.2f}", file=sys.stderr)
+    print(f"all: agreement {total['agreement']:.4f} (the reference with itself on moved voltages: "
+          f"{total['reference_self_agreement']:.4f}); CPU {total['cpu_s']:.1f} s vs {total['cpu_reference_s']:.1f} s "
+          f"= {total['cpu_reference_s'] / total['cpu_s']:.2f}x faster", file=sys.stderr)
+    result = {"correctors": rows, **total}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--fit-only":
+        fit_all(Path(sys.argv[2]), Path(sys.argv[3]), [tuple(j) for j in json.loads(sys.argv[4])], float(sys.argv[5]))
+    else:
+        main()
