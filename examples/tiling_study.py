@@ -30,32 +30,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.stats import binomtest, norm
 
 from neurodtco.data import load_dataset, to_voltages
 from neurodtco.engines import simulate
 from neurodtco.mapping import MappingConfig, map_network
 from neurodtco.network import load_network
 from neurodtco.plots import pyplot, save_figure
+from neurodtco.stats import mcnemar_counts as mcnemar_p
+from neurodtco.stats import wilson_interval
 
 TILES = (32, 64, 128, 256)
 WIRES_OHM = (0.5, 1.0, 2.0, 5.0)
 GAIN = 1e4
 EXACT_TILE = 64
 ALPHA = 0.05
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval (no continuity correction) for a binomial proportion ``successes / n``."""
-    if n < 1 or not 0 <= successes <= n:
-        raise ValueError(f"successes={successes!r} of n={n!r} is not accepted: expected 0 <= successes <= n and n >= 1")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence!r} is not accepted: expected a level in (0, 1), e.g. 0.95")
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def paired_flips(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, int]:
@@ -67,13 +55,6 @@ def paired_flips(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarra
     ref_ok, cand_ok = reference == labels, candidate == labels
     return {"lost": int(np.sum(ref_ok & ~cand_ok)), "gained": int(np.sum(~ref_ok & cand_ok)),
             "class_changed": int(np.sum(reference != candidate))}
-
-
-def mcnemar_p(lost: int, gained: int) -> float:
-    """Exact McNemar p-value: two-sided binomial test of ``lost`` among the discordant images at p = 1/2."""
-    if lost + gained == 0:
-        return 1.0
-    return float(binomtest(lost, lost + gained, 0.5).pvalue)
 
 
 def accuracy_entry(predictions: np.ndarray, software: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

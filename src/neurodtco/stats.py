@@ -93,17 +93,22 @@ def paired_bootstrap_ci(a: Any, b: Any, statistic: Callable[..., Any] = np.mean,
     return float(statistic(d)), bootstrap_ci(d, statistic, level, n_resamples, seed)
 
 
+def mcnemar_counts(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (right only for A, right only for B)."""
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {only_a} and {only_b}")
+    if only_a + only_b == 0:
+        return 1.0
+    return float(_sps.binomtest(int(only_a), int(only_a + only_b), 0.5).pvalue)
+
+
 def mcnemar_exact(correct_a: Any, correct_b: Any) -> float:
     """Two-sided exact McNemar p-value for two classifiers judged on the same images."""
     a = np.asarray(correct_a, dtype=bool).ravel()
     b = np.asarray(correct_b, dtype=bool).ravel()
     if a.shape != b.shape:
         raise ValueError(f"paired predictions differ in length ({a.size} vs {b.size}): judge both on the same images")
-    only_a = int(np.sum(a & ~b))
-    only_b = int(np.sum(~a & b))
-    if only_a + only_b == 0:
-        return 1.0
-    return float(_sps.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    return mcnemar_counts(int(np.sum(a & ~b)), int(np.sum(~a & b)))
 
 
 def paired_accuracy_comparison(correct_a: Any, correct_b: Any, level: float = DEFAULT_LEVEL,
@@ -137,5 +142,5 @@ def format_accuracy(value: float, interval: Sequence[float], n: int) -> str:
     return f"{100 * value:.1f} % [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}], {n:,} images"
 
 
-__all__ = ["DEFAULT_LEVEL", "accuracy_interval", "bootstrap_ci", "format_accuracy", "mcnemar_exact",
+__all__ = ["DEFAULT_LEVEL", "accuracy_interval", "bootstrap_ci", "format_accuracy", "mcnemar_counts", "mcnemar_exact",
            "paired_accuracy_comparison", "paired_bootstrap_ci", "wilson_interval", "with_ci", "with_wilson"]
