@@ -102,7 +102,21 @@ def test_ideal_wire_power_is_the_engines_power_with_ideal_wires_and_ignores_tili
     nodal = simulate(plain, x, engine="nodal", return_power=True, return_hidden=True)
     np.testing.assert_allclose(ideal_wire_power_w(plain, x, nodal.hidden_v), nodal.power_w, rtol=1e-12)
     tiled = map_weights(w, b, MappingConfig(r_word_ohm=0.0, r_bit_ohm=0.0, tile_rows=4, tile_cols=4))
-    hidden = simulate(tiled, x, engine="nodal", return_hidden=True).hidden_v
-    np.testing.assert_allclose(ideal_wire_power_w(tiled, x, hidden), nodal.power_w, rtol=1e-12)
+    tiled_run = simulate(tiled, x, engine="nodal", return_power=True, return_hidden=True)
+    np.testing.assert_allclose(ideal_wire_power_w(tiled, x, tiled_run.hidden_v), nodal.power_w, rtol=1e-12)
+    np.testing.assert_allclose(tiled_run.power_w, nodal.power_w, rtol=1e-12)
     with pytest.raises(ValueError, match="hidden_v needs the outputs of the 1 hidden layers"):
         ideal_wire_power_w(plain, x, [])
+
+
+def test_tiled_arrays_use_the_engines_power_with_their_wire_losses():
+    """With resistive wires the tiles' power (each tile's drivers, its own segments) is the engine's,
+    not the ideal-wire estimate, and the arrays' energy is that power over the latency."""
+    circuit = small_circuit(tile_rows=3, tile_cols=2)
+    assert all(layer.tiling is not None for layer in circuit.layers)
+    x = np.random.default_rng(0).uniform(0, 0.2, size=(5, 4))
+    result = simulate(circuit, x, engine="nodal", return_power=True, return_hidden=True)
+    estimate = ideal_wire_power_w(circuit, x, result.hidden_v)
+    assert np.all(np.abs(result.power_w - estimate) > 1e-9 * estimate)
+    parts = system_energy(circuit, result.power_w, x, [2e-9, 3e-9], 6e-4)
+    assert parts.arrays_j == pytest.approx(np.mean(result.power_w) * 5e-9, rel=1e-12)

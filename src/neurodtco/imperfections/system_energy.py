@@ -10,8 +10,9 @@ times). Over that latency:
   bound where each layer's op-amps are biased only while that layer settles
   (``sum_l n_l * P_opamp * t_l``).
 * **arrays**: the row drivers' power into the cells and wires (``SimulationResult.power_w``)
-  for the whole latency: ``energy_per_inference_j(result, read_time_s=latency)``. The engines
-  report it for plain chains; for tiled layers ``ideal_wire_power_w`` (ideal wires) stands in.
+  for the whole latency: ``energy_per_inference_j(result, read_time_s=latency)``. The nodal engine
+  reports it for every circuit (tiles, convolutions read once per position: their reads' powers
+  add); ``ideal_wire_power_w`` (ideal wires) is the closed form it reduces to with ideal wires.
 * **drivers**: the input drivers charge the first layer's word lines from 0 V to their input
   voltage once per inference: ``sum_rows C_row V_row^2`` (a driver whose supply equals the
   drive voltage: half stored, half lost in the driver). Hidden word lines are charged by the
@@ -148,8 +149,8 @@ def ideal_wire_power_w(circuit: Circuit, inputs_v: Any, hidden_v: Sequence[Any])
     """Row drivers' power (W) per inference with ideal wires and op-amps: ``sum G V_row^2`` over the cells.
 
     Every bit line sits at a virtual ground, so a cell draws ``G V_row`` whatever tile it is in;
-    ``hidden_v`` are the hidden layers' outputs (``simulate(..., return_hidden=True)``). What the
-    engines report for plain chains, wire losses included; for tiled layers it is the estimate.
+    ``hidden_v`` are the hidden layers' outputs (``simulate(..., return_hidden=True)``). The nodal
+    engine's ``power_w`` with ideal wires and op-amps (tiled or not); with resistive wires an estimate.
     """
     if any(not isinstance(s, Crossbar) or s.conv is not None for s in circuit.stage_list()):
         raise ValueError("ideal_wire_power_w takes a chain of dense layers; this circuit has convolution, pooling "
@@ -169,7 +170,7 @@ def system_energy(circuit: Circuit, array_power_w: Any, inputs_v: Any, layer_set
     """Energy per inference (mean over ``inputs_v``) of op-amps, arrays and drivers, from measured settling times.
 
     ``array_power_w``: the arrays' power for each input (``SimulationResult.power_w`` of a run with
-    ``return_power=True``, or ``ideal_wire_power_w``); ``layer_settling_s``: one settling time
+    ``return_power=True``: every read of the inference added); ``layer_settling_s``: one settling time
     per layer (``periphery.settling``); ``opamp_power_w``: the supply power of one op-amp (the
     characterization's ``power_w``).
     """
