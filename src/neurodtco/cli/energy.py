@@ -67,7 +67,7 @@ def energy(
             raise ValueError(f"--image {image} is not accepted: expected 0..{len(pixels) - 1} (of the images used)")
         x = to_voltages(pixels, chip.input_scale_v)
         # every tile's drivers, with its wires and the coupling at shared neuron inputs (docs/energy.md)
-        array_power = simulate(chip, x, engine="nodal", return_power=True).power_w
+        array_power = simulate(chip, x, engine="nodal", return_power=True).layer_power_w
         start = time.perf_counter()
         with progress("settling layers", chip.n_layers, "layers", quiet=as_json) as update:
             settled = circuit_settling(chip, x[image], char.design, parasitics, corner=corner, temp_c=temp_c,
@@ -81,7 +81,7 @@ def energy(
                "reads": parts.layer_reads[l], "difference_gain": layer.neuron.difference_gain,
                "feedback_resistance_ohm": layer.neuron.feedback_resistance_ohm}
               for l, layer in enumerate(chip.layers)]
-    fixed = float(np.mean(array_power)) * DEFAULT_READ_TIME_S
+    fixed = float(np.mean(array_power.sum(axis=1))) * DEFAULT_READ_TIME_S
     payload = {"corner": corner.upper(), "temp_c": temp_c, "image": image, "n_images": len(x),
                "circuit": circuit.to_dict(), "array_power": "nodal", "parasitics": parasitics.to_dict(), "layers": layers,
                **parts.to_dict(), "arrays_j_at_default_read_time": fixed, "default_read_time_s": DEFAULT_READ_TIME_S,

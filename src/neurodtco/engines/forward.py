@@ -154,11 +154,12 @@ def images_per_chunk(circuit: Circuit, budget_doubles: int = CHUNK_DOUBLES) -> i
 
 
 class Walk(NamedTuple):
-    """What a walk returns: outputs ``[batch, n_outputs]``, hidden stages' outputs, and (if asked) power ``[batch]``."""
+    """What a walk returns: outputs ``[batch, n_outputs]``, hidden stages' outputs, and (if asked) every
+    layer's power summed over its reads ``[batch, n_layers]``."""
 
     outputs: np.ndarray
     hidden: list[np.ndarray]
-    power_w: Optional[np.ndarray]
+    layer_power_w: Optional[np.ndarray]
 
 
 def forward(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, return_hidden: bool = False,
@@ -173,7 +174,7 @@ def forward(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, return_
 
 def walk(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, return_hidden: bool = False,
          device: Optional["torch.device"] = None, return_power: bool = False) -> Walk:
-    """``forward``, and with ``return_power`` every image's array power summed over its reads (NumPy only)."""
+    """``forward``, and with ``return_power`` every image's array power per layer, summed over its reads (NumPy only)."""
     if return_power and device is not None:
         raise ValueError("power is walked in NumPy on the CPU: pass device=None")
     kit = _NUMPY if device is None else _torch_kit(device)
@@ -184,7 +185,7 @@ def walk(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, return_hid
              for i in range(0, len(inputs_v), step)]
     outputs = np.concatenate([p.outputs for p in parts])
     hidden = [np.concatenate([p.hidden[k] for p in parts]) for k in range(len(parts[0].hidden))]
-    power = np.concatenate([p.power_w for p in parts]) if return_power else None
+    power = np.concatenate([p.layer_power_w for p in parts]) if return_power else None
     return Walk(outputs, hidden, power)
 
 
@@ -195,7 +196,7 @@ def _forward_chunk(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, 
     x = kit.load(inputs_v)
     saved: dict[str, Any] = {}
     hidden: list[Any] = []
-    power = np.zeros(len(inputs_v)) if return_power else None
+    power = np.zeros((len(inputs_v), circuit.n_layers)) if return_power else None
     for k, stage in enumerate(stages):
         if isinstance(stage, Crossbar):
             layer = circuit.layers[stage.layer]
@@ -203,7 +204,7 @@ def _forward_chunk(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, 
             out = run_layer(stage.layer, layer, rows_v)
             if return_power:
                 out, read_w = out
-                power += np.asarray(read_w).reshape(len(x), -1).sum(axis=1)  # a conv's reads: image major
+                power[:, stage.layer] += np.asarray(read_w).reshape(len(x), -1).sum(axis=1)  # conv reads: image major
             x = out if stage.conv is None else kit.fold(stage.conv, out, len(x))
             if return_hidden and k != last:
                 hidden.append(kit.unload(x))

@@ -89,24 +89,28 @@ class NodalEngine:
                 return self._layer_outputs(circuit, index, layer, rows_v, maps, layer_info, return_power)
 
             walked = walk(circuit, x, run_layer, return_hidden, return_power=return_power)
+            layer_power = walked.layer_power_w
             return SimulationResult(outputs_v=walked.outputs, engine=self.name,
-                                    hidden_v=walked.hidden if return_hidden else None, power_w=walked.power_w,
+                                    hidden_v=walked.hidden if return_hidden else None,
+                                    power_w=None if layer_power is None else layer_power.sum(axis=1),
+                                    layer_power_w=layer_power,
                                     info={"layers": [layer_info[i] for i in sorted(layer_info)]})
         refuse_node_reports(circuit, self.name)
         hidden, nodes, layer_info = [], [], []
-        power = np.zeros(len(x))
+        power = np.zeros((len(x), circuit.n_layers))
         for index, layer in enumerate(circuit.layers):
             sol, info = solve_layer(circuit.cell, layer, x, nodes=True, power=True, settings=self.settings,
                                     label=f"layer {index}")
             out, layer_nodes = neuron_outputs(layer, sol, nodes=True)
-            power += np.sum(layer.row_voltages(x) * sol.driver_a, axis=1)
+            power[:, index] = np.sum(layer.row_voltages(x) * sol.driver_a, axis=1)
             nodes.append(layer_nodes)
             if index < circuit.n_layers - 1:
                 hidden.append(out)
             layer_info.append(info)
             x = out
         return SimulationResult(outputs_v=x, engine=self.name, hidden_v=hidden if return_hidden else None,
-                                nodes=nodes, power_w=power if return_power else None, info={"layers": layer_info})
+                                nodes=nodes, power_w=power.sum(axis=1) if return_power else None,
+                                layer_power_w=power if return_power else None, info={"layers": layer_info})
 
     def _layer_outputs(self, circuit: Circuit, index: int, layer: Layer, rows_v: np.ndarray, maps: dict[int, tuple],
                        info: dict[int, dict], power: bool = False) -> Any:
