@@ -115,6 +115,8 @@ def test_driver_admittance_matches_the_full_nodal_matrix(r_word, r_bit):
     expected = np.einsum("ij,ijb->bi", g, x[w] - x[w + rows * cols])
     drivers = port_response(g, 1.0 / r_word, 1.0 / r_bit)[2]
     np.testing.assert_allclose(v @ drivers, expected, rtol=0, atol=1e-11 * np.abs(expected).max())
+    dense = tile_response(None, g, 1.0 / r_word, 1.0 / r_bit, drivers=True).driver_s  # the sweep's forward pass
+    np.testing.assert_allclose(v @ dense, expected, rtol=0, atol=1e-11 * np.abs(expected).max())
     # currents are conserved: what the drivers deliver is what the held column ends collect
     np.testing.assert_allclose((v @ drivers).sum(axis=1), sparse_reference(g, v, r_word, r_bit).sum(axis=1),
                                rtol=1e-11)

@@ -14,6 +14,8 @@ import scipy.linalg
 from neurodtco import MappingConfig, simulate
 from neurodtco.circuit import Circuit, Layer, NeuronModel, Tiling
 from neurodtco.devices import GapReRAMCell, LinearCell
+from neurodtco.engines._nodal import ArrayNetwork, factorize, solve
+from neurodtco.engines._nodal.tiles import driver_admittance
 from neurodtco.engines.nodal import NodalEngine
 from neurodtco.mapping import map_weights
 
@@ -350,3 +352,18 @@ def test_one_tile_as_large_as_the_layer_reports_the_untiled_power(cell, gain):
     for layer in (untiled, whole):
         got = simulate(Circuit(layers=(layer,), cell=cell), x, engine="nodal", return_power=True).power_w
         np.testing.assert_allclose(got, reference, rtol=1e-10)
+
+
+@pytest.mark.parametrize("r_word, r_bit", [(1.0, 2.0), (0.0, 2.0), (1.0, 0.0), (0.0, 0.0), (0.02, 50.0)])
+def test_driver_admittance_equals_the_driver_currents_of_a_node_solve(r_word, r_bit):
+    """Every bit side (sweep, chain, lumped): ``S`` from the feed and the bit side alone equals the
+    driver currents a full node solve gives through the word voltages, one driver at a time."""
+    g = np.random.default_rng(14).uniform(1e-6, 1e-4, (7, 5))
+    g[2, 3] = 0.0
+    g_word = math.inf if r_word == 0 else 1.0 / r_word
+    g_bit = math.inf if r_bit == 0 else 1.0 / r_bit
+    fact = factorize(ArrayNetwork(g[None], g_word, g_bit))
+    expected = solve(fact, np.eye(7), nodes=True).driver_a
+    np.testing.assert_allclose(driver_admittance(fact), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    if r_word == 0 and r_bit == 0:
+        np.testing.assert_allclose(expected, np.diag(g.sum(axis=1)), rtol=1e-14)

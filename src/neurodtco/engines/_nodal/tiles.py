@@ -44,7 +44,7 @@ from .factorize import (_BLOCK_DOUBLES, ChainBitSide, Factorization, LumpedBitSi
                         floating_error)
 from .network import ArrayNetwork
 from .newton import ConvergenceError, NewtonSettings, solve_cells
-from .solve import solve, unit_drives
+from .solve import unit_drives
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,17 +66,28 @@ def tile_response(tile: Tile, conductance: np.ndarray, g_word_s: float, g_bit_s:
 
 
 def driver_admittance(fact: Factorization) -> np.ndarray:
-    """``S`` ``[R, R]`` of a factorized array: the current each row driver delivers per volt on each driver.
+    """``S`` ``[R, R]`` of an array factorized with its column ends held: driver currents per volt on each driver.
 
-    One solve per driver with every node (chunked so that the node voltages stay small); the
-    drivers' currents come from Kirchhoff on each word line (``WordSide.driver_currents``).
+    Eliminating the word line, driver ``i`` delivers ``sum_j f_ij (V_i - b_ij)`` (``f``: the word
+    side's feed; its row sum is the line's conductance into bit nodes held at 0), so
+    ``S = diag(sum_j f_ij) - F^T K^-1 F`` with ``K`` the bit side: the sweep's forward pass alone
+    gives the second term (``SweepBitSide.unit_energy``); otherwise one bit solve per driver
+    (chunked so that the bit voltages stay small).
     """
-    net = fact.network
+    net, word = fact.network, fact.word
+    if net.neuron_g_s is not None or net.n_sets != 1:
+        raise ValueError("a driver admittance needs one set of cell conductances and held column ends")
     rows = net.n_rows
+    if isinstance(fact.bit, SweepBitSide):
+        return symmetrize(np.diag(word.feed_s[:, 0].sum(axis=1)) - fact.bit.unit_energy(word.feed_s))
     out = np.empty((rows, rows))
     step = max(1, _BLOCK_DOUBLES // (rows * net.n_columns))
     for first in range(0, rows, step):
-        out[first:first + step] = solve(fact, np.eye(rows)[first:first + step], nodes=True).driver_a
+        drive = np.ascontiguousarray(np.eye(rows)[:, first:first + step])  # rows first [R, k]
+        bits, neuron, _ = fact.bit.solve(word.sources(drive, None), None, True)
+        if bits is None:  # ideal bit lines: every bit node is its column's neuron input (held at 0)
+            bits = np.broadcast_to(neuron, (rows,) + neuron.shape)
+        out[:, first:first + step] = np.sum(word.feed_s * (drive[:, :, None] - bits), axis=2)
     return symmetrize(out)
 
 
