@@ -134,7 +134,7 @@ def device_chunk_doubles(device: Optional["torch.device"]) -> int:
 
 
 def is_plain(circuit: Circuit) -> bool:
-    """True for the plain chain of untiled dense layers (what node reports cover)."""
+    """True for the plain chain of untiled dense layers."""
     return circuit.stages is None and all(layer.tiling is None for layer in circuit.layers)
 
 
