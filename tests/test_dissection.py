@@ -178,6 +178,10 @@ def test_node_voltages_of_a_large_layer_are_refused_with_what_to_do(monkeypatch)
     with pytest.raises(ValueError, match=r"layer 0 \(9 x 8\).*power without return_nodes"):
         simulate(circuit, np.full((2, 8), 0.1), engine="nodal", return_nodes=True)
     assert simulate(circuit, np.full((2, 8), 0.1), engine="nodal", return_power=True).power_w.shape == (2,)
+    # ideal word lines factorize in O(R C): their node voltages are given at any size
+    ideal_words = Circuit(layers=(layer.replace(r_word_ohm=0.0),), cell=LinearCell())
+    assert simulate(ideal_words, np.full((2, 8), 0.1), engine="nodal", return_nodes=True).nodes[0]["bit"].shape == \
+        (2, 9, 8)
 
 
 def test_method_choice_follows_the_shape():

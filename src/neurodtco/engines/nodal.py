@@ -47,7 +47,7 @@ from .forward import affine_layers, forward, is_plain, runs_on_device, torch_dev
 
 __all__ = ["ConvergenceError", "NodalEngine"]
 
-#: Largest dense-sweep factorization (rows x columns^2 doubles, 1 GiB) node voltage reports may build.
+#: Largest dense factorization (rows x columns^2 doubles, 1 GiB) a node voltage report may build.
 NODES_MAX_DOUBLES = 1 << 27
 
 
@@ -143,7 +143,8 @@ def refuse_node_reports(circuit: Circuit, engine: str) -> None:
                          "this circuit has tiles or convolution/pooling/residual stages: ask for power "
                          "(return_power=True) and outputs without return_nodes")
     for index, layer in enumerate(circuit.layers):
-        doubles = layer.n_rows * layer.n_columns ** 2
+        # resistive word lines keep a C x C inverse per row (ideal ones leave O(R C) to factorize)
+        doubles = layer.n_rows * layer.n_columns ** 2 if layer.r_word_ohm > 0 else 0
         if doubles > NODES_MAX_DOUBLES:
             raise ValueError(f"node voltages of layer {index} ({layer.n_rows} x {layer.n_columns}) need the dense "
                              f"sweep's rows x columns^2 = {doubles * 8 / 2**30:.1f} GiB of factors (limit "
