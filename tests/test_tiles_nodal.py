@@ -367,3 +367,27 @@ def test_driver_admittance_equals_the_driver_currents_of_a_node_solve(r_word, r_
     np.testing.assert_allclose(driver_admittance(fact), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
     if r_word == 0 and r_bit == 0:
         np.testing.assert_allclose(expected, np.diag(g.sum(axis=1)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_linear_power_takes_no_node_solve_per_vector(monkeypatch, tiled):
+    """Driver currents of linear cells are an affine map of the drives, from the tiles' factorizations:
+    the per-vector solvers are never called."""
+    from neurodtco.engines import nodal
+
+    rng = np.random.default_rng(15)
+    layer = tiled_layer(rng, NeuronModel(feedback_resistance_ohm=2e3, open_loop_gain=1e3), 1.0, 2.0)
+    if not tiled:
+        layer = layer.replace(tiling=None)
+    circuit = Circuit(layers=(layer,), cell=LinearCell())
+    x = rng.uniform(0.0, 0.2, (500, 8))
+    expected = simulate(circuit, x[:5], engine="nodal", return_power=True, return_nodes=True).power_w \
+        if not tiled else reference_power(layer, x[:5])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a per-vector node solve was called")
+
+    monkeypatch.setattr(nodal, "solve", refuse)
+    monkeypatch.setattr(nodal, "solve_cells", refuse)
+    got = simulate(circuit, x, engine="nodal", return_power=True).power_w
+    np.testing.assert_allclose(got[:5], expected, rtol=1e-11)
