@@ -12,8 +12,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 import torch
 
-from neurodtco import solve_crossbar
-from neurodtco.circuit import Layer, NeuronModel
+from neurodtco import simulate, solve_crossbar
+from neurodtco.circuit import Circuit, Layer, NeuronModel
+from neurodtco.devices import LinearCell
+from neurodtco.engines import nodal
 from neurodtco.engines._nodal import sparse
 from neurodtco.engines._nodal.sparse import dissection_pays, port_admittance, port_response
 from neurodtco.engines._nodal.tiles import tile_response
@@ -33,10 +35,9 @@ def random_array(rows: int, cols: int, defects: bool, seed: int = 0):
     return g, rng.uniform(0.0, 0.2, (6, rows))
 
 
-def sparse_reference(g: np.ndarray, v: np.ndarray, r_word: float, r_bit: float,
-                     neuron_g: float | None = None) -> np.ndarray:
-    """Collected currents from the full nodal matrix (every word and bit node, and the neuron inputs
-    when they sit on a conductance ``neuron_g`` to the reference), solved by ``spsolve``."""
+def full_matrix(g: np.ndarray, v: np.ndarray, r_word: float, r_bit: float, neuron_g: float | None = None):
+    """The full nodal matrix (every word and bit node, and the neuron inputs when they sit on a
+    conductance ``neuron_g`` to the reference), its right-hand sides for drives ``v`` and the word node indices."""
     rows, cols = g.shape
     gw, gb = 1.0 / r_word, 1.0 / r_bit
     w = np.arange(rows * cols).reshape(rows, cols)
@@ -66,10 +67,18 @@ def sparse_reference(g: np.ndarray, v: np.ndarray, r_word: float, r_bit: float,
     mat = sp.csc_matrix((val, (r, c)), shape=(size, size))
     rhs = np.zeros((size, len(v)))
     rhs[w[:, 0]] = gw * v.T
-    x = sla.spsolve(mat, rhs)
-    x = x.reshape(size, -1)
-    neuron_v = x[n] if neuron_g is not None else 0.0
-    return (gb * (x[b[-1]] - neuron_v)).T
+    return mat, rhs, w
+
+
+def sparse_reference(g: np.ndarray, v: np.ndarray, r_word: float, r_bit: float,
+                     neuron_g: float | None = None) -> np.ndarray:
+    """Collected currents from the full nodal matrix (``full_matrix``), solved by ``spsolve``."""
+    rows, cols = g.shape
+    mat, rhs, _ = full_matrix(g, v, r_word, r_bit, neuron_g)
+    x = sla.spsolve(mat, rhs).reshape(mat.shape[0], -1)
+    b = rows * cols + np.arange(rows * cols).reshape(rows, cols)
+    neuron_v = x[2 * rows * cols + np.arange(cols)] if neuron_g is not None else 0.0
+    return (x[b[-1]] - neuron_v).T / r_bit
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -88,10 +97,29 @@ def test_currents_match_the_full_nodal_matrix_and_the_dense_sweep(shape, defects
 @pytest.mark.parametrize("shape", [(1, 1), (5, 9), (16, 16), (33, 17)])
 def test_norton_equivalent_matches_the_dense_tile_response(shape):
     g, _ = random_array(*shape, defects=True, seed=3)
-    short, admittance = port_response(g, 1.0, 0.5)
-    dense = tile_response(None, g, 1.0, 0.5)
+    short, admittance, drivers = port_response(g, 1.0, 0.5)
+    dense = tile_response(None, g, 1.0, 0.5, drivers=True)
     np.testing.assert_allclose(short, dense.short_a, rtol=0, atol=1e-12 * np.abs(dense.short_a).max())
     np.testing.assert_allclose(admittance, dense.admittance_s, rtol=0, atol=1e-12 * np.abs(dense.admittance_s).max())
+    np.testing.assert_allclose(drivers, dense.driver_s, rtol=0, atol=1e-12 * np.abs(dense.driver_s).max())
+
+
+@pytest.mark.parametrize("r_word, r_bit", [(1.0, 1.0), (0.05, 20.0), (30.0, 0.01)])
+def test_driver_admittance_matches_the_full_nodal_matrix(r_word, r_bit):
+    """Driver currents with the column ends held, from the full matrix: each word line's cell currents
+    (Kirchhoff on the line; ``g_w (V - w_0)`` would lose digits to cancellation behind strong wires)."""
+    g, v = random_array(13, 40, defects=True, seed=4)
+    rows, cols = g.shape
+    mat, rhs, w = full_matrix(g, v, r_word, r_bit)
+    x = sla.spsolve(mat, rhs).reshape(mat.shape[0], -1)
+    expected = np.einsum("ij,ijb->bi", g, x[w] - x[w + rows * cols])
+    drivers = port_response(g, 1.0 / r_word, 1.0 / r_bit)[2]
+    np.testing.assert_allclose(v @ drivers, expected, rtol=0, atol=1e-11 * np.abs(expected).max())
+    dense = tile_response(None, g, 1.0 / r_word, 1.0 / r_bit, drivers=True).driver_s  # the sweep's forward pass
+    np.testing.assert_allclose(v @ dense, expected, rtol=0, atol=1e-11 * np.abs(expected).max())
+    # currents are conserved: what the drivers deliver is what the held column ends collect
+    np.testing.assert_allclose((v @ drivers).sum(axis=1), sparse_reference(g, v, r_word, r_bit).sum(axis=1),
+                               rtol=1e-11)
 
 
 def test_port_admittance_is_a_reciprocal_floating_laplacian():
@@ -124,6 +152,36 @@ def test_layer_map_with_finite_gain_op_amps_matches_the_dense_path(monkeypatch, 
     w, c = linear_layer_map(layer)
     np.testing.assert_allclose(w, dense_w, rtol=0, atol=1e-12 * np.abs(dense_w).max())
     np.testing.assert_allclose(c, dense_c, rtol=0, atol=1e-12 * max(np.abs(dense_c).max(), np.abs(dense_w).max()))
+
+
+@pytest.mark.parametrize("gain, offset", [(1e4, 2e-3), (math.inf, 1e-3)])
+def test_layer_power_by_dissection_matches_the_node_voltage_path(monkeypatch, gain, offset):
+    rng = np.random.default_rng(6)
+    g = rng.uniform(1e-6, 1e-4, (23, 10))
+    neuron = NeuronModel(feedback_resistance_ohm=20e3, open_loop_gain=gain, offset_v=offset)
+    layer = Layer(conductance=g, plus_columns=np.arange(5) * 2, minus_columns=np.arange(5) * 2 + 1, neuron=neuron,
+                  bias_voltage_v=0.2, r_word_ohm=1.0, r_bit_ohm=2.0)
+    circuit = Circuit(layers=(layer,), cell=LinearCell())
+    x = rng.uniform(0.0, 0.2, (40, 22))
+    reference = simulate(circuit, x, engine="nodal", return_power=True, return_nodes=True).power_w
+    monkeypatch.setattr(sparse, "_CROSSOVER", 0.0)
+    assert dissection_pays(23, 10, 1.0, 0.5)
+    got = simulate(circuit, x, engine="nodal", return_power=True).power_w
+    np.testing.assert_allclose(got, reference, rtol=1e-11)
+
+
+def test_node_voltages_of_a_large_layer_are_refused_with_what_to_do(monkeypatch):
+    layer = Layer(conductance=np.full((9, 8), 1e-5), plus_columns=np.arange(4) * 2, minus_columns=np.arange(4) * 2 + 1,
+                  neuron=NeuronModel(feedback_resistance_ohm=2e3), bias_voltage_v=0.2, r_word_ohm=1.0, r_bit_ohm=1.0)
+    circuit = Circuit(layers=(layer,), cell=LinearCell())
+    monkeypatch.setattr(nodal, "NODES_MAX_DOUBLES", 9 * 8 * 8 - 1)
+    with pytest.raises(ValueError, match=r"layer 0 \(9 x 8\).*power without return_nodes"):
+        simulate(circuit, np.full((2, 8), 0.1), engine="nodal", return_nodes=True)
+    assert simulate(circuit, np.full((2, 8), 0.1), engine="nodal", return_power=True).power_w.shape == (2,)
+    # ideal word lines factorize in O(R C): their node voltages are given at any size
+    ideal_words = Circuit(layers=(layer.replace(r_word_ohm=0.0),), cell=LinearCell())
+    assert simulate(ideal_words, np.full((2, 8), 0.1), engine="nodal", return_nodes=True).nodes[0]["bit"].shape == \
+        (2, 9, 8)
 
 
 def test_method_choice_follows_the_shape():

@@ -109,14 +109,15 @@ def test_layer_matches_plain_nodal_analysis_with_op_amp_nodes(gain, offset):
 
 @pytest.mark.parametrize("gain, offset", [(1e4, 1e-3), (math.inf, -2e-3)])
 def test_affine_and_direct_solves_agree(default_net, images, gain, offset):
-    """More vectors than rows take the layer's affine map (folded into one matrix product, or
-    kept per column when power is asked for); small batches are solved directly."""
+    """Outputs and power (the driver currents' affine map) take the layer's affine maps; node voltages
+    (and the power from them) are solved directly, vector by vector."""
     circuit = map_network(default_net, MappingConfig(open_loop_gain=gain, offset_v=offset))
     folded = simulate(circuit, images, engine="nodal", return_hidden=True)
     assert folded.info["layers"][0]["method"] == "affine"
     with_power = simulate(circuit, images, engine="nodal", return_power=True)
-    parts = [simulate(circuit, images[k:k + 5], engine="nodal", return_power=True, return_hidden=True)
-             for k in range(0, 180, 5)]
+    assert with_power.info["layers"][0]["method"] == "affine"
+    parts = [simulate(circuit, images[k:k + 5], engine="nodal", return_power=True, return_hidden=True,
+                      return_nodes=True) for k in range(0, 180, 5)]
     assert parts[0].info["layers"][0]["method"] == "direct"
     direct = np.concatenate([p.outputs_v for p in parts])
     # volts near 0 differ by rounding only: compare against the 0.2 V scale of the signals

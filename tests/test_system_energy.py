@@ -10,7 +10,8 @@ from neurodtco.imperfections import energy_per_inference_j
 from neurodtco.imperfections.system_energy import (ArrayParasitics, driver_energy_j, ideal_wire_power_w,
                                                    opamps_per_layer, reads_per_layer, system_energy,
                                                    word_line_capacitance_f)
-from neurodtco.mapping import MappingConfig, map_weights
+from neurodtco.mapping import MappingConfig, map_ops, map_weights
+from neurodtco.ops import Conv, ConvGeometry, Dense
 
 
 def small_circuit(**config):
@@ -102,7 +103,49 @@ def test_ideal_wire_power_is_the_engines_power_with_ideal_wires_and_ignores_tili
     nodal = simulate(plain, x, engine="nodal", return_power=True, return_hidden=True)
     np.testing.assert_allclose(ideal_wire_power_w(plain, x, nodal.hidden_v), nodal.power_w, rtol=1e-12)
     tiled = map_weights(w, b, MappingConfig(r_word_ohm=0.0, r_bit_ohm=0.0, tile_rows=4, tile_cols=4))
-    hidden = simulate(tiled, x, engine="nodal", return_hidden=True).hidden_v
-    np.testing.assert_allclose(ideal_wire_power_w(tiled, x, hidden), nodal.power_w, rtol=1e-12)
+    tiled_run = simulate(tiled, x, engine="nodal", return_power=True, return_hidden=True)
+    np.testing.assert_allclose(ideal_wire_power_w(tiled, x, tiled_run.hidden_v), nodal.power_w, rtol=1e-12)
+    np.testing.assert_allclose(tiled_run.power_w, nodal.power_w, rtol=1e-12)
     with pytest.raises(ValueError, match="hidden_v needs the outputs of the 1 hidden layers"):
         ideal_wire_power_w(plain, x, [])
+
+
+def test_tiled_arrays_use_the_engines_power_with_their_wire_losses():
+    """With resistive wires the tiles' power (each tile's drivers, its own segments) is the engine's,
+    not the ideal-wire estimate, and the arrays' energy is that power over the latency."""
+    circuit = small_circuit(tile_rows=3, tile_cols=2)
+    assert all(layer.tiling is not None for layer in circuit.layers)
+    x = np.random.default_rng(0).uniform(0, 0.2, size=(5, 4))
+    result = simulate(circuit, x, engine="nodal", return_power=True, return_hidden=True)
+    estimate = ideal_wire_power_w(circuit, x, result.hidden_v)
+    assert np.all(np.abs(result.power_w - estimate) > 1e-9 * estimate)
+    parts = system_energy(circuit, result.power_w, x, [2e-9, 3e-9], 6e-4)
+    assert parts.arrays_j == pytest.approx(np.mean(result.power_w) * 5e-9, rel=1e-12)
+
+
+def test_a_convolution_draws_its_mean_read_power_over_the_latency():
+    """A layer read at 9 output positions: its reads' powers add in ``layer_power_w``, and over the
+    latency it draws their mean; a total power alone cannot say so and is refused."""
+    rng = np.random.default_rng(3)
+    geometry = ConvGeometry((1, 5, 5), (3, 3), (2, 2), (1, 1))
+    circuit = map_ops([Conv(rng.normal(size=(2, 1, 3, 3)), rng.normal(size=2) * 0.1, geometry, "relu"),
+                       Dense(rng.normal(size=(3, 18)) * 0.3, rng.normal(size=3) * 0.1, None)],
+                      MappingConfig(r_word_ohm=1.0, r_bit_ohm=1.0, tile_rows=6, tile_cols=4))
+    x = rng.uniform(0, 0.2, size=(3, 25))
+    result = simulate(circuit, x, engine="nodal", return_power=True)
+    assert reads_per_layer(circuit) == [9, 1]
+    np.testing.assert_allclose(result.layer_power_w.sum(axis=1), result.power_w, rtol=1e-14)
+    settling = [2e-9, 3e-9]
+    latency = 9 * 2e-9 + 3e-9
+    parts = system_energy(circuit, result.layer_power_w, x, settling, 6e-4)
+    mean_read = result.layer_power_w[:, 0] / 9 + result.layer_power_w[:, 1]
+    assert parts.arrays_j == pytest.approx(np.mean(mean_read) * latency, rel=1e-12)
+    # the input drivers charge the word lines with every patch: at 0.1 V everywhere, 3 x 3 positions of a
+    # 3 x 3 kernel (stride 2, padding 1) on 5 x 5 read 7 x 7 = 49 pixels that are not padding
+    c_row = word_line_capacitance_f(circuit.layers[0], ArrayParasitics())[0]
+    np.testing.assert_allclose(driver_energy_j(circuit, np.full((2, 25), 0.1), ArrayParasitics()), 49 * 0.01 * c_row,
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match=r"reads its layers \[9, 1\] times.*layer_power_w"):
+        system_energy(circuit, result.power_w, x, settling, 6e-4)
+    with pytest.raises(ValueError, match=r"shape \(3, 3\) is not accepted"):
+        system_energy(circuit, np.ones((3, 3)), x, settling, 6e-4)

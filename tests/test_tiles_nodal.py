@@ -4,6 +4,7 @@ wires and op-amps, and each tile solved alone where the tiles do not couple."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,6 +14,9 @@ import scipy.linalg
 from neurodtco import MappingConfig, simulate
 from neurodtco.circuit import Circuit, Layer, NeuronModel, Tiling
 from neurodtco.devices import GapReRAMCell, LinearCell
+from neurodtco.engines._nodal import ArrayNetwork, factorize, solve
+from neurodtco.engines._nodal.tiles import driver_admittance
+from neurodtco.engines.nodal import NodalEngine
 from neurodtco.mapping import map_weights
 
 # 9 rows (8 inputs + bias) x 8 columns (4 interleaved pairs) cut into 3 uneven row tiles and 3
@@ -30,7 +34,37 @@ def tiled_layer(rng: np.random.Generator, neuron: NeuronModel, r_word: float, r_
 
 
 def reference_tia(layer: Layer, inputs_v: np.ndarray, cell=None) -> np.ndarray:
-    """TIA outputs ``[B, C]`` (summed over a column's stages when summing) from one dense nodal matrix.
+    """TIA outputs ``[B, C]`` (summed over a column's stages when summing) from one dense nodal matrix."""
+    return reference_solve(layer, inputs_v, cell)[0]
+
+
+def reference_power(layer: Layer, inputs_v: np.ndarray, cell=None) -> np.ndarray:
+    """Power ``[B]`` by conservation from ``reference_solve``'s node voltages: heat in every cell
+    (``I v``) and wire segment (``g dv^2``), plus what enters each op-amp's input node (``n (n - t) / R_f``)."""
+    _, volts, wires, cells = reference_solve(layer, inputs_v, cell)
+    cell = cell or LinearCell()
+    total = 0.0
+    for p, q, g in wires:
+        if q[0] == "t":  # the feedback resistor: what flows in it is what enters the op-amp input n = p
+            total = total + volts(p) * (volts(p) - volts(q)) * g
+        else:
+            total = total + g * (volts(p) - volts(q)) ** 2
+    for p, q, g in cells:
+        v = volts(p) - volts(q)
+        total = total + cell.current(np.asarray(g), v) * v
+    return total
+
+
+def with_finite_gain(layer: Layer, gain: float = 1e10) -> Layer:
+    """The reference writes ``t = A (V_os - n)`` as a row of its matrix: an ideal op-amp becomes ``A = gain``."""
+    if math.isfinite(layer.neuron.open_loop_gain):
+        return layer
+    return layer.replace(neuron=dataclasses.replace(layer.neuron, open_loop_gain=gain))
+
+
+def reference_solve(layer: Layer, inputs_v: np.ndarray, cell=None):
+    """TIA outputs ``[B, C]`` from one dense nodal matrix, and the solution: ``volts(node)`` ``[B]``, the
+    wire and feedback branches and the cells (``(node, node, conductance)``).
 
     Unknowns: every word and bit node of every tile, the neuron input of each column (one per
     row tile when summing) and each op-amp output. A 0 ohm segment joins its two nodes into one
@@ -121,7 +155,11 @@ def reference_tia(layer: Layer, inputs_v: np.ndarray, cell=None) -> np.ndarray:
     tia = np.zeros((len(drive), layer.n_columns))
     for n in amps:
         tia[:, n[1]] += x[index[("t",) + n[1:]]]
-    return tia
+
+    def volts(node) -> np.ndarray:
+        return drive[:, node[1]] if node[0] == "drive" else x[index[node]]
+
+    return tia, volts, wires, cells
 
 
 def one_layer_outputs(layer: Layer, x: np.ndarray, cell=None) -> np.ndarray:
@@ -262,8 +300,94 @@ def test_gap_cells_in_tiles_match_a_dense_newton_solve_of_every_tile(combine, ga
                                atol=1e-11 * np.abs(expected).max())
 
 
-def test_node_and_power_reports_of_tiled_layers_are_refused():
+def test_node_reports_of_tiled_layers_are_refused_and_power_is_offered():
     circuit = Circuit(layers=(tiled_layer(np.random.default_rng(0), NeuronModel(feedback_resistance_ohm=2e3), 1.0, 1.0),),
                       cell=LinearCell())
-    with pytest.raises(ValueError, match="untiled"):
+    with pytest.raises(ValueError, match="untiled.*return_power=True"):
         simulate(circuit, np.full((2, 8), 0.1), engine="nodal", return_nodes=True)
+
+
+@pytest.mark.parametrize("combine", ["shared", "summing"])
+@pytest.mark.parametrize("r_word, r_bit", [(1.0, 2.0), (0.0, 2.0), (1.0, 0.0), (0.0, 0.0)])
+@pytest.mark.parametrize("gain, offset", [(math.inf, 0.0), (50.0, 3e-3)])
+def test_tiled_power_is_heat_in_cells_and_wires_plus_what_enters_the_op_amps(combine, r_word, r_bit, gain, offset):
+    """Energy conservation over every node of every tile; with ideal op-amps at 0 V it is the heat alone."""
+    rng = np.random.default_rng(11)
+    neuron = NeuronModel(feedback_resistance_ohm=2e3, difference_gain=1.5, open_loop_gain=gain, offset_v=offset)
+    layer = tiled_layer(rng, neuron, r_word, r_bit, combine)
+    x = rng.uniform(0.0, 0.2, (20, 8))  # more vectors than rows, then fewer: the same affine driver map
+    expected, rtol = reference_power(with_finite_gain(layer), x), 1e-11 if math.isfinite(gain) else 1e-8
+    for part in (x, x[:3]):
+        got = simulate(Circuit(layers=(layer,), cell=LinearCell()), part, engine="nodal", return_power=True).power_w
+        np.testing.assert_allclose(got, expected[:len(part)], rtol=rtol)
+    # the power is not blind to wires and tiles: the ideal-wire sum G V^2 differs when they matter
+    ideal = (layer.row_voltages(x) ** 2) @ layer.conductance.sum(axis=1)
+    assert (np.abs(expected - ideal).max() > 1e-6 * ideal.max()) == bool(r_word or r_bit or offset)
+
+
+@pytest.mark.parametrize("combine", ["shared", "summing"])
+@pytest.mark.parametrize("gain", [math.inf, 30.0])
+def test_tiled_gap_cell_power_is_heat_in_cells_and_wires_plus_what_enters_the_op_amps(combine, gain):
+    rng = np.random.default_rng(12)
+    neuron = NeuronModel(feedback_resistance_ohm=2e3, open_loop_gain=gain, offset_v=0.0 if math.isinf(gain) else 3e-3)
+    layer = tiled_layer(rng, neuron, 1.0, 2.0, combine)
+    cell = GapReRAMCell()
+    x = rng.uniform(0.0, 0.2, (5, 8))
+    expected = reference_power(with_finite_gain(layer), x, cell)
+    for newton in ("chord", "full"):
+        got = NodalEngine(newton=newton).run(Circuit(layers=(layer,), cell=cell), x, return_power=True).power_w
+        np.testing.assert_allclose(got, expected, rtol=1e-8)
+
+
+@pytest.mark.parametrize("cell", [LinearCell(), GapReRAMCell()])
+@pytest.mark.parametrize("gain", [math.inf, 1e3])
+def test_one_tile_as_large_as_the_layer_reports_the_untiled_power(cell, gain):
+    rng = np.random.default_rng(13)
+    neuron = NeuronModel(feedback_resistance_ohm=2e3, open_loop_gain=gain, offset_v=2e-3)
+    untiled = tiled_layer(rng, neuron, 1.0, 2.0).replace(tiling=None)
+    whole = untiled.replace(tiling=Tiling((0,), (0,), (9, 8)))
+    x = rng.uniform(0.0, 0.2, (12, 8))
+    reference = simulate(Circuit(layers=(untiled,), cell=cell), x, engine="nodal", return_power=True,
+                         return_nodes=True).power_w  # the node-voltage path
+    for layer in (untiled, whole):
+        got = simulate(Circuit(layers=(layer,), cell=cell), x, engine="nodal", return_power=True).power_w
+        np.testing.assert_allclose(got, reference, rtol=1e-10)
+
+
+@pytest.mark.parametrize("r_word, r_bit", [(1.0, 2.0), (0.0, 2.0), (1.0, 0.0), (0.0, 0.0), (0.02, 50.0)])
+def test_driver_admittance_equals_the_driver_currents_of_a_node_solve(r_word, r_bit):
+    """Every bit side (sweep, chain, lumped): ``S`` from the feed and the bit side alone equals the
+    driver currents a full node solve gives through the word voltages, one driver at a time."""
+    g = np.random.default_rng(14).uniform(1e-6, 1e-4, (7, 5))
+    g[2, 3] = 0.0
+    g_word = math.inf if r_word == 0 else 1.0 / r_word
+    g_bit = math.inf if r_bit == 0 else 1.0 / r_bit
+    fact = factorize(ArrayNetwork(g[None], g_word, g_bit))
+    expected = solve(fact, np.eye(7), nodes=True).driver_a
+    np.testing.assert_allclose(driver_admittance(fact), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    if r_word == 0 and r_bit == 0:
+        np.testing.assert_allclose(expected, np.diag(g.sum(axis=1)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_linear_power_takes_no_node_solve_per_vector(monkeypatch, tiled):
+    """Driver currents of linear cells are an affine map of the drives, from the tiles' factorizations:
+    the per-vector solvers are never called."""
+    from neurodtco.engines import nodal
+
+    rng = np.random.default_rng(15)
+    layer = tiled_layer(rng, NeuronModel(feedback_resistance_ohm=2e3, open_loop_gain=1e3), 1.0, 2.0)
+    if not tiled:
+        layer = layer.replace(tiling=None)
+    circuit = Circuit(layers=(layer,), cell=LinearCell())
+    x = rng.uniform(0.0, 0.2, (500, 8))
+    expected = simulate(circuit, x[:5], engine="nodal", return_power=True, return_nodes=True).power_w \
+        if not tiled else reference_power(layer, x[:5])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a per-vector node solve was called")
+
+    monkeypatch.setattr(nodal, "solve", refuse)
+    monkeypatch.setattr(nodal, "solve_cells", refuse)
+    got = simulate(circuit, x, engine="nodal", return_power=True).power_w
+    np.testing.assert_allclose(got[:5], expected, rtol=1e-11)

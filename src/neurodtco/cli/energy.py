@@ -50,7 +50,7 @@ def energy(
     # The periphery (PDK models, ngspice benches) loads when its command runs, so that `neurodtco --help` stays fast.
     from ..engines import simulate
     from ..imperfections import DEFAULT_READ_TIME_S
-    from ..imperfections.system_energy import ArrayParasitics, ideal_wire_power_w, system_energy
+    from ..imperfections.system_energy import ArrayParasitics, system_energy
     from ..periphery import load_characterization
     from ..periphery.model import characterized_circuit
     from ..periphery.settling import circuit_settling
@@ -66,10 +66,8 @@ def energy(
         if not 0 <= image < len(pixels):
             raise ValueError(f"--image {image} is not accepted: expected 0..{len(pixels) - 1} (of the images used)")
         x = to_voltages(pixels, chip.input_scale_v)
-        # The engines report array power for plain chains; tiled layers get the ideal-wire sum G V^2.
-        plain = all(layer.tiling is None for layer in chip.layers)
-        result = simulate(chip, x, engine="nodal", return_power=plain, return_hidden=not plain)
-        array_power = result.power_w if plain else ideal_wire_power_w(chip, x, result.hidden_v or [])
+        # every tile's drivers, with its wires and the coupling at shared neuron inputs (docs/energy.md)
+        array_power = simulate(chip, x, engine="nodal", return_power=True).layer_power_w
         start = time.perf_counter()
         with progress("settling layers", chip.n_layers, "layers", quiet=as_json) as update:
             settled = circuit_settling(chip, x[image], char.design, parasitics, corner=corner, temp_c=temp_c,
@@ -83,9 +81,9 @@ def energy(
                "reads": parts.layer_reads[l], "difference_gain": layer.neuron.difference_gain,
                "feedback_resistance_ohm": layer.neuron.feedback_resistance_ohm}
               for l, layer in enumerate(chip.layers)]
-    fixed = float(np.mean(array_power)) * DEFAULT_READ_TIME_S
+    fixed = float(np.mean(array_power.sum(axis=1))) * DEFAULT_READ_TIME_S
     payload = {"corner": corner.upper(), "temp_c": temp_c, "image": image, "n_images": len(x),
-               "circuit": circuit.to_dict(), "array_power": "nodal" if plain else "ideal wires", "parasitics": parasitics.to_dict(), "layers": layers,
+               "circuit": circuit.to_dict(), "array_power": "nodal", "parasitics": parasitics.to_dict(), "layers": layers,
                **parts.to_dict(), "arrays_j_at_default_read_time": fixed, "default_read_time_s": DEFAULT_READ_TIME_S,
                "timings": {"model_s": t_model, "settling_s": t_settle}}
     if as_json:

@@ -19,8 +19,15 @@ class SimulationResult:
     ``nodes``: on request, per layer a dict of node voltages: ``word`` and ``bit`` ``[batch, rows,
     columns]`` (each cell's word-line and bit-line node), ``neuron_in`` and ``tia_out``
     ``[batch, columns]``, ``difference_out`` ``[batch, n_outputs]`` (before the activation).
-    ``power_w``: on request, the power drawn from the row drivers of every array ``[batch]``
-    (the memory arrays' read power; the op-amps' supply power is not included).
+    ``power_w``: on request, the power the row drivers of every array deliver ``[batch]``: heat in
+    the cells and wire segments plus what flows into the neuron inputs (the memory arrays' read
+    power; the op-amps' supply power is not included). A tiled layer counts every tile's own
+    drivers (``sum V_row I_row`` over each tile's rows). A layer read several times per inference
+    (a convolution, once per output position) counts every read: ``power_w`` is the **sum over
+    reads of each read's power**, i.e. the arrays' energy per inference divided by the duration of
+    one read (``power_w * read_time_s`` is the energy when every read lasts ``read_time_s``).
+    ``layer_power_w``: with ``power_w`` where the engine splits it, each layer's part (summed over
+    its reads) ``[batch, n_layers]``.
     """
 
     outputs_v: np.ndarray
@@ -28,6 +35,7 @@ class SimulationResult:
     hidden_v: Optional[list[np.ndarray]] = None
     nodes: Optional[list[dict[str, np.ndarray]]] = None
     power_w: Optional[np.ndarray] = None
+    layer_power_w: Optional[np.ndarray] = None
     info: dict = field(default_factory=dict)
 
     def predictions(self) -> np.ndarray:
@@ -85,5 +93,6 @@ def concatenate_results(parts: list[SimulationResult]) -> SimulationResult:
         nodes = [{key: np.concatenate([p.nodes[i][key] for p in parts]) for key in first.nodes[i]}
                  for i in range(len(first.nodes))]
     power = np.concatenate([p.power_w for p in parts]) if first.power_w is not None else None
+    layer_power = np.concatenate([p.layer_power_w for p in parts]) if first.layer_power_w is not None else None
     return SimulationResult(outputs_v=np.concatenate([p.outputs_v for p in parts]), engine=first.engine,
-                            hidden_v=hidden, nodes=nodes, power_w=power)
+                            hidden_v=hidden, nodes=nodes, power_w=power, layer_power_w=layer_power)

@@ -6,6 +6,12 @@ the plain chain of layers, convolutions (inputs unrolled into one row vector per
 the layer read once per position, the outputs folded back into maps), pooling and residual sums,
 and streaming the images in chunks so that unrolled convolutions never hold a whole data set.
 
+Power (``walk(..., return_power=True)``): ``run_layer`` then returns ``(outputs, power_w)`` with the
+power ``[vectors]`` its row drivers deliver for each vector, and the walk adds every read of an
+image: a convolution's layer is read once per output position, so an image's power is the sum
+over its reads (its arrays' energy per inference divided by one read time). Pooling and residual
+sums draw no array power.
+
 On a torch ``device`` (``torch_device``) the same walk runs in float64 on that device, each chunk
 moved there and back; an engine then supplies a ``run_layer`` for tensors, such as
 ``affine_layers`` (a layer of linear cells is one affine map, computed once per run in NumPy) or
@@ -128,7 +134,7 @@ def device_chunk_doubles(device: Optional["torch.device"]) -> int:
 
 
 def is_plain(circuit: Circuit) -> bool:
-    """True for the plain chain of untiled dense layers (what node and power reports cover)."""
+    """True for the plain chain of untiled dense layers."""
     return circuit.stages is None and all(layer.tiling is None for layer in circuit.layers)
 
 
@@ -147,6 +153,15 @@ def images_per_chunk(circuit: Circuit, budget_doubles: int = CHUNK_DOUBLES) -> i
     return max(1, budget_doubles // widest)
 
 
+class Walk(NamedTuple):
+    """What a walk returns: outputs ``[batch, n_outputs]``, hidden stages' outputs, and (if asked) every
+    layer's power summed over its reads ``[batch, n_layers]``."""
+
+    outputs: np.ndarray
+    hidden: list[np.ndarray]
+    layer_power_w: Optional[np.ndarray]
+
+
 def forward(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, return_hidden: bool = False,
             device: Optional["torch.device"] = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Outputs ``[batch, n_outputs]`` and (if asked) every hidden crossbar stage's outputs, in stage order.
@@ -154,31 +169,43 @@ def forward(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, return_
     With a torch ``device`` every chunk is walked there (``run_layer`` then takes and returns
     tensors); the results come back as NumPy arrays.
     """
+    return walk(circuit, inputs_v, run_layer, return_hidden, device)[:2]
+
+
+def walk(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, return_hidden: bool = False,
+         device: Optional["torch.device"] = None, return_power: bool = False) -> Walk:
+    """``forward``, and with ``return_power`` every image's array power per layer, summed over its reads (NumPy only)."""
+    if return_power and device is not None:
+        raise ValueError("power is walked in NumPy on the CPU: pass device=None")
     kit = _NUMPY if device is None else _torch_kit(device)
     step = images_per_chunk(circuit, device_chunk_doubles(device))
     if len(inputs_v) <= step:
-        return _forward_chunk(circuit, inputs_v, run_layer, return_hidden, kit)
-    parts = [_forward_chunk(circuit, inputs_v[i:i + step], run_layer, return_hidden, kit)
+        return _forward_chunk(circuit, inputs_v, run_layer, return_hidden, kit, return_power)
+    parts = [_forward_chunk(circuit, inputs_v[i:i + step], run_layer, return_hidden, kit, return_power)
              for i in range(0, len(inputs_v), step)]
-    outputs = np.concatenate([p[0] for p in parts])
-    hidden = [np.concatenate([p[1][k] for p in parts]) for k in range(len(parts[0][1]))]
-    return outputs, hidden
+    outputs = np.concatenate([p.outputs for p in parts])
+    hidden = [np.concatenate([p.hidden[k] for p in parts]) for k in range(len(parts[0].hidden))]
+    power = np.concatenate([p.layer_power_w for p in parts]) if return_power else None
+    return Walk(outputs, hidden, power)
 
 
 def _forward_chunk(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, return_hidden: bool,
-                   kit: _Kit) -> tuple[np.ndarray, list[np.ndarray]]:
+                   kit: _Kit, return_power: bool = False) -> Walk:
     stages = circuit.stage_list()
     last = max(k for k, s in enumerate(stages) if isinstance(s, Crossbar))
     x = kit.load(inputs_v)
     saved: dict[str, Any] = {}
     hidden: list[Any] = []
+    power = np.zeros((len(inputs_v), circuit.n_layers)) if return_power else None
     for k, stage in enumerate(stages):
         if isinstance(stage, Crossbar):
             layer = circuit.layers[stage.layer]
-            if stage.conv is None:
-                x = run_layer(stage.layer, layer, x)
-            else:
-                x = kit.fold(stage.conv, run_layer(stage.layer, layer, kit.patches(stage.conv, x)), len(x))
+            rows_v = x if stage.conv is None else kit.patches(stage.conv, x)
+            out = run_layer(stage.layer, layer, rows_v)
+            if return_power:
+                out, read_w = out
+                power[:, stage.layer] += np.asarray(read_w).reshape(len(x), -1).sum(axis=1)  # conv reads: image major
+            x = out if stage.conv is None else kit.fold(stage.conv, out, len(x))
             if return_hidden and k != last:
                 hidden.append(kit.unload(x))
         elif isinstance(stage, Pool):
@@ -187,4 +214,4 @@ def _forward_chunk(circuit: Circuit, inputs_v: np.ndarray, run_layer: RunLayer, 
             saved[stage.slot] = x
         elif isinstance(stage, Sum):
             x = kit.add(stage, x, saved[stage.slot])
-    return kit.unload(x), hidden
+    return Walk(kit.unload(x), hidden, power)

@@ -41,11 +41,14 @@ from ._nodal.chord import group_cells
 from ._nodal.device_chord import device_group_cells
 from ._nodal.newton import ConvergenceError, NewtonSettings, solve_cells
 from ._nodal.sparse import dissection_pays, port_response
-from ._nodal.tiles import TileResponse, tia_map, tile_response
+from ._nodal.tiles import DriverMap, TileResponse, driver_map, tia_map, tile_response
 from .base import SimulationResult
-from .forward import affine_layers, forward, refuse_reports, runs_on_device, torch_device
+from .forward import affine_layers, forward, is_plain, runs_on_device, torch_device, walk
 
 __all__ = ["ConvergenceError", "NodalEngine"]
+
+#: Largest dense factorization (rows x columns^2 doubles, 1 GiB) a node voltage report may build.
+NODES_MAX_DOUBLES = 1 << 27
 
 
 class NodalEngine:
@@ -70,58 +73,84 @@ class NodalEngine:
                 layer_info = {}
 
                 def run_layer(index: int, layer: Layer, rows_v: Any) -> Any:
-                    out, layer_info[index] = cell_outputs(circuit.cell, layer, rows_v, self.settings, f"layer {index}")
+                    out, layer_info[index], _ = cell_outputs(circuit.cell, layer, rows_v, self.settings,
+                                                             f"layer {index}")
                     return out
 
             out, hidden = forward(circuit, x, run_layer, return_hidden, self.device)
             return SimulationResult(outputs_v=out, engine=self.name, hidden_v=hidden if return_hidden else None,
                                     info={"layers": [layer_info[i] for i in sorted(layer_info)],
                                           "device": str(self.device)})
-        if not (return_nodes or return_power):
-            maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if not return_nodes:
+            maps: dict[int, tuple] = {}
             layer_info: dict[int, dict] = {}
 
-            def run_layer(index: int, layer: Layer, rows_v: np.ndarray) -> np.ndarray:
-                return self._layer_outputs(circuit, index, layer, rows_v, maps, layer_info)
+            def run_layer(index: int, layer: Layer, rows_v: np.ndarray) -> Any:
+                return self._layer_outputs(circuit, index, layer, rows_v, maps, layer_info, return_power)
 
-            out, hidden = forward(circuit, x, run_layer, return_hidden)
-            return SimulationResult(outputs_v=out, engine=self.name, hidden_v=hidden if return_hidden else None,
+            walked = walk(circuit, x, run_layer, return_hidden, return_power=return_power)
+            layer_power = walked.layer_power_w
+            return SimulationResult(outputs_v=walked.outputs, engine=self.name,
+                                    hidden_v=walked.hidden if return_hidden else None,
+                                    power_w=None if layer_power is None else layer_power.sum(axis=1),
+                                    layer_power_w=layer_power,
                                     info={"layers": [layer_info[i] for i in sorted(layer_info)]})
-        refuse_reports(circuit, self.name)
+        refuse_node_reports(circuit, self.name)
         hidden, nodes, layer_info = [], [], []
-        power = np.zeros(len(x))
+        power = np.zeros((len(x), circuit.n_layers))
         for index, layer in enumerate(circuit.layers):
-            sol, info = solve_layer(circuit.cell, layer, x, nodes=return_nodes, power=return_power,
-                                    settings=self.settings, label=f"layer {index}")
-            out, layer_nodes = neuron_outputs(layer, sol, nodes=return_nodes)
-            if return_power:
-                power += np.sum(layer.row_voltages(x) * sol.driver_a, axis=1)
-            if return_nodes:
-                nodes.append(layer_nodes)
+            sol, info = solve_layer(circuit.cell, layer, x, nodes=True, power=True, settings=self.settings,
+                                    label=f"layer {index}")
+            out, layer_nodes = neuron_outputs(layer, sol, nodes=True)
+            power[:, index] = np.sum(layer.row_voltages(x) * sol.driver_a, axis=1)
+            nodes.append(layer_nodes)
             if index < circuit.n_layers - 1:
                 hidden.append(out)
             layer_info.append(info)
             x = out
         return SimulationResult(outputs_v=x, engine=self.name, hidden_v=hidden if return_hidden else None,
-                                nodes=nodes if return_nodes else None, power_w=power if return_power else None,
-                                info={"layers": layer_info})
+                                nodes=nodes, power_w=power.sum(axis=1) if return_power else None,
+                                layer_power_w=power if return_power else None, info={"layers": layer_info})
 
-    def _layer_outputs(self, circuit: Circuit, index: int, layer: Layer, rows_v: np.ndarray,
-                       maps: dict[int, tuple[np.ndarray, np.ndarray]], info: dict[int, dict]) -> np.ndarray:
-        """One layer's activated outputs; linear layers are factorized once per run and reused for every chunk."""
+    def _layer_outputs(self, circuit: Circuit, index: int, layer: Layer, rows_v: np.ndarray, maps: dict[int, tuple],
+                       info: dict[int, dict], power: bool = False) -> Any:
+        """One layer's activated outputs (and with ``power`` the power its drivers deliver per vector).
+
+        Linear layers are factorized once per run and reused for every chunk.
+        """
         label = f"layer {index}"
         if circuit.cell.is_linear:
             if index not in maps:
                 start = time.perf_counter()
-                maps[index] = linear_layer_map(layer, label)
+                maps[index] = linear_layer(layer, label, power)
                 info[index] = {"method": "affine", "factorize_s": time.perf_counter() - start}
-            weights, const = maps[index]
-            return layer.neuron.activate(rows_v @ weights + const)
+            weights, const, drivers = maps[index]
+            out = layer.neuron.activate(rows_v @ weights + const)
+            return (out, drivers.power(layer.row_voltages(rows_v), layer.neuron.offset_v)) if power else out
         if layer.tiling is not None:
-            out, info[index] = cell_outputs(circuit.cell, layer, rows_v, self.settings, label)
-            return out
-        sol, info[index] = solve_layer(circuit.cell, layer, rows_v, settings=self.settings, label=label)
-        return neuron_outputs(layer, sol)[0]
+            out, info[index], driver_a = cell_outputs(circuit.cell, layer, rows_v, self.settings, label, power)
+        else:
+            sol, info[index] = solve_layer(circuit.cell, layer, rows_v, power=power, settings=self.settings,
+                                           label=label)
+            out, driver_a = neuron_outputs(layer, sol)[0], sol.driver_a
+        return (out, np.sum(layer.row_voltages(rows_v) * driver_a, axis=1)) if power else out
+
+
+def refuse_node_reports(circuit: Circuit, engine: str) -> None:
+    """Node voltages are reported for plain chains of untiled layers small enough for the dense sweep."""
+    if not is_plain(circuit):
+        raise ValueError(f"the {engine} engine reports node voltages for plain chains of untiled dense layers only; "
+                         "this circuit has tiles or convolution/pooling/residual stages: ask for power "
+                         "(return_power=True) and outputs without return_nodes")
+    for index, layer in enumerate(circuit.layers):
+        # resistive word lines keep a C x C inverse per row (ideal ones leave O(R C) to factorize)
+        doubles = layer.n_rows * layer.n_columns ** 2 if layer.r_word_ohm > 0 else 0
+        if doubles > NODES_MAX_DOUBLES:
+            raise ValueError(f"node voltages of layer {index} ({layer.n_rows} x {layer.n_columns}) need the dense "
+                             f"sweep's rows x columns^2 = {doubles * 8 / 2**30:.1f} GiB of factors (limit "
+                             f"{NODES_MAX_DOUBLES * 8 / 2**30:.0f} GiB): ask for power without return_nodes (large "
+                             "arrays report it by nested dissection), or read node voltages of a tiled or smaller "
+                             "copy of the layer")
 
 
 def linear_layer_map(layer: Layer, label: str = "layer") -> tuple[np.ndarray, np.ndarray]:
@@ -131,8 +160,14 @@ def linear_layer_map(layer: Layer, label: str = "layer") -> tuple[np.ndarray, np
     wire and every tile folded in); the activation clamp is applied after it. An untiled layer is
     its own single tile.
     """
+    return linear_layer(layer, label)[:2]
+
+
+def linear_layer(layer: Layer, label: str = "layer",
+                 power: bool = False) -> tuple[np.ndarray, np.ndarray, Optional[DriverMap]]:
+    """``linear_layer_map``'s ``W`` and ``c``, and with ``power`` the layer's ``DriverMap`` from the same factorizations."""
     g_word, g_bit, neuron_g, inject = _periphery(layer, label)
-    responses = [_tile_response(tile, layer.conductance[tile.rows, tile.columns], g_word, g_bit)
+    responses = [_tile_response(tile, layer.conductance[tile.rows, tile.columns], g_word, g_bit, power)
                  for tile in layer.tiles]
     neuron = layer.neuron
     offset = neuron.offset_v
@@ -144,25 +179,31 @@ def linear_layer_map(layer: Layer, label: str = "layer") -> tuple[np.ndarray, np
     const = at_offset + (layer.bias_voltage_v - offset) * per_volt[-1] - offset * per_volt[:-1].sum(axis=0)
     gain = neuron.closed_loop_difference_gain
     weights = gain * (per_volt[:-1, layer.minus_columns] - per_volt[:-1, layer.plus_columns])
-    return weights, gain * (const[layer.minus_columns] - const[layer.plus_columns])
+    drivers = None
+    if power:
+        drivers = driver_map(responses, layer.n_rows, combine, neuron_g, None if inject is None else inject[0], label)
+    return weights, gain * (const[layer.minus_columns] - const[layer.plus_columns]), drivers
 
 
-def _tile_response(tile: Any, conductance: np.ndarray, g_word: float, g_bit: float) -> TileResponse:
-    """A tile's Norton equivalent, by nested dissection where that is faster than the dense sweep."""
+def _tile_response(tile: Any, conductance: np.ndarray, g_word: float, g_bit: float, drivers: bool) -> TileResponse:
+    """A tile's Norton equivalent (and its drivers' admittance), by nested dissection where that beats the dense sweep."""
     if dissection_pays(*conductance.shape, g_word, g_bit):
-        return TileResponse(tile, *port_response(conductance, g_word, g_bit))
-    return tile_response(tile, conductance, g_word, g_bit)
+        short, admittance, driver = port_response(conductance, g_word, g_bit)
+        return TileResponse(tile, short, admittance, driver if drivers else None)
+    return tile_response(tile, conductance, g_word, g_bit, drivers)
 
 
 def cell_outputs(cell: Any, layer: Layer, inputs_v: Any, settings: NewtonSettings = NewtonSettings(),
-                 label: str = "layer") -> tuple[Any, dict]:
-    """Activated outputs of a layer of nonlinear cells (tiled or not), group of tiles by group.
+                 label: str = "layer", drivers: bool = False) -> tuple[Any, dict, Optional[np.ndarray]]:
+    """Activated outputs of a layer of nonlinear cells (tiled or not), group of tiles by group, and a dict of how.
 
     Row tiles that share finite-gain neuron inputs are solved together, coupled inside every chord
     step (``_nodal/chord.py``); otherwise (``summing``, ideal op-amps) every tile is solved alone.
 
     ``inputs_v`` is a NumPy array, or a torch tensor on the device the groups are solved on
-    (``_nodal/device_chord.py``); the outputs are of the same kind.
+    (``_nodal/device_chord.py``); the outputs are of the same kind. With ``drivers`` (NumPy only)
+    the third item is the current ``[B, n_rows]`` each layer row's drivers deliver, summed over
+    its column tiles (else ``None``).
     """
     g_word, g_bit, neuron_g, inject = _periphery(layer, label)
     neuron = layer.neuron
@@ -178,6 +219,7 @@ def cell_outputs(cell: Any, layer: Layer, inputs_v: Any, settings: NewtonSetting
         drive = layer.row_voltages(inputs_v) - neuron.offset_v
         tia = np.zeros((len(drive), layer.n_columns))
         solve_group = group_cells
+    row_currents = np.zeros((len(drive), layer.n_rows)) if drivers else None
     tiles = layer.tiles
     info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1, "tiles": len(tiles)}
     coupled = neuron_g is not None and (layer.tiling is None or layer.tiling.combine == "shared")
@@ -186,10 +228,15 @@ def cell_outputs(cell: Any, layer: Layer, inputs_v: Any, settings: NewtonSetting
         groups.setdefault((tile.grid[1],) if coupled else tile.grid, []).append(tile)
     for key, members in groups.items():
         cols = members[0].columns
-        neuron_v, collected, group_info = solve_group(
-            cell, [layer.conductance[t.rows, cols] for t in members], [drive[:, t.rows] for t in members], g_word,
-            g_bit, None if neuron_g is None else neuron_g[cols], None if inject is None else inject[:, cols], settings,
-            f"{label} tiles {key}")
+        args = (cell, [layer.conductance[t.rows, cols] for t in members], [drive[:, t.rows] for t in members], g_word,
+                g_bit, None if neuron_g is None else neuron_g[cols], None if inject is None else inject[:, cols],
+                settings, f"{label} tiles {key}")
+        if drivers:
+            neuron_v, collected, group_info, tile_drivers = solve_group(*args, drivers=True)
+            for t, current in zip(members, tile_drivers):
+                row_currents[:, t.rows] += current
+        else:
+            neuron_v, collected, group_info = solve_group(*args)
         tia[:, cols] += neuron.offset_v + neuron_v - neuron.feedback_resistance_ohm * collected
         info["iterations"] = max(info["iterations"], group_info["iterations"])
         info["full_newton_vectors"] += group_info["full_newton_vectors"]
@@ -202,8 +249,8 @@ def cell_outputs(cell: Any, layer: Layer, inputs_v: Any, settings: NewtonSetting
     diff = neuron.closed_loop_difference_gain * (tia[:, minus] - tia[:, plus])
     if on_device:
         activated = diff if neuron.saturation_v is None else torch_activate(diff, neuron.activation, neuron.saturation_v)
-        return activated, info
-    return neuron.activate(diff), info
+        return activated, info, None
+    return neuron.activate(diff), info, row_currents
 
 
 def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = False, power: bool = False,
@@ -222,19 +269,14 @@ def solve_layer(cell: Any, layer: Layer, inputs_v: np.ndarray, *, nodes: bool = 
                            nodes=nodes, drivers=power)
     fact, inject = _factorize_linear(layer, label)
     batch, rows = drive.shape
-    if nodes or batch <= rows + 1:
+    if nodes or power or batch <= rows + 1:
+        # driver currents come from the node voltages; a whole run's power uses linear_layer's DriverMap
         sol = solve(fact, drive, inject_neuron=inject, nodes=nodes or power)
         return sol, {"method": "direct"}
     # affine map: response to 1 V on each row alone, plus the response to the offset alone
     unit = unit_drives(fact, inject)
-    driver = None
-    if power:
-        basis = np.eye(rows + 1, rows)
-        basis_inject = None if inject is None else np.where(np.arange(rows + 1)[:, None] == rows, inject, 0.0)
-        per_unit = solve(fact, basis, inject_neuron=basis_inject, nodes=True).driver_a
-        driver = drive @ per_unit[:rows] + per_unit[rows]
     sol = ArraySolution(drive @ unit.collected_a[:rows] + unit.collected_a[rows],
-                        drive @ unit.neuron_v[:rows] + unit.neuron_v[rows], driver_a=driver)
+                        drive @ unit.neuron_v[:rows] + unit.neuron_v[rows])
     return sol, {"method": "affine"}
 
 

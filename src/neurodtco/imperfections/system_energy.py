@@ -10,11 +10,15 @@ times). Over that latency:
   bound where each layer's op-amps are biased only while that layer settles
   (``sum_l n_l * P_opamp * t_l``).
 * **arrays**: the row drivers' power into the cells and wires (``SimulationResult.power_w``)
-  for the whole latency: ``energy_per_inference_j(result, read_time_s=latency)``. The engines
-  report it for plain chains; for tiled layers ``ideal_wire_power_w`` (ideal wires) stands in.
+  for the whole latency: ``energy_per_inference_j(result, read_time_s=latency)``. The nodal engine
+  reports it for every circuit, tiled or not; ``ideal_wire_power_w`` is the closed form it reduces
+  to with ideal wires. A layer read several times (a convolution) is driven for the whole latency
+  too, at its mean read power: its part of ``SimulationResult.layer_power_w`` (the sum over its
+  reads) divided by its reads.
 * **drivers**: the input drivers charge the first layer's word lines from 0 V to their input
   voltage once per inference: ``sum_rows C_row V_row^2`` (a driver whose supply equals the
-  drive voltage: half stored, half lost in the driver). Hidden word lines are charged by the
+  drive voltage: half stored, half lost in the driver); a first layer that is a convolution, once
+  per output position, each patch charged from 0 V (an upper bound). Hidden word lines are charged by the
   neurons' output stages, whose supply current is already counted in ``P_opamp``; bias rows
   hold one voltage and are charged once, not per inference.
 
@@ -137,19 +141,21 @@ class SystemEnergy:
 def driver_energy_j(circuit: Circuit, inputs_v: Any, parasitics: ArrayParasitics) -> np.ndarray:
     """Energy (J) the input drivers spend charging the first layer's word lines, per inference."""
     x = circuit.check_inputs(inputs_v)
-    first = circuit.layers[circuit.stage_list()[0].layer]
-    if x.shape[1] != first.n_inputs:
-        raise ValueError(f"driver energy needs the first layer's row voltages ({first.n_inputs} per inference); "
-                         f"got {x.shape[1]}: for a convolution, pass the unrolled patches")
-    return (x ** 2) @ word_line_capacitance_f(first, parasitics)
+    stage = circuit.stage_list()[0]
+    first = circuit.layers[stage.layer]
+    if stage.conv is None:
+        return (x ** 2) @ word_line_capacitance_f(first, parasitics)
+    # every output position's read drives its patch onto the word lines, charged from 0 V (an upper bound)
+    per_read = (stage.conv.patches(x) ** 2) @ word_line_capacitance_f(first, parasitics)
+    return per_read.reshape(len(x), -1).sum(axis=1)
 
 
 def ideal_wire_power_w(circuit: Circuit, inputs_v: Any, hidden_v: Sequence[Any]) -> np.ndarray:
     """Row drivers' power (W) per inference with ideal wires and op-amps: ``sum G V_row^2`` over the cells.
 
     Every bit line sits at a virtual ground, so a cell draws ``G V_row`` whatever tile it is in;
-    ``hidden_v`` are the hidden layers' outputs (``simulate(..., return_hidden=True)``). What the
-    engines report for plain chains, wire losses included; for tiled layers it is the estimate.
+    ``hidden_v`` are the hidden layers' outputs (``simulate(..., return_hidden=True)``). The nodal
+    engine's ``power_w`` with ideal wires and op-amps (tiled or not); with resistive wires an estimate.
     """
     if any(not isinstance(s, Crossbar) or s.conv is not None for s in circuit.stage_list()):
         raise ValueError("ideal_wire_power_w takes a chain of dense layers; this circuit has convolution, pooling "
@@ -163,13 +169,33 @@ def ideal_wire_power_w(circuit: Circuit, inputs_v: Any, hidden_v: Sequence[Any])
     return power
 
 
+def array_power_per_inference_w(circuit: Circuit, array_power_w: Any, reads: np.ndarray) -> np.ndarray:
+    """Power ``[inputs]`` the arrays draw over the latency: per layer its reads' sum over its reads."""
+    power = np.asarray(array_power_w, dtype=np.float64)
+    if not np.all(np.isfinite(power)) or np.any(power < 0):
+        raise ValueError("array_power_w must hold finite powers >= 0 (W), one per inference (or per inference "
+                         "and layer)")
+    if power.ndim == 2 and power.shape[1] == circuit.n_layers:
+        return power @ (1.0 / reads)
+    if power.ndim != 1:
+        raise ValueError(f"array_power_w of shape {power.shape} is not accepted: expected [inputs] or "
+                         f"[inputs, {circuit.n_layers}] (one column per layer: SimulationResult.layer_power_w)")
+    if np.any(reads > 1):
+        raise ValueError(f"this circuit reads its layers {reads.tolist()} times per inference: a total power "
+                         "cannot say which reads it sums; pass the power per layer (SimulationResult.layer_power_w "
+                         "of the nodal engine)")
+    return power
+
+
 def system_energy(circuit: Circuit, array_power_w: Any, inputs_v: Any, layer_settling_s: Sequence[float],
                   opamp_power_w: float, parasitics: ArrayParasitics = ArrayParasitics(),
                   schedule: Schedule = "always_on") -> SystemEnergy:
     """Energy per inference (mean over ``inputs_v``) of op-amps, arrays and drivers, from measured settling times.
 
-    ``array_power_w``: the arrays' power for each input (``SimulationResult.power_w`` of a run with
-    ``return_power=True``, or ``ideal_wire_power_w``); ``layer_settling_s``: one settling time
+    ``array_power_w``: the arrays' power for each input, ``[inputs]`` (``SimulationResult.power_w``
+    of a run with ``return_power=True``) when every layer is read once, or per layer
+    ``[inputs, n_layers]`` (``SimulationResult.layer_power_w``, each layer's reads added), which a
+    circuit with convolutions needs; ``layer_settling_s``: one settling time
     per layer (``periphery.settling``); ``opamp_power_w``: the supply power of one op-amp (the
     characterization's ``power_w``).
     """
@@ -189,9 +215,7 @@ def system_energy(circuit: Circuit, array_power_w: Any, inputs_v: Any, layer_set
         opamps_j = float(opamps.sum()) * opamp_power_w * latency
     else:
         opamps_j = float(np.dot(opamps, per_layer_s)) * opamp_power_w
-    power = np.asarray(array_power_w, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(power)) or np.any(power < 0):
-        raise ValueError("array_power_w must hold finite powers >= 0 (W), one per inference")
+    power = array_power_per_inference_w(circuit, array_power_w, reads)
     arrays = power * latency  # energy_per_inference_j at a read time equal to the latency
     drivers = driver_energy_j(circuit, inputs_v, parasitics)
     if len(arrays) != len(drivers):
@@ -203,5 +227,6 @@ def system_energy(circuit: Circuit, array_power_w: Any, inputs_v: Any, layer_set
                         arrays_j=float(np.mean(arrays)), drivers_j=float(np.mean(drivers)), schedule=schedule)
 
 
-__all__ = ["ArrayParasitics", "OPAMPS_PER_NEURON", "Schedule", "SystemEnergy", "driver_energy_j", "ideal_wire_power_w",
+__all__ = ["ArrayParasitics", "OPAMPS_PER_NEURON", "Schedule", "SystemEnergy", "array_power_per_inference_w",
+           "driver_energy_j", "ideal_wire_power_w",
            "opamps_per_layer", "reads_per_layer", "system_energy", "word_line_capacitance_f"]

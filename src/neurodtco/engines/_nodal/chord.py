@@ -59,12 +59,14 @@ class _Tile:
 
 def group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.ndarray], g_word_s: float,
                 g_bit_s: float, neuron_g_s: Optional[np.ndarray], inject_a: Optional[np.ndarray],
-                settings: NewtonSettings, label: str) -> tuple[np.ndarray, np.ndarray, dict]:
+                settings: NewtonSettings, label: str, drivers: bool = False) -> tuple:
     """Neuron inputs and total collected current ``[B, C]`` of a group of tiles of nonlinear cells.
 
     ``blocks`` are the tiles' read conductances ``[R_a, C]``, ``drives`` their rows' drives
     ``[B, R_a]`` (from the reference); ``neuron_g_s`` ``[C]`` and ``inject_a`` ``[1, C]`` the neuron
     inputs' ``H`` and offset injection (``None``: ideal op-amps, allowed for a tile alone).
+    Returns ``(n, total, info)``, and with ``drivers`` a fourth item: each tile's row driver
+    currents ``[B, R_a]`` (Kirchhoff on each word line: the sum of its cells' currents).
     """
     if len(blocks) > 1 and neuron_g_s is None:
         raise ValueError(f"{label}: tiles share neuron inputs only through a finite-gain op-amp; "
@@ -73,30 +75,41 @@ def group_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.nda
     unique, inverse = np.unique(joined, axis=0, return_inverse=True)
     if len(unique) < len(joined):  # e.g. the blank patches of a convolution: solve each distinct vector once
         parts = np.split(unique, np.cumsum([d.shape[1] for d in drives])[:-1], axis=1)
-        neuron, total, info = group_cells(cell, blocks, parts, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label)
+        solved = group_cells(cell, blocks, parts, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label, drivers)
         inverse = inverse.reshape(-1)
-        return neuron[inverse], total[inverse], info
+        mapped = (solved[0][inverse], solved[1][inverse], solved[2])
+        return mapped + ([d[inverse] for d in solved[3]],) if drivers else mapped
     batch, cols = len(drives[0]), blocks[0].shape[1]
     info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 1}
     if settings.method == "full" or batch == 0:
-        return _reference(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label, info)
+        solved = _reference(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label, info,
+                            drivers)
+        return solved if drivers else solved[:3]
     tiles = [_chord_tile(cell, g, d, g_word_s, g_bit_s, neuron_g_s, len(blocks) == 1) for g, d in zip(blocks, drives)]
     coupling = None if len(tiles) == 1 else _coupling([t.admittance for t in tiles], neuron_g_s, label)
     neuron, total = np.empty((batch, cols)), np.empty((batch, cols))
+    driver = [np.empty((batch, g.shape[0])) for g in blocks] if drivers else None
     scale_v = max(max(float(np.max(np.abs(d), initial=0.0)) for d in drives), 1e-3)
     chunk = max(1, CHUNK_DOUBLES // sum(g.size for g in blocks))
     for first in range(0, batch, chunk):
         part = slice(first, first + chunk)
         parts = [d[part] for d in drives]
         try:
-            neuron[part], total[part], steps = _iterate(cell, tiles, coupling, parts, inject_a, settings, scale_v)
+            neuron[part], total[part], steps, volts = _iterate(cell, tiles, coupling, parts, inject_a, settings,
+                                                               scale_v)
             info["iterations"] = max(info["iterations"], steps)
+            if drivers:
+                for d, t, v in zip(driver, tiles, volts):
+                    d[part] = cell_current(cell, t.g_read[:, None, :], v).sum(axis=2).T
         except _Stalled:
-            n, t, _ = _reference(cell, blocks, parts, g_word_s, g_bit_s, neuron_g_s, inject_a, settings,
-                                 f"{label} vectors {first}..", info)
+            n, t, _, tile_drivers = _reference(cell, blocks, parts, g_word_s, g_bit_s, neuron_g_s, inject_a, settings,
+                                               f"{label} vectors {first}..", info, drivers)
             neuron[part], total[part] = n, t
+            if drivers:
+                for d, tile_driver in zip(driver, tile_drivers):
+                    d[part] = tile_driver
             info["method"] = "chord, then full"
-    return neuron, total, info
+    return (neuron, total, info, driver) if drivers else (neuron, total, info)
 
 
 def _chord_tile(cell: Any, g_read: np.ndarray, drive: np.ndarray, g_word_s: float, g_bit_s: float,
@@ -167,8 +180,12 @@ def converged(steps: list[tuple[float, float]], settings: NewtonSettings, scale_
 
 def _iterate(cell: Any, tiles: Sequence[_Tile], coupling: Optional[tuple[np.ndarray, np.ndarray]],
              drives: Sequence[np.ndarray], inject_a: Optional[np.ndarray], settings: NewtonSettings,
-             scale_v: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Chord steps from the ideal-wire voltages until the estimated error is below ``rtol``."""
+             scale_v: float) -> tuple[np.ndarray, np.ndarray, int, list[np.ndarray]]:
+    """Chord steps from the ideal-wire voltages until the estimated error is below ``rtol``.
+
+    Returns the neuron inputs, the total collected current, the steps taken and every tile's
+    last cell voltages ``[R, B, C]``.
+    """
     # rows first [R, B, C]; every cell starts at its row's drive (word node at the driver, bit node at 0)
     volts = [np.repeat(d.T[:, :, None], t.g_read.shape[1], axis=2) for t, d in zip(tiles, drives)]
     steps: list[tuple[float, float]] = []
@@ -200,25 +217,32 @@ def _iterate(cell: Any, tiles: Sequence[_Tile], coupling: Optional[tuple[np.ndar
         volts, old_total = held, total
         steps.append((step_v, step_a))
         if converged(steps, settings, scale_v, _max_abs(total)):
-            return neuron, total, len(steps)
+            return neuron, total, len(steps), volts
 
 
 def _reference(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.ndarray], g_word_s: float,
                g_bit_s: float, neuron_g_s: Optional[np.ndarray], inject_a: Optional[np.ndarray],
-               settings: NewtonSettings, label: str, info: dict) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The group by the tile-by-tile solvers (true Newton available; Gauss-Seidel over shared tiles)."""
+               settings: NewtonSettings, label: str, info: dict,
+               drivers: bool = False) -> tuple[np.ndarray, np.ndarray, dict, Optional[list[np.ndarray]]]:
+    """The group by the tile-by-tile solvers (true Newton available; Gauss-Seidel over shared tiles).
+
+    Returns ``(n, total, info, driver currents per tile or None)``.
+    """
     if len(blocks) > 1:
-        neuron, total, sub = coupled_cells(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings,
-                                           label)
+        solved = coupled_cells(cell, blocks, drives, g_word_s, g_bit_s, neuron_g_s, inject_a, settings, label,
+                               drivers=drivers)
+        neuron, total, sub = solved[:3]
+        driver = solved[3] if drivers else None
         info["sweeps"] = max(info["sweeps"], sub["sweeps"])
     else:
-        sol, sub = solve_cells(cell, blocks[0], g_word_s, g_bit_s, neuron_g_s, drives[0], inject_a, settings, label)
-        neuron, total = sol.neuron_v, sol.collected_a
+        sol, sub = solve_cells(cell, blocks[0], g_word_s, g_bit_s, neuron_g_s, drives[0], inject_a, settings, label,
+                               drivers=drivers)
+        neuron, total, driver = sol.neuron_v, sol.collected_a, [sol.driver_a]
     info["iterations"] = max(info["iterations"], sub["iterations"])
     info["full_newton_vectors"] += sub["full_newton_vectors"]
     if sub["method"] != settings.method:
         info["method"] = sub["method"]
-    return neuron, total, info
+    return neuron, total, info, driver if drivers else None
 
 
 def _max_abs(a: np.ndarray) -> float:

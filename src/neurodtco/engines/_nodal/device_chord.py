@@ -211,5 +211,5 @@ def _on_cpu(solver: Any, cell: Any, blocks: Sequence[np.ndarray], drives: Sequen
 
     device = drives[0].device
     neuron, total, info = solver(cell, blocks, [d.cpu().numpy() for d in drives], g_word_s, g_bit_s, neuron_g_s,
-                                 inject_a, settings, label, info)
+                                 inject_a, settings, label, info)[:3]
     return torch.tensor(neuron, device=device), torch.tensor(total, device=device), info

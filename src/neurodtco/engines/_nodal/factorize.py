@@ -183,6 +183,27 @@ class SweepBitSide:
             inject[rows] = inject_neuron
         return self._close(y, inject)
 
+    def unit_energy(self, feed: np.ndarray) -> np.ndarray:
+        """``F^T K^-1 F`` ``[R, R]`` for 1 V on each row driver (``F``: the word side's feed, ``K``: the bit side, held).
+
+        With ``K = L D L^T`` (the sweep's pivots are ``D``) it is ``sum_i z_i^T M_i^-1 z_i`` over the
+        forward sweep's eliminated sources ``z``: no back sweep, and a vector driven at row ``k`` has
+        nothing to carry before row ``k`` (as in ``unit_drives``).
+        """
+        if self.neuron_inv is not None:
+            raise ValueError("unit_energy needs the neuron inputs held (a tile's column ends)")
+        g, p = self.g_bit_s, self.pivot_inv
+        rows = feed.shape[0]
+        y = np.zeros((rows, feed.shape[2]))
+        out = np.zeros((rows, rows))
+        for i in range(rows):
+            if i:
+                y[:i] = g * apply(p[i - 1], y[:i])
+            y[i] = feed[i, 0]
+            z = y[:i + 1]
+            out[:i + 1, :i + 1] += apply(p[i], z) @ z.T
+        return out
+
     def solve(self, rhs: np.ndarray, inject_neuron: Optional[np.ndarray], nodes: bool):
         """Bit voltages (if ``nodes``), neuron inputs and collected currents for sources ``rhs``."""
         g, p = self.g_bit_s, self.pivot_inv

@@ -25,8 +25,9 @@ of nodes, eliminate each half's interior first, the line last. Here the cuts fol
 
 What is left is the array's **port admittance**: ``(R + C) x (R + C)`` between the row drivers and
 the neuron inputs. With the neuron inputs held, ``-S[drivers, neurons]`` is the collected current
-per volt on each driver (the whole transfer matrix) and ``S[neurons, neurons]`` is the admittance
-the column ends see (``tiles.py``'s Norton equivalent). A square ``N x N`` array costs ``O(N^3)``
+per volt on each driver (the whole transfer matrix), ``S[neurons, neurons]`` is the admittance
+the column ends see (``tiles.py``'s Norton equivalent) and ``S[drivers, drivers]`` the drivers'
+currents per driver volt (the array's power, with no node voltage formed). A square ``N x N`` array costs ``O(N^3)``
 flops instead of ``O(N^4)``, nearly all in large matrix products; memory stays ``O(N^2)``.
 
 Exactness: every block is a floating Laplacian (no node tied to a fixed voltage), so its rows sum
@@ -149,11 +150,16 @@ def _top(blocks: np.ndarray, h: int, w: int) -> np.ndarray:
     return live[0, 0][0]
 
 
-def port_response(conductance: np.ndarray, g_word_s: float, g_bit_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Norton equivalent at the column ends: collected current per driver volt ``[R, C]``, admittance ``[C, C]``."""
+def port_response(conductance: np.ndarray, g_word_s: float,
+                  g_bit_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Norton equivalent at the column ends and the drivers' view, column ends held.
+
+    Returns the collected current per driver volt ``[R, C]``, the column ends' admittance
+    ``[C, C]`` and the driver currents per driver volt ``[R, R]`` (for power: no node voltages needed).
+    """
     rows = np.shape(conductance)[0]
     s = port_admittance(conductance, g_word_s, g_bit_s)
-    return -s[:rows, rows:], s[rows:, rows:]
+    return -s[:rows, rows:], s[rows:, rows:], s[:rows, :rows]
 
 
 def dissection_pays(rows: int, cols: int, g_word_s: float, g_bit_s: float) -> bool:

@@ -23,6 +23,11 @@ the fixed point every tile's node voltage is the same and Kirchhoff holds at the
 exactly; each sweep shrinks the error by about ``Y / H`` (``1e-3`` or less for op-amp gains of
 ``1e3`` and up), so a few sweeps reach ``rtol``.
 
+Power: a tile's row drivers deliver ``I = S d - s^T n`` (``S`` ``[R_t, R_t]``: the driver currents per
+volt on each driver with the column ends held; ``-s^T``: per volt on each column end, by
+reciprocity), so with ``n`` affine in the drives the driver currents are too (``DriverMap``): one
+factorization per tile serves the outputs and the power of every vector.
+
 Voltages are measured from the neuron reference ``V_os``, as everywhere in ``_nodal``.
 """
 
@@ -49,13 +54,41 @@ class TileResponse:
     tile: Tile
     short_a: np.ndarray       # [R_t, C_t]: collected current per volt on each row driver, column ends held
     admittance_s: np.ndarray  # [C_t, C_t]: Y, with every driver at the reference
+    driver_s: Optional[np.ndarray] = None  # [R_t, R_t]: S, driver currents per driver volt, column ends held
 
 
-def tile_response(tile: Tile, conductance: np.ndarray, g_word_s: float, g_bit_s: float) -> TileResponse:
-    """Factorize one tile with its column ends held and read off its Norton equivalent."""
+def tile_response(tile: Tile, conductance: np.ndarray, g_word_s: float, g_bit_s: float,
+                  drivers: bool = False) -> TileResponse:
+    """Factorize one tile with its column ends held and read off its Norton equivalent (and ``S`` if ``drivers``)."""
     fact = factorize(ArrayNetwork(conductance[None], g_word_s, g_bit_s))
     short = unit_drives(fact).collected_a[:-1]  # the last row is the (absent) neuron injection
-    return TileResponse(tile, short, column_admittance(fact))
+    return TileResponse(tile, short, column_admittance(fact), driver_admittance(fact) if drivers else None)
+
+
+def driver_admittance(fact: Factorization) -> np.ndarray:
+    """``S`` ``[R, R]`` of an array factorized with its column ends held: driver currents per volt on each driver.
+
+    Eliminating the word line, driver ``i`` delivers ``sum_j f_ij (V_i - b_ij)`` (``f``: the word
+    side's feed; its row sum is the line's conductance into bit nodes held at 0), so
+    ``S = diag(sum_j f_ij) - F^T K^-1 F`` with ``K`` the bit side: the sweep's forward pass alone
+    gives the second term (``SweepBitSide.unit_energy``); otherwise one bit solve per driver
+    (chunked so that the bit voltages stay small).
+    """
+    net, word = fact.network, fact.word
+    if net.neuron_g_s is not None or net.n_sets != 1:
+        raise ValueError("a driver admittance needs one set of cell conductances and held column ends")
+    rows = net.n_rows
+    if isinstance(fact.bit, SweepBitSide):
+        return symmetrize(np.diag(word.feed_s[:, 0].sum(axis=1)) - fact.bit.unit_energy(word.feed_s))
+    out = np.empty((rows, rows))
+    step = max(1, _BLOCK_DOUBLES // (rows * net.n_columns))
+    for first in range(0, rows, step):
+        drive = np.ascontiguousarray(np.eye(rows)[:, first:first + step])  # rows first [R, k]
+        bits, neuron, _ = fact.bit.solve(word.sources(drive, None), None, True)
+        if bits is None:  # ideal bit lines: every bit node is its column's neuron input (held at 0)
+            bits = np.broadcast_to(neuron, (rows,) + neuron.shape)
+        out[:, first:first + step] = np.sum(word.feed_s * (drive[:, :, None] - bits), axis=2)
+    return symmetrize(out)
 
 
 def column_admittance(fact: Factorization) -> np.ndarray:
@@ -98,21 +131,75 @@ def tia_map(responses: Sequence[TileResponse], n_rows: int, n_columns: int, comb
     """
     per_volt = np.zeros((n_rows, n_columns))
     at_offset = np.zeros(n_columns)
-    for group in _groups(responses, combine):
+    for group, k_inv, y in _coupled_groups(responses, combine, neuron_g_s, label):
         cols = group[0].tile.columns
         at_offset[cols] += offset_v
-        if neuron_g_s is None:  # virtual grounds: nothing flows back, the tiles' currents add
+        if k_inv is None:  # virtual grounds: nothing flows back, the tiles' currents add
             for r in group:
                 per_volt[r.tile.rows, cols] = -feedback_ohm * r.short_a
             continue
-        y = sum(r.admittance_s for r in group)
-        k_inv = _spd_inverse(y + np.diag(neuron_g_s[cols]), int(cols.start), label)
         for r in group:
             n = r.short_a @ k_inv
             per_volt[r.tile.rows, cols] = n - feedback_ohm * (r.short_a - n @ y)
         n0 = inject_a[cols] @ k_inv
         at_offset[cols] += n0 + feedback_ohm * (n0 @ y)
     return per_volt, at_offset
+
+
+@dataclass(frozen=True, eq=False)
+class DriverMap:
+    """Row driver currents of a layer of linear cells (tiled or not) as a function of its row drives.
+
+    ``groups``: each group of tiles on the same neuron inputs with its ``(sum Y + H)^-1`` (``None``
+    for virtual grounds); ``inject_a`` ``[C]`` the neuron inputs' offset injection.
+    """
+
+    n_rows: int
+    groups: list[tuple[list[TileResponse], Optional[np.ndarray]]]
+    inject_a: Optional[np.ndarray]
+
+    def currents(self, drive_v: np.ndarray) -> np.ndarray:
+        """Current ``[B, n_rows]`` each layer row's drivers deliver, summed over its column tiles.
+
+        ``drive_v`` ``[B, n_rows]`` is measured from the neuron reference.
+        """
+        out = np.zeros((len(drive_v), self.n_rows))
+        for group, k_inv in self.groups:
+            n = None
+            if k_inv is not None:
+                cols = group[0].tile.columns
+                n = (sum(drive_v[:, r.tile.rows] @ r.short_a for r in group) + self.inject_a[cols]) @ k_inv
+            for r in group:
+                current = drive_v[:, r.tile.rows] @ r.driver_s
+                if n is not None:
+                    current -= n @ r.short_a.T  # raising the column ends to n: -s^T per volt (reciprocity)
+                out[:, r.tile.rows] += current
+        return out
+
+    def power(self, rows_v: np.ndarray, offset_v: float) -> np.ndarray:
+        """Power ``[B]`` the row drivers deliver at absolute row voltages ``rows_v`` ``[B, n_rows]``."""
+        return np.sum(rows_v * self.currents(rows_v - offset_v), axis=1)
+
+
+def driver_map(responses: Sequence[TileResponse], n_rows: int, combine: str, neuron_g_s: Optional[np.ndarray],
+               inject_a: Optional[np.ndarray], label: str) -> DriverMap:
+    """The ``DriverMap`` of a layer's tiles (each ``TileResponse`` built with ``drivers=True``)."""
+    groups = [(group, k_inv) for group, k_inv, _ in _coupled_groups(responses, combine, neuron_g_s, label)]
+    return DriverMap(n_rows, groups, inject_a)
+
+
+def _coupled_groups(responses: Sequence[TileResponse], combine: str, neuron_g_s: Optional[np.ndarray],
+                    label: str) -> list[tuple[list[TileResponse], Optional[np.ndarray], Optional[np.ndarray]]]:
+    """Each group with ``(sum Y + H)^-1`` and ``sum Y`` (both ``None`` for virtual grounds)."""
+    out = []
+    for group in _groups(responses, combine):
+        if neuron_g_s is None:
+            out.append((group, None, None))
+            continue
+        cols = group[0].tile.columns
+        y = sum(r.admittance_s for r in group)
+        out.append((group, _spd_inverse(y + np.diag(neuron_g_s[cols]), int(cols.start), label), y))
+    return out
 
 
 def _groups(responses: Sequence[TileResponse], combine: str) -> list[list[TileResponse]]:
@@ -134,24 +221,26 @@ def _spd_inverse(mat: np.ndarray, first_column: int, label: str) -> np.ndarray:
 
 def coupled_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.ndarray], g_word_s: float,
                   g_bit_s: float, neuron_g_s: np.ndarray, inject_a: np.ndarray, settings: NewtonSettings,
-                  label: str) -> tuple[np.ndarray, np.ndarray, dict]:
+                  label: str, drivers: bool = False) -> tuple:
     """Row tiles of nonlinear cells on shared finite-gain neuron inputs: neuron inputs and total collected current.
 
     ``blocks`` are the tiles' read conductances ``[R_a, C]``, ``drives`` their rows' drives
     ``[B, R_a]`` (from the reference); ``neuron_g_s`` ``[C]`` and ``inject_a`` ``[1, C]`` the
-    neuron inputs' ``H`` and offset injection. Returns ``n`` and ``sum_a I_a``, both ``[B, C]``.
+    neuron inputs' ``H`` and offset injection. Returns ``n`` and ``sum_a I_a``, both ``[B, C]``, the
+    info, and with ``drivers`` a fourth item: each tile's driver currents ``[B, R_a]`` (last sweep).
     """
     batch, cols = len(drives[0]), blocks[0].shape[1]
     currents = [np.zeros((batch, cols)) for _ in blocks]
+    driver: list = [None] * len(blocks)
     info = {"method": settings.method, "iterations": 0, "full_newton_vectors": 0, "sweeps": 0}
     for sweep in range(1, settings.max_iterations + 1):
         change = 0.0
         for a, (g, drive) in enumerate(zip(blocks, drives)):
             others = sum(currents[b] for b in range(len(blocks)) if b != a)
             sol, tile_info = solve_cells(cell, g, g_word_s, g_bit_s, neuron_g_s, drive, inject_a + others, settings,
-                                         f"{label} row tile {a}")
+                                         f"{label} row tile {a}", drivers=drivers)
             change = max(change, float(np.max(np.abs(sol.collected_a - currents[a]))))
-            currents[a] = sol.collected_a
+            currents[a], driver[a] = sol.collected_a, sol.driver_a
             info["iterations"] = max(info["iterations"], tile_info["iterations"])
             info["full_newton_vectors"] += tile_info["full_newton_vectors"]
         total = sum(currents)
@@ -162,4 +251,5 @@ def coupled_cells(cell: Any, blocks: Sequence[np.ndarray], drives: Sequence[np.n
         raise ConvergenceError(f"{label}: the row tiles sharing neuron inputs did not settle after {sweep} sweeps "
                                f"(last change {change:.3g} A); raise max_iterations")
     # Kirchhoff at the shared node: H n = sum_a I_a + inject
-    return (total + inject_a) / neuron_g_s, total, info
+    neuron = (total + inject_a) / neuron_g_s
+    return (neuron, total, info, driver) if drivers else (neuron, total, info)
