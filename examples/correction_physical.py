@@ -181,7 +181,8 @@ def plot(res: dict[str, Any], path: Path) -> Path:
             for j, (key, label, color, marker) in enumerate(series):
                 mean, low, high = [], [], []
                 for d in dens:
-                    v = [c[key] for c in res["chips"] if (c["pattern"], c["array"], c["density"]) == (pattern, array, d)]
+                    v = [c[key] for c in res["chips"]
+                         if (c["pattern"], c["array"], c["density"]) == (pattern, array, d)]
                     s = summarize(v)
                     mean.append(100 * s["mean"])
                     low.append(100 * (s["mean"] - s["mean_ci"][0]))

@@ -1,11 +1,12 @@
-"""Correcting defect-induced errors with lightweight networks: per array at physical densities, and the published figures.
+"""Correcting defect-induced errors with small networks: per array at physical densities, and the published figures.
 
 Default mode (``--mode physical``, ``examples/correction_physical.py``): the chip with 0.1, 1, 3 or
 10 % of one array's cells stuck, per array, over network seeds and defect instances; per chip the
 corrector (at most 200 parameters) chosen on validation images, judged on test images, with
 bootstrap intervals over the chips; and whether the 31-parameter MLP harms (paired, same images).
 
-``--mode severity`` reproduces the published figures: for each of the seven defect patterns on each of the four arrays of the default 64-8-8-8-10 chip:
+``--mode severity`` reproduces the published figures: for each of the seven defect patterns on each of
+the four arrays of the default 64-8-8-8-10 chip:
 
 1. severity search: the defect density whose median validation accuracy over the instances is 40-60 %;
 2. correction: per chip, fit a corrector on the chip's voltages for the 1617 training images, judge it
@@ -22,7 +23,8 @@ Run from the repository root (writes Markdown tables to stdout, figures and resu
     .venv/bin/python examples/correction_study.py --quick          # 1 seed x 2 instances
     .venv/bin/python examples/correction_study.py --mode severity  # the published figures (~11 min on 2 busy cores)
     .venv/bin/python examples/correction_study.py --mode severity --quick   # 2 instances, fewer sweeps (~3 min)
-    .venv/bin/python examples/correction_study.py --from-results out/correction/results.json   # redraw only
+    .venv/bin/python examples/correction_study.py --from-results out/correction/physical.json  # redraw only
+    .venv/bin/python examples/correction_study.py --mode severity --from-results out/correction/results.json
 """
 
 from __future__ import annotations
@@ -398,6 +400,8 @@ def main() -> None:
     parser.add_argument("--from-results", type=Path, default=None,
                         help="Skip the study: redraw the figures and the report from a results.json.")
     args = parser.parse_args()
+    if args.write_docs and (args.mode != "physical" or args.quick):
+        parser.error("--write-docs publishes the full physical-mode run only: drop --quick (and --mode severity)")
     if args.mode == "physical" and args.from_results is not None:
         run_physical(args)
         return

@@ -53,7 +53,8 @@ def test_chooses_the_best_on_validation_and_reports_its_test_answers(setting):
     sel = select_on_validation(chips, dataset, _candidates())
     assert sel.names == ["logistic", "affine"] and list(sel.n_parameters) == [110, 20]
     # chosen = highest validation accuracy per chip
-    np.testing.assert_array_equal(sel.validation_accuracy[np.arange(4), sel.chosen], sel.validation_accuracy.max(axis=1))
+    best = sel.validation_accuracy.max(axis=1)
+    np.testing.assert_array_equal(sel.validation_accuracy[np.arange(4), sel.chosen], best)
     assert list(sel.chosen[:2]) == [0, 0]  # permuted outputs: logistic
     assert sel.validation_accuracy[0, 0] > 0.95 > 0.5 > sel.validation_accuracy[0, 1]
     # the reported answers are an independently fitted logistic corrector's on the test images

@@ -260,8 +260,8 @@ def select_on_validation(chips: Sequence[ChipVoltages], dataset: Dataset,
     val = np.array(val_acc).T  # [chips, candidates]
     sizes_arr = np.array(sizes)
     # lexicographic: highest validation accuracy, then fewest parameters, then candidate order
-    order = np.lexsort((np.arange(len(names))[None].repeat(len(chips), 0), sizes_arr[None].repeat(len(chips), 0), -val),
-                       axis=1)
+    rank = np.broadcast_to(np.arange(len(names)), val.shape)
+    order = np.lexsort((rank, np.broadcast_to(sizes_arr, val.shape), -val), axis=1)
     chosen = order[:, 0]
     tests = np.array(test_correct)  # [candidates, chips, images]
     after = tests[chosen, np.arange(len(chips))]
@@ -295,5 +295,6 @@ def summarize_per_array(values: Sequence[float], arrays: Sequence[int], seed: in
     return [{"array": int(layer), **summarize(v[a == layer], seed)} for layer in np.unique(a)]
 
 
-__all__ = ["STUDY_PATTERNS", "Selection", "SeverityPoint", "calibration_budget", "calibration_indices", "cross_defect_matrix",
-           "make_defective", "select_on_validation", "severity_search", "summarize", "summarize_per_array", "unseen_chip_matrix"]
+__all__ = ["STUDY_PATTERNS", "Selection", "SeverityPoint", "calibration_budget", "calibration_indices",
+           "cross_defect_matrix", "make_defective", "select_on_validation", "severity_search", "summarize",
+           "summarize_per_array", "unseen_chip_matrix"]
