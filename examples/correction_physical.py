@@ -114,7 +114,8 @@ def groups(res: dict[str, Any]) -> list[tuple[str, int, float, list[dict]]]:
 
 
 def tables(res: dict[str, Any]) -> dict[str, str]:
-    """The Markdown tables, by docs block name: ``physical`` (recovery) and ``physical-h1`` (does h = 1 harm)."""
+    """The Markdown tables, by docs block name: ``physical`` (recovery) and ``physical-h1`` (does h = 1 harm),
+    with ``-off`` appended for stuck-off cells."""
     n_chips = len(res["seeds"]) * res["instances"]
     head = (f"Default 64-8-8-8-10 network, {len(res['seeds'])} network seeds x {res['instances']} defect instances "
             f"= {n_chips} chips per row, stuck-{res['kind']} cells, {res['engine']} engine; correctors fitted on "
@@ -157,7 +158,8 @@ def tables(res: dict[str, Any]) -> dict[str, str]:
            f"significantly harmed {harmed}, helped {helped}, of {len(chips)}."]
     t = res["timings"]
     lines += ["", "Time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in t.items())]
-    return {"physical": "\n".join(lines), "physical-h1": "\n".join(h1)}
+    suffix = "" if res["kind"] == "on" else f"-{res['kind']}"
+    return {f"physical{suffix}": "\n".join(lines), f"physical-h1{suffix}": "\n".join(h1)}
 
 
 def plot(res: dict[str, Any], path: Path) -> Path:
@@ -201,7 +203,7 @@ def plot(res: dict[str, Any], path: Path) -> Path:
                 ax.set_ylabel("test accuracy (%)")
     axes[0, 0].legend(fontsize=6, loc="lower left")
     n = len(res["seeds"]) * res["instances"]
-    fig.suptitle(f"correction per array at physical densities: mean over {n} chips ({res['n_test']} test images each), "
+    fig.suptitle(f"stuck-{res['kind']} cells, per array: mean over {n} chips ({res['n_test']} test images each), "
                  "95 % bootstrap interval over the chips",
                  fontsize=10)
     fig.tight_layout()

@@ -360,15 +360,18 @@ def run_physical(args: argparse.Namespace) -> None:
         result = correction_physical.run(args)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "physical.json").write_text(json.dumps(result))
-    figure = correction_physical.plot(result, args.out / "correction_physical.png")
+    name = "correction_physical.png" if result["kind"] == "on" else f"correction_physical_{result['kind']}.png"
+    figure = correction_physical.plot(result, args.out / name)
     log(f"wrote {figure}")
     blocks = correction_physical.tables(result)
     print("\n\n".join(blocks.values()))
     if args.write_docs:
         docs = Path(__file__).resolve().parents[1] / "docs"
-        correction_physical.plot(result, docs / "img" / "correction_physical.png")
-        for name, body in blocks.items():
-            publish("correction.md", name, body, "python examples/correction_study.py --write-docs")
+        correction_physical.plot(result, docs / "img" / name)
+        command = "python examples/correction_study.py --write-docs" + ("" if result["kind"] == "on" else
+                                                                        f" --kind {result['kind']}")
+        for block, body in blocks.items():
+            publish("correction.md", block, body, command)
     if args.json:
         print(json.dumps(result))
 

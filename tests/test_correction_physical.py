@@ -43,6 +43,7 @@ def test_tables_count_harm_only_when_significant_and_headline_per_array():
     assert "2 of the 3 chips that start at <= 55 % (array 0: 1 of 2, array 1: 1 of 1)" in main
     # recovered = mean gain / mean loss: array 0 gains 0.3 of 0.4 lost
     assert "| +30.0 [+20.0, +40.0] | 0.75 |" in main
+    assert set(study.tables({**_result(chips), "kind": "off"})) == {"physical-off", "physical-h1-off"}
 
 
 def test_run_reports_the_chips_own_accuracy_and_the_choice_made_on_validation(tmp_path):
