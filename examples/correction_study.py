@@ -1,6 +1,12 @@
-"""Correcting defect-induced errors with lightweight networks: the published figures, reproduced.
+"""Correcting defect-induced errors with small networks: per array at physical densities, and the published figures.
 
-For each of the seven defect patterns on each of the four arrays of the default 64-8-8-8-10 chip:
+Default mode (``--mode physical``, ``examples/correction_physical.py``): the chip with 0.1, 1, 3 or
+10 % of one array's cells stuck, per array, over network seeds and defect instances; per chip the
+corrector (at most 200 parameters) chosen on validation images, judged on test images, with
+bootstrap intervals over the chips; and whether the 31-parameter MLP harms (paired, same images).
+
+``--mode severity`` reproduces the published figures: for each of the seven defect patterns on each of
+the four arrays of the default 64-8-8-8-10 chip:
 
 1. severity search: the defect density whose median validation accuracy over the instances is 40-60 %;
 2. correction: per chip, fit a corrector on the chip's voltages for the 1617 training images, judge it
@@ -12,9 +18,13 @@ For each of the seven defect patterns on each of the four arrays of the default 
 
 Run from the repository root (writes Markdown tables to stdout, figures and results.json to --out):
 
-    .venv/bin/python examples/correction_study.py                  # nodal engine, 5 instances (~11 min on 2 busy cores)
-    .venv/bin/python examples/correction_study.py --quick          # 2 instances, fewer sweeps (~3 min)
-    .venv/bin/python examples/correction_study.py --from-results out/correction/results.json   # redraw only
+    .venv/bin/python examples/correction_study.py                  # physical densities, 3 seeds x 5 instances
+    .venv/bin/python examples/correction_study.py --write-docs     # ... and publish the tables into docs/correction.md
+    .venv/bin/python examples/correction_study.py --quick          # 1 seed x 2 instances
+    .venv/bin/python examples/correction_study.py --mode severity  # the published figures (~11 min on 2 busy cores)
+    .venv/bin/python examples/correction_study.py --mode severity --quick   # 2 instances, fewer sweeps (~3 min)
+    .venv/bin/python examples/correction_study.py --from-results out/correction/physical.json  # redraw only
+    .venv/bin/python examples/correction_study.py --mode severity --from-results out/correction/results.json
 """
 
 from __future__ import annotations
@@ -28,6 +38,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below, run from anywhere
+import correction_physical  # noqa: E402
+from _docblocks import publish  # noqa: E402
 from neurodtco.correction import (BatchedAffineCalibration, BatchedLastLayerRetrain, BatchedLogisticCorrector,
                                   BatchedMLPCorrector, correct_circuits, measure_chip)
 from neurodtco.correction.cross import CrossDefectResult, plot_cross_defect
@@ -335,31 +348,77 @@ def plots(res: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
+def run_physical(args: argparse.Namespace) -> None:
+    """The physical-density study: run (or reload), print its tables, draw its figure, publish on request."""
+    if args.from_results is not None:
+        result = json.loads(args.from_results.read_text())
+    else:
+        args.seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+        args.densities = tuple(float(d) for d in args.densities.split(",") if d.strip())
+        if args.quick:
+            args.seeds, args.instances = args.seeds[:1], min(args.instances, 2)
+        result = correction_physical.run(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "physical.json").write_text(json.dumps(result))
+    name = "correction_physical.png" if result["kind"] == "on" else f"correction_physical_{result['kind']}.png"
+    figure = correction_physical.plot(result, args.out / name)
+    log(f"wrote {figure}")
+    blocks = correction_physical.tables(result)
+    print("\n\n".join(blocks.values()))
+    if args.write_docs:
+        docs = Path(__file__).resolve().parents[1] / "docs"
+        correction_physical.plot(result, docs / "img" / name)
+        command = "python examples/correction_study.py --write-docs" + ("" if result["kind"] == "on" else
+                                                                        f" --kind {result['kind']}")
+        for block, body in blocks.items():
+            publish("correction.md", block, body, command)
+    if args.json:
+        print(json.dumps(result))
+
+
 def main() -> None:
     """Parse the options, run the study, print the report, write figures and results.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", default="physical", choices=("physical", "severity"),
+                        help="physical (default): per array at 0.1-10 %% stuck cells; severity: the published figures.")
+    parser.add_argument("--seeds", default="0,1,2", help="physical mode: network seeds, comma separated.")
+    parser.add_argument("--densities", default=",".join(map(str, correction_physical.DENSITIES)),
+                        help="physical mode: stuck-cell densities per array, comma separated.")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="physical mode: publish the tables into docs/correction.md and the figure into docs/img/.")
     parser.add_argument("--engine", default="nodal", help="nodal (default, exact) or ideal.")
     parser.add_argument("--instances", type=int, default=5, help="Defect instances per pattern x array (>= 5 for the table).")
     parser.add_argument("--train-instances", type=int, default=2,
                         help="Extra instances per pattern x array to train the cross-defect correctors on.")
     parser.add_argument("--kind", default="on", help="Stuck state of the hit cells: on or off.")
-    parser.add_argument("--patterns", default=",".join(STUDY_PATTERNS), help="Patterns, comma separated.")
+    parser.add_argument("--patterns", default=None,
+                        help="Patterns, comma separated (default: random in physical mode, all seven in severity).")
     parser.add_argument("--out", type=Path, default=Path("out/correction"), help="Folder for figures and results.json.")
     parser.add_argument("--dtype", default="float32",
                         help="Corrector arithmetic: float32 (default, faster for most sizes) or float64 (batched fits "
                              "then match one-by-one fits; case medians moved by at most 1.7 points when measured).")
-    parser.add_argument("--quick", action="store_true", help="2 instances, h in {1,2,8,32}, 4 budgets.")
+    parser.add_argument("--quick", action="store_true",
+                        help="physical: 1 seed x 2 instances; severity: 2 instances, h in {1,2,8,32}, 4 budgets.")
     parser.add_argument("--json", action="store_true", help="Print the whole result as one JSON line at the end.")
     parser.add_argument("--from-results", type=Path, default=None,
                         help="Skip the study: redraw the figures and the report from a results.json.")
     args = parser.parse_args()
+    if args.write_docs and (args.mode != "physical" or args.quick):
+        parser.error("--write-docs publishes the full physical-mode run only: drop --quick (and --mode severity)")
+    if args.mode == "physical" and args.from_results is not None:
+        run_physical(args)
+        return
     if args.from_results is not None:
         result = json.loads(args.from_results.read_text())
         for path in plots(result, args.out):
             log(f"wrote {path}")
         print(report(result))
         return
-    args.patterns = tuple(p.strip() for p in args.patterns.split(",") if p.strip())
+    default_patterns = "random" if args.mode == "physical" else ",".join(STUDY_PATTERNS)
+    args.patterns = tuple(p.strip() for p in (args.patterns or default_patterns).split(",") if p.strip())
+    if args.mode == "physical":
+        run_physical(args)
+        return
     if args.quick:
         args.instances = min(args.instances, 2)
         args.train_instances = 1

@@ -8,6 +8,8 @@
   ``cross.cross_defect`` on the chips' stacked voltages).
 * ``calibration_budget``: accuracy after correction against the number of labelled images per chip,
   summarized per array.
+* ``select_on_validation``: several candidate correctors fitted on every chip's training images,
+  one chosen per chip by its *validation* accuracy, the chosen one's test answers reported.
 * ``summarize`` / ``summarize_per_array``: median and mean over chips with bootstrap intervals over
   the chips, one summary per array (easy and hard arrays are never pooled into one number).
 """
@@ -212,6 +214,62 @@ def calibration_budget(chips: Sequence[ChipVoltages], dataset: Dataset, correcto
     return {"budget": np.array(sizes), "accuracy": np.array(accs), "array": arrays, "summary": summary}
 
 
+@dataclass
+class Selection:
+    """Per chip: each candidate's validation accuracy, the candidate chosen on it, and that one's test answers."""
+
+    names: list[str]
+    n_parameters: np.ndarray
+    validation_accuracy: np.ndarray
+    chosen: np.ndarray
+    correct_after: np.ndarray
+    correct_before: np.ndarray
+
+    @property
+    def accuracy_after(self) -> np.ndarray:
+        """Each chip's test accuracy with its chosen corrector."""
+        return self.correct_after.mean(axis=1)
+
+    @property
+    def accuracy_before(self) -> np.ndarray:
+        """Each chip's own test accuracy."""
+        return self.correct_before.mean(axis=1)
+
+
+def select_on_validation(chips: Sequence[ChipVoltages], dataset: Dataset,
+                         candidates: dict[str, BatchedCorrector]) -> Selection:
+    """Fit every candidate on every chip's training images; per chip keep the best on validation, report it on test.
+
+    Ties on validation go to the candidate with fewer parameters, then to the earlier one. The
+    test images play no part in the choice: only the chosen candidate's test answers are kept.
+    """
+    if not chips or not candidates:
+        raise ValueError(f"got {len(chips)} chips and {len(candidates)} candidates: give at least one of each")
+    dataset.validation()  # refuses a dataset without a validation part, naming how to make one
+    names = list(candidates)
+    val_acc, test_correct, sizes = [], [], []
+    for name in names:
+        batched = candidates[name].batched()
+        x_fit = np.stack([chip.features(batched.features, "train") for chip in chips])
+        batched.fit(x_fit, dataset.y_train, n_classes=dataset.n_classes)
+        x_val = np.stack([chip.features(batched.features, "validation") for chip in chips])
+        x_test = np.stack([chip.features(batched.features, "test") for chip in chips])
+        val_acc.append((batched.predict(x_val) == dataset.y_val[None]).mean(axis=1))
+        test_correct.append(batched.predict(x_test) == dataset.y_test[None])
+        sizes.append(batched.n_parameters)
+    val = np.array(val_acc).T  # [chips, candidates]
+    sizes_arr = np.array(sizes)
+    # lexicographic: highest validation accuracy, then fewest parameters, then candidate order
+    rank = np.broadcast_to(np.arange(len(names)), val.shape)
+    order = np.lexsort((rank, np.broadcast_to(sizes_arr, val.shape), -val), axis=1)
+    chosen = order[:, 0]
+    tests = np.array(test_correct)  # [candidates, chips, images]
+    after = tests[chosen, np.arange(len(chips))]
+    before = np.array([chip.correct(dataset.y_test) for chip in chips])
+    return Selection(names=names, n_parameters=sizes_arr, validation_accuracy=val, chosen=chosen,
+                     correct_after=after, correct_before=before)
+
+
 def summarize(values: Sequence[float], seed: int = 0) -> dict[str, float]:
     """Median and mean over chips (or instances) with 95 % bootstrap intervals over them, quartiles, range, count.
 
@@ -237,5 +295,6 @@ def summarize_per_array(values: Sequence[float], arrays: Sequence[int], seed: in
     return [{"array": int(layer), **summarize(v[a == layer], seed)} for layer in np.unique(a)]
 
 
-__all__ = ["STUDY_PATTERNS", "SeverityPoint", "calibration_budget", "calibration_indices", "cross_defect_matrix",
-           "make_defective", "severity_search", "summarize", "summarize_per_array", "unseen_chip_matrix"]
+__all__ = ["STUDY_PATTERNS", "Selection", "SeverityPoint", "calibration_budget", "calibration_indices",
+           "cross_defect_matrix", "make_defective", "select_on_validation", "severity_search", "summarize",
+           "summarize_per_array", "unseen_chip_matrix"]
