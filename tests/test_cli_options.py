@@ -231,3 +231,14 @@ def test_option_groups_take_their_defaults_from_the_default_instance_and_refuse_
 
     with pytest.raises(TypeError, match=re.escape("bad: parameter 'window' needs a Window() default")):
         with_options(bad)
+
+
+def test_every_option_group_gives_each_of_its_fields_one_flag():
+    from dataclasses import fields
+
+    from neurodtco.cli.data_options import DataOptions, DatasetOptions
+
+    for group in (CircuitOptions, DatasetOptions, DataOptions, Window):
+        named = [name for name, *_ in group.OPTIONS]
+        assert sorted(named) == sorted(f.name for f in fields(group)), group.__name__
+        assert len({flag for _, _, flag, _ in group.OPTIONS}) == len(named), group.__name__
