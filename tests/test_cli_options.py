@@ -1,17 +1,20 @@
-"""The circuit options every command shares, plain flags in --help, and what --workers accepts."""
+"""The circuit and data options every command shares, plain flags in --help, and what --workers accepts."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from neurodtco.cli import app
 from neurodtco.cli.circuit_options import FLAG_OF_FIELD, CircuitOptions
+from neurodtco.cli.options import OptionGroup, with_options
 from neurodtco.mapping import MappingConfig
 from neurodtco.study.executors import LocalExecutor, SerialExecutor, make_executor
 
@@ -149,3 +152,93 @@ def test_simulate_reports_the_physical_arrays_of_a_tiled_chip():
     assert payload["n_arrays"] == 5 + 1 + 1 + 2 and payload["tile"] == "16"
     assert payload["n_cells"] == 65 * 16 + 9 * 16 + 9 * 16 + 9 * 20
     assert payload["accuracy"] == payload["software_accuracy"]  # the ideal engine: tiles change nothing
+
+
+# The data options every command shares.
+
+DATA_DEFAULTS = {"--seed": 0, "--dataset": "digits", "--fold": None, "--folds": 10}
+
+
+def described(param) -> tuple[str, object]:
+    """An option's help text and value type."""
+    return param.help, param.type_descriptor.annotation
+
+
+def test_every_data_command_has_the_same_data_options_defaults_and_help():
+    from test_data import DATA_COMMANDS
+
+    all_commands = commands()
+    with_data = {name for name, cmd in all_commands.items() if "--dataset" in options_of(cmd)}
+    assert with_data == set(DATA_COMMANDS)
+    reference = options_of(all_commands["simulate"])
+    for name in DATA_COMMANDS:
+        opts = options_of(all_commands[name])
+        flags = set(DATA_DEFAULTS) | ({"--model"} if name != "train" else set())
+        assert flags <= set(opts) and ("--model" in opts) == (name != "train"), name
+        assert {flag: opts[flag].default for flag in DATA_DEFAULTS} == DATA_DEFAULTS, name
+        for flag in flags:  # the same help and the same value type as simulate's
+            assert described(opts[flag]) == described(reference[flag]), (name, flag)
+    assert reference["--model"].default is None and "cached default network" in reference["--model"].help
+
+
+def test_data_options_load_the_split_the_flags_name_and_refuse_by_flag():
+    from neurodtco.cli.data_options import DataOptions, DatasetOptions
+    from neurodtco.data import load_dataset
+
+    folded = DatasetOptions(seed=2, fold=3, n_folds=5).dataset()
+    expected = load_dataset("digits", seed=2, fold=3, n_folds=5)
+    assert np.array_equal(folded.x_test, expected.x_test) and np.array_equal(folded.y_train, expected.y_train)
+    with pytest.raises(ValueError, match=r"--fold 7 is not accepted") as info:
+        DataOptions(fold=7, n_folds=5).load(quiet=True)
+    assert "n_folds=" not in str(info.value)
+    with pytest.raises(ValueError, match="'mnist' is not accepted"):
+        DataOptions(dataset_name="mnist").load(quiet=True)
+
+
+@dataclass(frozen=True)
+class Window(OptionGroup):
+    """A toy option group: an interval, refused by flag when empty."""
+
+    OPTIONS = (("low", float, "--low", "Lower edge."), ("high", float, "--high", "Upper edge."))
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high:
+            raise ValueError(f"--low {self.low} is not accepted: expected below --high {self.high}")
+
+
+def test_option_groups_take_their_defaults_from_the_default_instance_and_refuse_by_flag():
+    seen = []
+
+    @with_options
+    def command(window: Window = Window(high=5.0), as_json: bool = typer.Option(False, "--json")) -> None:
+        seen.append((window, as_json))
+
+    toy = typer.Typer()
+    toy.command()(command)
+    opts = options_of(typer.main.get_command(toy))
+    assert {flag: (opts[flag].default, opts[flag].help) for flag in ("--low", "--high")} == {
+        "--low": (0.0, "Lower edge."), "--high": (5.0, "Upper edge.")}
+    assert runner.invoke(toy, ["--low", "2", "--json"]).exit_code == 0
+    assert seen == [(Window(low=2.0, high=5.0), True)]
+    refused = runner.invoke(toy, ["--low", "9"])
+    assert refused.exit_code == 2 and refused.stderr.strip() == "error: --low 9.0 is not accepted: expected below --high 5.0"
+    assert len(seen) == 1  # refused before the command ran
+
+    def bad(window: Window = None) -> None:  # type: ignore[assignment]
+        """A group parameter without its default instance."""
+
+    with pytest.raises(TypeError, match=re.escape("bad: parameter 'window' needs a Window() default")):
+        with_options(bad)
+
+
+def test_every_option_group_gives_each_of_its_fields_one_flag():
+    from dataclasses import fields
+
+    from neurodtco.cli.data_options import DataOptions, DatasetOptions
+
+    for group in (CircuitOptions, DatasetOptions, DataOptions, Window):
+        named = [name for name, *_ in group.OPTIONS]
+        assert sorted(named) == sorted(f.name for f in fields(group)), group.__name__
+        assert len({flag for _, _, flag, _ in group.OPTIONS}) == len(named), group.__name__

@@ -295,9 +295,10 @@ def test_digits_keep_their_split_and_validation_is_held_out_on_request(digits):
 
 # --dataset on the command line.
 
-DATA_COMMANDS = {  # each command that loads its data through load_or_train, with the arguments it needs besides
+DATA_COMMANDS = {  # each command that takes the data options, with the arguments it needs besides
     "train": [], "simulate": [], "netlist": ["--out", "x.sp"], "verify": [], "imperfect": [], "correct": [],
     "mitigate": ["retrain"], "defects show": ["--defect", "random:p=0.01"], "transistor-check": [], "energy": [],
+    "yield": ["--d0", "1e-3"],
 }
 
 

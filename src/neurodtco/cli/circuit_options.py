@@ -1,23 +1,20 @@
 """The circuit options every command shares, declared once, and errors that name the flags.
 
-``@with_circuit_options()`` replaces a command's ``circuit: CircuitOptions`` parameter by the
-``--cell``, ``--r-on``, ... options, and hands the command one validated ``CircuitOptions``.
+With ``@with_options`` a command's ``circuit: CircuitOptions = CircuitOptions()`` parameter becomes the
+``--cell``, ``--r-on``, ... options (``CircuitOptions(gain=1e4)``: another default gain), and the command
+gets one validated ``CircuitOptions``.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Annotated, Any, Callable, Literal, Optional
-
-import typer
+from typing import Any, Literal, Optional
 
 from ..mapping import MappingConfig, layer_neuron
-from .common import user_errors
+from .options import OptionGroup
 
 #: The MappingConfig field each flag sets (the wire resistance sets both line segments).
 FLAG_OF_FIELD = {"cell": "--cell", "r_on_ohm": "--r-on", "r_off_ohm": "--r-off", "v_read_v": "--v-read",
@@ -28,8 +25,24 @@ _FIELD = re.compile(r"\b(" + "|".join(FLAG_OF_FIELD) + r")\b")
 
 
 @dataclass(frozen=True)
-class CircuitOptions:
+class CircuitOptions(OptionGroup):
     """The circuit the command-line options describe; invalid values are refused by flag name."""
+
+    OPTIONS = (
+        ("cell", Literal["linear", "gap"], "--cell", "Cell model: linear or gap (I0 exp(-g/g0) sinh(V/V0))."),
+        ("r_on_ohm", float, "--r-on", "On-state resistance (ohm)."),
+        ("r_off_ohm", float, "--r-off", "Off-state resistance (ohm)."),
+        ("v_read_v", float, "--v-read", "Read voltage: a pixel of 1 drives this many volts."),
+        ("wire_ohm", float, "--wire-ohm", "Resistance of one word-line or bit-line segment (ohm)."),
+        ("gain", float, "--gain", "Op-amp open-loop gain (V/V); inf for ideal."),
+        ("layout", Literal["interleaved", "split"], "--layout", "Differential pair columns: interleaved or split."),
+        ("encoding", Literal["low", "balanced"], "--encoding",
+         "Pair encoding: low (one cell of each pair at G_min) or balanced (both around mid-window)."),
+        ("tile", str, "--tile", "Cut every layer into tiles of at most this size: 64 (64 x 64) or 128x64 "
+         "(rows x columns); default one array per layer."),
+        ("tile_combine", Literal["shared", "summing"], "--tile-combine",
+         "How row tiles join: shared (one neuron input per column) or summing (a TIA per tile, then a summer)."),
+    )
 
     cell: str = "linear"
     r_on_ohm: float = 10e3
@@ -79,50 +92,3 @@ class CircuitOptions:
     def to_dict(self) -> dict[str, Any]:
         """The options as JSON keys."""
         return asdict(self)
-
-
-def _options(gain_default: float) -> list[inspect.Parameter]:
-    """The typer parameters of the circuit options, in help order."""
-    spec = [
-        ("cell", Literal["linear", "gap"], "linear", "--cell", "Cell model: linear or gap (I0 exp(-g/g0) sinh(V/V0))."),
-        ("r_on_ohm", float, 10e3, "--r-on", "On-state resistance (ohm)."),
-        ("r_off_ohm", float, 1e6, "--r-off", "Off-state resistance (ohm)."),
-        ("v_read_v", float, 0.2, "--v-read", "Read voltage: a pixel of 1 drives this many volts."),
-        ("wire_ohm", float, 1.0, "--wire-ohm", "Resistance of one word-line or bit-line segment (ohm)."),
-        ("gain", float, gain_default, "--gain", "Op-amp open-loop gain (V/V); inf for ideal."),
-        ("layout", Literal["interleaved", "split"], "interleaved", "--layout", "Differential pair columns: interleaved or split."),
-        ("encoding", Literal["low", "balanced"], "low", "--encoding",
-         "Pair encoding: low (one cell of each pair at G_min) or balanced (both around mid-window)."),
-        ("tile", str, "", "--tile", "Cut every layer into tiles of at most this size: 64 (64 x 64) or 128x64 "
-         "(rows x columns); default one array per layer."),
-        ("tile_combine", Literal["shared", "summing"], "shared", "--tile-combine",
-         "How row tiles join: shared (one neuron input per column) or summing (a TIA per tile, then a summer)."),
-    ]
-    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                              annotation=Annotated[kind, typer.Option(flag, help=text)])
-            for name, kind, default, flag, text in spec]
-
-
-def with_circuit_options(gain: float = math.inf) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command the circuit options in place of its ``circuit`` parameter (``gain``: the default gain)."""
-    options = _options(gain)
-    names = [p.name for p in options]
-
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(command, eval_str=True)
-        params = []
-        for p in signature.parameters.values():
-            params.extend(options if p.name == "circuit" else [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)])
-
-        @functools.wraps(command)
-        def wrapper(**kwargs: Any) -> Any:
-            with user_errors():
-                circuit = CircuitOptions(**{name: kwargs.pop(name) for name in names})
-            return command(circuit=circuit, **kwargs)
-
-        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        del wrapper.__wrapped__  # typer must read the new signature, not the command's
-        return wrapper
-
-    return decorate

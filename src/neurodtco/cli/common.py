@@ -1,32 +1,25 @@
-"""What every command shares: the JSON line, one-line errors, plain flags, the model and the images."""
+"""What every command shares: the JSON line, one-line errors, plain flags and the test images."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from ..data import DATASETS, Dataset, load_dataset
-from ..network import NetworkConfig, TrainedNetwork, check_split, default_network, load_network
 from ..ngspice_run import SpiceError
-from .progress import progress
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 err = Console(stderr=True)
 
-ModelOpt = typer.Option(None, "--model", help="Model file from `neurodtco train`; default: the cached default network.")
-DatasetOpt = typer.Option("digits", "--dataset", help=f"{', '.join(DATASETS)}, or PATH: a folder of MNIST-style IDX files or a .npz (docs/data.md).")
-SeedOpt = typer.Option(0, "--seed", help="Seed of the data split (and of training for `train`).")
-FoldOpt = typer.Option(None, "--fold", help="Make the i-th of --folds stratified folds the test part (digits; 0-based), "
-                       "so that the folds' results together cover every image; default: the standard split.")
-FoldsOpt = typer.Option(10, "--folds", help="Number of folds --fold counts in.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on the last line of stdout.")
 EngineHelp = "ideal, nodal or ngspice."
 
@@ -79,43 +72,6 @@ def user_errors() -> Iterator[None]:
         yield
     except (ValueError, FileNotFoundError, SpiceError) as exc:
         fail(str(exc))
-
-
-# The datasets the default network is trained for; any other needs --model until its architecture exists.
-DEFAULT_NETWORK_DATASETS = ("digits",)
-
-
-def load_data(dataset_name: str, seed: int, fold: Optional[int] = None, n_folds: int = 10) -> Dataset:
-    """The dataset a command names, split by ``--seed`` and, when given, ``--fold``/``--folds``."""
-    options = {} if fold is None else {"fold": fold, "n_folds": n_folds}
-    try:
-        return load_dataset(dataset_name, seed=seed, **options)
-    except ValueError as exc:  # name the flags, not the keyword arguments
-        raise ValueError(str(exc).replace("n_folds=", "--folds ").replace("fold=", "--fold ")) from None
-
-
-def load_or_train(model: Optional[Path], seed: int, quiet: bool, dataset_name: str = "digits",
-                  fold: Optional[int] = None, n_folds: int = 10) -> tuple[Dataset, TrainedNetwork, float]:
-    """The dataset and the network (a model file, or the cached default); returns the time spent.
-
-    With ``fold`` the default network is the one trained on that fold's training part (cached per fold).
-    """
-    start = time.perf_counter()
-    dataset = load_data(dataset_name, seed, fold, n_folds)  # first, so that a mistyped name is named as such
-    if model is None and dataset_name not in DEFAULT_NETWORK_DATASETS:
-        raise ValueError(f"--dataset {dataset_name} has no default network yet: give --model FILE "
-                         f"(train one with `neurodtco train --dataset {dataset_name} --out FILE`)")
-    if model is not None:
-        net = load_network(model)
-        if net.n_inputs != dataset.n_features:
-            raise ValueError(f"model {str(model)!r} expects {net.n_inputs} inputs; "
-                             f"the {dataset.name} images have {dataset.n_features}")
-        check_split(net, dataset, f"model {str(model)!r}")
-    else:
-        config = NetworkConfig()
-        with progress("training the default network", config.epochs, "epochs", quiet=quiet) as update:
-            net = default_network(dataset, config, data_seed=seed, progress=update)
-    return dataset, net, time.perf_counter() - start
 
 
 def first_test_images(dataset: Dataset, n_images: Optional[int]) -> tuple[Any, Any]:

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from ..mapping import map_network
-from .circuit_options import CircuitOptions, with_circuit_options
 from ..stats import format_accuracy, with_wilson
-from .common import (DatasetOpt, EngineHelp, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train,
-                     user_errors)
+from .circuit_options import CircuitOptions
+from .common import EngineHelp, JsonOpt, emit_json, user_errors
+from .data_options import DataOptions
 from .defects import DefectArg, DefectSeedArg, DefectsFileArg
+from .options import with_options
 
 
-@with_circuit_options()
+@with_options
 def correct(
-    model: Optional[Path] = ModelOpt,
     engine: str = typer.Option("nodal", "--engine", help=EngineHelp),
     circuit: CircuitOptions = CircuitOptions(),
     defect: DefectArg = None,
@@ -30,10 +29,7 @@ def correct(
     n_calibration: Optional[int] = typer.Option(None, "--n-calibration", help="Labelled training images the corrector sees (class-balanced); default all."),
     max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Most L-BFGS iterations of the corrector's full-batch fit; default 300 (1000 for an MLP with 1 or 2 hidden neurons)."),
     corrector_seed: int = typer.Option(0, "--corrector-seed", help="Seed of the corrector's initial weights and of the calibration subset."),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Correct a (defective) chip: fit a small corrector on its training-image voltages, judge it on the test images."""
@@ -51,7 +47,7 @@ def correct(
         if corrector != "lastlayer":
             kwargs["features"] = features
         fixer = make_corrector(corrector, hidden=hidden, **kwargs)
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        dataset, net, t_model = data.load(as_json)
         healthy = map_network(net, circuit.config)
         chip, record = apply_option_defects(healthy, defect, defects_file, defect_seed)
         result = correct_circuit(chip, dataset, fixer, engine=engine, healthy=healthy,

@@ -8,27 +8,24 @@ from typing import Annotated, Optional
 import typer
 
 from ..mapping import map_network
-from .circuit_options import CircuitOptions, with_circuit_options
-from .common import (DatasetOpt, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train,
-                     user_errors)
+from .circuit_options import CircuitOptions
+from .common import JsonOpt, emit_json, user_errors
+from .data_options import DataOptions
+from .options import with_options
 
 DefectArg = Annotated[Optional[list[str]], typer.Option("--defect", help="Stuck-at defect PATTERN:key=value,... (repeatable), e.g. ring:layer=1,inner=0.2,outer=0.4,kind=on; see docs/defects.md.")]
 DefectsFileArg = Annotated[Optional[Path], typer.Option("--defects-file", help="YAML list of defects (one-liners or mappings), applied before the --defect ones.")]
 DefectSeedArg = Annotated[int, typer.Option("--defect-seed", help="Seed of the random parts of the defect patterns.")]
 
 
-@with_circuit_options()
+@with_options
 def show(
     defect: DefectArg = None,
     defects_file: DefectsFileArg = None,
     out: Annotated[Path, typer.Option("--out", help="Picture to write (.png, .svg or .pdf).")] = Path("defects.png"),
     defect_seed: DefectSeedArg = 0,
-    model: Optional[Path] = ModelOpt,
     circuit: CircuitOptions = CircuitOptions(),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Draw every array's conductance map with the cells the defects hit marked (defect maps)."""
@@ -40,7 +37,7 @@ def show(
         defects = defects_from_options(defect, defects_file)  # refuse nonsense before loading anything
         if not defects:
             raise ValueError("no defect given: add --defect PATTERN:key=value,... or --defects-file FILE.yaml")
-        _, net, _ = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        _, net, _ = data.load(as_json)
         defective, record = apply_defects(map_network(net, circuit.config), defects, seed=defect_seed)
         path = plot_defect_maps(defective, record, out)
     if as_json:

@@ -10,8 +10,10 @@ import numpy as np
 import typer
 
 from ..data import to_voltages
-from .circuit_options import CircuitOptions, with_circuit_options
-from .common import DatasetOpt, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images, load_or_train, user_errors
+from .circuit_options import CircuitOptions
+from .common import JsonOpt, emit_json, first_test_images, user_errors
+from .data_options import DataOptions
+from .options import with_options
 from .progress import progress
 
 if TYPE_CHECKING:
@@ -25,9 +27,8 @@ def opamp_power_w(char: "Characterization", corner: str, temp_c: float) -> float
     return float(np.interp(temp_c, [p.temp_c for p in points], [p.details["power_w"] for p in points]))
 
 
-@with_circuit_options()
+@with_options
 def energy(
-    model: Optional[Path] = ModelOpt,
     circuit: CircuitOptions = CircuitOptions(),
     characterization: Optional[Path] = typer.Option(None, "--characterization", help="File from `neurodtco characterize`; default: the shipped one."),
     corner: str = typer.Option("NOM", "--corner", help="Process corner: NOM, FF or SS."),
@@ -40,10 +41,7 @@ def energy(
     output_load_f: float = typer.Option(50e-15, "--output-load", help="Capacitance on each output of the last layer (F)."),
     schedule: Literal["always_on", "per_layer"] = typer.Option("always_on", "--schedule", help="always_on (op-amps biased for the whole latency) or per_layer."),
     jobs: int = typer.Option(1, "--jobs", help="Layers settled at once (ngspice processes)."),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure every layer's settling time (FreePDK45 neurons, ngspice) and the energy per inference of the system."""
@@ -58,7 +56,7 @@ def energy(
     with user_errors():
         parasitics = ArrayParasitics(cell_capacitance_f=cell_capacitance_f, wire_capacitance_f_per_m=wire_capacitance,
                                      cell_pitch_m=cell_pitch_m, output_load_f=output_load_f)
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        dataset, net, t_model = data.load(as_json)
         char = load_characterization(characterization)
         power = opamp_power_w(char, corner, temp_c)
         chip = characterized_circuit(net, char, corner, temp_c, base=circuit.config)

@@ -11,15 +11,15 @@ import typer
 
 from ..data import to_voltages
 from ..mapping import map_network
-from .circuit_options import CircuitOptions, with_circuit_options
 from ..stats import format_accuracy, with_wilson
-from .common import (DatasetOpt, EngineHelp, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images,
-                     json_default, load_or_train, user_errors)
+from .circuit_options import CircuitOptions
+from .common import EngineHelp, JsonOpt, emit_json, first_test_images, json_default, user_errors
+from .data_options import DataOptions
+from .options import with_options
 
 
-@with_circuit_options()
+@with_options
 def imperfect(
-    model: Optional[Path] = ModelOpt,
     engine: str = typer.Option("nodal", "--engine", help=EngineHelp),
     circuit: CircuitOptions = CircuitOptions(),
     temperature_c: Optional[float] = typer.Option(None, "--temperature-c", help="Operate at this temperature (C); cells were programmed at 25 C."),
@@ -36,10 +36,7 @@ def imperfect(
     repeats: int = typer.Option(1, "--repeats", help="Independent imperfection draws (seeds) to average."),
     imperfection_seed: int = typer.Option(0, "--imperfection-seed", help="Seed of the first draw."),
     n_images: Optional[int] = typer.Option(None, "--n-images", help="Use only the first N test images."),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Map the network, apply temperature, noise, tuning, passive programming or drift; report accuracy and energy."""
@@ -49,7 +46,7 @@ def imperfect(
     with user_errors():
         specs = specs_from_options(spec_file, temperature_c, technology, read_noise, read_time_s, tuning_tolerance,
                                    passive_scheme, threshold_variation, max_pulses, drift_time_s, drift_nu)
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        dataset, net, t_model = data.load(as_json)
         chip = map_network(net, circuit.config)
         x, y = first_test_images(dataset, n_images)
         payload = run_imperfect(chip, to_voltages(x, circuit.v_read_v), y, specs, engine=engine, repeats=repeats,
@@ -76,10 +73,9 @@ def _floats(text: str, flag: str) -> list[float]:
         raise ValueError(f"{flag} {text!r} must be comma-separated numbers") from None
 
 
-@with_circuit_options()
+@with_options
 def mitigate(
     lever: str = typer.Argument(..., help="retrain, tolerance, tune, states, circuit or compare (see docs/mitigation.md)."),
-    model: Optional[Path] = ModelOpt,
     engine: str = typer.Option("nodal", "--engine", help=EngineHelp),
     circuit: CircuitOptions = CircuitOptions(),
     defect: Annotated[Optional[list[str]], typer.Option("--defect", help="retrain: stuck-at defect PATTERN:key=value,... (repeatable), e.g. random:p=0.01,kind=mix.")] = None,
@@ -97,10 +93,7 @@ def mitigate(
     only_lever: Annotated[Optional[list[str]], typer.Option("--lever", help="compare: lever (repeatable; default all).")] = None,
     quick: bool = typer.Option(False, "--quick", help="compare: smoke run with few epochs (not for reported numbers)."),
     program_seed: int = typer.Option(0, "--program-seed", help="tune/tolerance/compare: seed of the programming draws and defect maps."),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Mitigate imperfections: defect-aware retraining, tolerance, ordered tuning, memory states, circuit, comparison."""
@@ -110,7 +103,7 @@ def mitigate(
     with user_errors():
         if lever not in mc.MITIGATE_LEVERS:
             raise ValueError(f"lever {lever!r} is not accepted: choose one of {list(mc.MITIGATE_LEVERS)}")
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        dataset, net, t_model = data.load(as_json)
         config = circuit.config
         start = time.perf_counter()
         payload: dict[str, Any]

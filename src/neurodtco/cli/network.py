@@ -15,35 +15,34 @@ from ..mapping import map_network
 from ..netlist import circuit_elements, write_netlist
 from ..network import ARCH_HELP, fit, make_config
 from ..stats import format_accuracy, paired_accuracy_comparison, wilson_interval, with_wilson
-from .circuit_options import CircuitOptions, with_circuit_options
-from .common import (DatasetOpt, EngineHelp, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images,
-                     load_data, load_or_train, user_errors)
+from .circuit_options import CircuitOptions
+from .common import EngineHelp, JsonOpt, emit_json, first_test_images, user_errors
+from .data_options import DataOptions, DatasetOptions
 from .defects import DefectArg, DefectSeedArg, DefectsFileArg
+from .options import with_options
 from .progress import progress
 
 
+@with_options
 def train(
     out: Path = typer.Option(Path("model.pt"), "--out", help="Where to save the trained network."),
     hidden: str = typer.Option("8,8,8", "--hidden", help="Hidden widths of the MLP, comma separated."),
     arch: Optional[str] = typer.Option(None, "--arch", help=f"Architecture, instead of --hidden: {ARCH_HELP}."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: 300 for an MLP, "
                                          "the architecture's recipe otherwise)."),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DatasetOptions = DatasetOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a network (the MLP, or --arch) on a dataset (by default the 8x8 digits) and save it with its architecture."""
     with user_errors():
-        dataset = load_data(dataset_name, seed, fold, n_folds)
+        dataset = data.dataset()
         if arch is None:
             try:
                 widths = tuple(int(h) for h in hidden.split(",") if h.strip())
             except ValueError:
                 raise ValueError(f"--hidden {hidden!r} must be comma-separated integers, e.g. 8,8,8") from None
             arch = "mlp:" + "-".join(map(str, (dataset.n_features, *widths, dataset.n_classes)))
-        config = make_config(arch, dataset, epochs=epochs, seed=seed)
+        config = make_config(arch, dataset, epochs=epochs, seed=data.seed)
         start = time.perf_counter()
         with progress("training", config.epochs, "epochs", quiet=as_json) as update:
             net = fit(dataset, config, progress=update)
@@ -60,7 +59,7 @@ def train(
     if as_json:
         emit_json({**payload, "model": str(out), "arch": net.arch,
                    **({"widths": list(config.widths)} if hasattr(config, "widths") else {}), "dataset": dataset.name,
-                   "seed": seed, "fold": fold, "n_train": len(dataset.y_train),
+                   "seed": data.seed, "fold": data.fold, "n_train": len(dataset.y_train),
                    "n_validation": len(dataset.y_val) if dataset.has_validation else 0, "n_test": n_test,
                    "timings": {"train_s": elapsed}})
     else:
@@ -68,16 +67,12 @@ def train(
                    f"{format_accuracy(acc, payload['software_accuracy_ci'], n_test)}; saved to {out}")
 
 
-@with_circuit_options()
+@with_options
 def simulate(
-    model: Optional[Path] = ModelOpt,
     engine: str = typer.Option("ideal", "--engine", help=EngineHelp),
     circuit: CircuitOptions = CircuitOptions(),
     n_images: Optional[int] = typer.Option(None, "--n-images", help="Simulate only the first N test images."),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
     defect: DefectArg = None,
     defects_file: DefectsFileArg = None,
@@ -88,7 +83,7 @@ def simulate(
     from ..defects.commands import apply_option_defects
 
     with user_errors():
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        dataset, net, t_model = data.load(as_json)
         x, y = first_test_images(dataset, n_images)
         start = time.perf_counter()
         healthy = map_network(net, circuit.config)
@@ -133,24 +128,20 @@ def simulate(
                    f"[{100 * payload['difference_ci'][0]:+.1f}, {100 * payload['difference_ci'][1]:+.1f}]")
 
 
-@with_circuit_options()
+@with_options
 def netlist(
     fmt: str = typer.Option("spice", "--format", help="spice (ngspice) or spectre."),
     out: Path = typer.Option(..., "--out", help="Netlist file to write."),
     n_images: int = typer.Option(1, "--n-images", help="Sweep the first N test images as input vectors."),
-    model: Optional[Path] = ModelOpt,
     circuit: CircuitOptions = CircuitOptions(),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the whole circuit (all arrays, wires and neurons) as an ngspice or Spectre netlist."""
     with user_errors():
         if fmt not in ("spice", "spectre"):
             raise ValueError(f"--format {fmt!r} is not accepted: choose spice or spectre")
-        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        dataset, net, _ = data.load(as_json)
         chip = map_network(net, circuit.config)
         x, _ = first_test_images(dataset, n_images)
         path = write_netlist(chip, to_voltages(x, circuit.v_read_v), out, fmt)  # type: ignore[arg-type]
@@ -164,23 +155,19 @@ def netlist(
         typer.echo(f"wrote {fmt} netlist {path}: {n_elements} elements, {n_images} input vector(s); run: {run_hint}")
 
 
-@with_circuit_options(gain=1e4)
+@with_options
 def verify(
     n_images: int = typer.Option(20, "--n-images", help="Compare on the first N test images."),
-    model: Optional[Path] = ModelOpt,
-    circuit: CircuitOptions = CircuitOptions(),
+    circuit: CircuitOptions = CircuitOptions(gain=1e4),
     tolerance_v: float = typer.Option(1e-6, "--tolerance", help="Largest accepted output difference (V)."),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the nodal engine and ngspice on the same circuit and images; report their largest difference."""
     with user_errors():
         if not tolerance_v > 0:
             raise ValueError(f"--tolerance {tolerance_v} is not accepted: expected volts > 0")
-        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        dataset, net, _ = data.load(as_json)
         chip = map_network(net, circuit.config)
         x, y = first_test_images(dataset, n_images)
         voltages = to_voltages(x, circuit.v_read_v)

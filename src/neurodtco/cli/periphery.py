@@ -11,8 +11,9 @@ import typer
 
 from ..data import to_voltages
 from ..stats import format_accuracy, with_wilson
-from .common import (DatasetOpt, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, first_test_images,
-                     load_or_train, user_errors)
+from .common import JsonOpt, emit_json, first_test_images, user_errors
+from .data_options import DataOptions
+from .options import with_options
 from .progress import progress
 
 
@@ -58,18 +59,15 @@ def characterize(
                    f"{r['power_w'] * 1e6:6.0f} {r['activation_model_max_error_v'] * 1e3:10.1f}")
 
 
+@with_options
 def transistor_check(
-    model: Optional[Path] = ModelOpt,
     characterization: Optional[Path] = typer.Option(None, "--characterization", help="File from `neurodtco characterize`; default: the shipped one."),
     corner: str = typer.Option("NOM", "--corner", help="Process corner: NOM, FF or SS."),
     temp_c: float = typer.Option(25.0, "--temp-c", help="Temperature (degC) inside the characterized range."),
     n_images: int = typer.Option(10, "--n-images", help="Simulate the first N test images (about 1-3 s each per core)."),
     mode: str = typer.Option("layerwise", "--mode", help="layerwise (one operating point per layer) or monolithic."),
     jobs: int = typer.Option(1, "--jobs", help="ngspice processes at once."),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the network with transistor-level neurons (ngspice, FreePDK45) and compare it with nodal."""
@@ -78,7 +76,7 @@ def transistor_check(
     from ..periphery.network import compare_with_behavioural
 
     with user_errors():
-        dataset, net, t_model = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        dataset, net, t_model = data.load(as_json)
         char = load_characterization(characterization)
         circuit = characterized_circuit(net, char, corner, temp_c)
         pixels, y = first_test_images(dataset, n_images)

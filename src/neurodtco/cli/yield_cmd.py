@@ -10,12 +10,13 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..mapping import map_network
-from .circuit_options import CircuitOptions, with_circuit_options
-from .common import (DatasetOpt, EngineHelp, FoldOpt, FoldsOpt, JsonOpt, ModelOpt, SeedOpt, emit_json, load_or_train,
-                     user_errors)
+from .circuit_options import CircuitOptions
+from .common import EngineHelp, JsonOpt, emit_json, user_errors
+from .data_options import DataOptions
+from .options import with_options
 
 
-@with_circuit_options()
+@with_options
 def yield_(
     dies: Annotated[int, typer.Option("--dies", help="Dies to draw (filled wafer by wafer).")] = 1000,
     d0: Annotated[Optional[float], typer.Option("--d0", help="Mean defect density per cell (e.g. 3e-4).")] = None,
@@ -38,12 +39,8 @@ def yield_(
     write_maps: Annotated[Optional[Path], typer.Option("--write-maps", help="Also write the drawn dies' defect maps here.")] = None,
     field_seed: Annotated[int, typer.Option("--field-seed", help="Seed of the defect field.")] = 0,
     engine: Annotated[str, typer.Option("--engine", help=EngineHelp)] = "nodal",
-    model: Optional[Path] = ModelOpt,
     circuit: CircuitOptions = CircuitOptions(),
-    seed: int = SeedOpt,
-    dataset_name: str = DatasetOpt,
-    fold: Optional[int] = FoldOpt,
-    n_folds: int = FoldsOpt,
+    data: DataOptions = DataOptions(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Yield of a wafer-level defect field: the share of dies that pass, with its Wilson interval."""
@@ -64,7 +61,7 @@ def yield_(
                      else DefectField.from_d0_per_cm2(d0_cm2, cell_area_um2, **common))  # type: ignore[arg-type]
         elif write_maps is not None:
             raise ValueError("--write-maps writes drawn dies; it cannot be combined with --maps")
-        dataset, net, _ = load_or_train(model, seed, as_json, dataset_name, fold, n_folds)
+        dataset, net, _ = data.load(as_json)
         healthy = map_network(net, circuit.config)
         judge: dict[str, Any] = {"criterion": criterion, "bound": bound, "within": within, "mitigation": mitigation,
                                  "engine": engine, "seed": field_seed}
