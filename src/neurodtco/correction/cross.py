@@ -30,6 +30,8 @@ import pandas as pd
 from .models import BatchedCorrector
 
 MIXTURE = "mixture"
+#: the row of a corrector trained on a population of chips of every other type (``population_study``)
+POPULATION = "population"
 PAIRINGS = ("position", "pooled")
 #: columns of the long table that hold the entries; every other column names the test chip
 TABLE_VALUES = ("train_pattern", "test_pattern", "n_parameters", "accuracy", "accuracy_before")
