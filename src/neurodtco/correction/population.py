@@ -12,8 +12,9 @@ a chip's distortion shows in its outputs, and reads it off each new chip:
 * **head** (``k`` labelled images, and optionally the defect-free design's decisions on the
   unlabelled images, computed in software: free labels): a per-chip affine map ``z -> A z + b`` of the standardized
   outputs before the frozen population network, fitted by cross-entropy on the ``k`` images
-  with the penalty ``prior * (|A - I|^2 + |b|^2)``, which pulls it toward the identity when the
-  images are few. ``prior`` is chosen per ``k`` on validation chips (``choose_prior``).
+  with the penalty ``prior / n * (|A - I|^2 + |b|^2)`` (``n`` images in the fit: a Gaussian prior
+  on the head, so its pull toward the identity fades as images accumulate). ``prior`` is chosen on
+  validation chips (``population_study.choose_prior``).
 
 ``PopulationCorrector.fit(voltages [K, N, F], labels)`` trains on ``K`` chips;
 ``adapt(unlabelled, labelled, labels)`` gives an ``AdaptedChips`` with ``predict``/``score`` for
@@ -193,10 +194,11 @@ class PopulationCorrector(sklearn.base.BaseEstimator):
 
     # ----- per-chip adaptation ----------------------------------------------------------------
     def adapt(self, unlabelled: Any, labelled: Any = None, labels: Any = None, *, reference: Any = None,
-              prior: float = 1.0, max_iter: int = 200) -> "AdaptedChips":
+              prior: float = 3.0, max_iter: int = 100) -> "AdaptedChips":
         """The predictor of ``K`` new chips: signatures from ``unlabelled`` ``[K, U, F]``, and, given
         ``labelled`` ``[K, k, F]`` with ``labels`` ``[K, k]`` (or ``[k]``), a per-chip affine head
-        pulled toward the identity with strength ``prior``. No labelled images: the signature alone.
+        pulled toward the identity with strength ``prior / n`` (``n`` images in its fit). No labelled
+        images: the signature alone.
 
         ``reference`` ``[K, U, C]`` (or ``[U, C]``): the defect-free design's outputs on the unlabelled
         images, computed in software. Its decisions then serve as labels of the unlabelled images for
@@ -225,7 +227,8 @@ class PopulationCorrector(sklearn.base.BaseEstimator):
             if xl.shape[0] != k:
                 raise ValueError(f"labelled voltages hold {xl.shape[0]} chips but unlabelled hold {k}; one each")
             yl = torch.as_tensor(_labels(labels, k, xl.shape[1], self.n_classes_))
-            lam = check_positive_float("prior", prior, "strength of the pull toward the identity", allow_zero=True)
+            lam = check_positive_float("prior", prior, "strength of the pull toward the identity",
+                                       allow_zero=True) / xl.shape[1]
             z, sig = self._inputs(xl, mean, std)
             theta = self.theta_
             c = self.n_classes_

@@ -4,11 +4,11 @@
   by a ``ChipSpec`` whose ``chip_id`` is unique; instance ranges keep training, validation and test
   chips apart.
 * ``leave_one_pattern_out``: for each pattern, a population corrector trained on the chips of the
-  other patterns only (the chip ids it used are recorded and checked), its prior chosen per ``k``
+  other patterns only (the chip ids it used are recorded and checked), its prior chosen
   on validation chips of the training patterns and validation images, then judged on the held-out
   pattern's test chips with ``k`` labelled images each, beside each chip's uncorrected accuracy and
   its per-chip oracle (an MLP h=8 fitted on all its training images).
-* ``recovery_table``: accuracy and share of the oracle's recovery per ``k``, with 95 % intervals
+* ``PopulationResult.table``: accuracy and share of the oracle's recovery per ``k``, with 95 % intervals
   bootstrapped over chips.
 * ``population_cross_matrix``: the 7x7 cross-defect matrix with one population corrector per
   training pattern, plus the leave-one-pattern-out row, as a ``CrossDefectResult``.
@@ -33,8 +33,10 @@ from .studies import STUDY_PATTERNS, make_defective
 
 #: labelled images per chip of the calibration curve (None: every training image)
 BUDGETS: tuple[Optional[int], ...] = (0, 10, 20, 50, 200, None)
-#: priors toward the identity head tried on validation chips, strongest first
-PRIORS = (10.0, 1.0, 0.1, 0.01, 0.001)
+#: strengths of the pull toward the identity head tried on validation chips, strongest first
+PRIORS = (30.0, 10.0, 3.0, 1.0)
+#: labelled images per chip the prior is chosen at (the prior scales as 1/n, so one choice serves every k)
+TUNE_K = 20
 
 
 @dataclass(frozen=True)
@@ -132,18 +134,22 @@ def _judge(model: PopulationCorrector, chips: ChipSet, dataset: Dataset, k: Opti
 
 
 def choose_prior(model: PopulationCorrector, chips: ChipSet, dataset: Dataset, k: Optional[int], *,
-                 priors: Sequence[float] = PRIORS, n_validation_images: int = 400, n_unlabelled: int = 200,
+                 priors: Sequence[float] = PRIORS, validation_share: float = 0.25, n_unlabelled: int = 200,
                  reference: Optional[ChipVoltages] = None, seed: int = 0) -> float:
     """The prior toward the identity head with the best mean accuracy on validation chips and images.
 
     ``chips`` are validation chips (never test chips); their training images are split, seeded, into
-    ``n_validation_images`` to judge on and a pool the calibration images come from, so no test image
-    is read. ``k = 0`` has no head: its prior is irrelevant and the first is returned.
+    a ``validation_share`` to judge on and a pool the calibration images come from, so no test image
+    is read. ``k = 0`` without ``reference`` fits no head: the prior is irrelevant, the first is returned.
     """
-    if k == 0:
+    if k == 0 and reference is None:
         return float(priors[0])
     order = np.random.default_rng(seed).permutation(len(dataset.y_train))
-    judge, pool = np.sort(order[:n_validation_images]), np.sort(order[n_validation_images:])
+    n_judge = int(round(validation_share * len(order)))
+    if not 0 < n_judge < len(order):
+        raise ValueError(f"validation_share={validation_share!r} leaves no images to judge on or to calibrate from; "
+                         "use a share in (0, 1), e.g. 0.25")
+    judge, pool = np.sort(order[:n_judge]), np.sort(order[n_judge:])
     x = chips.outputs("train")[:, judge]
     scores = [_judge(model, chips, dataset, k, p, x, dataset.y_train[judge], pool, n_unlabelled, reference,
                      seed).mean()
@@ -166,7 +172,7 @@ class PopulationResult:
     """Test accuracy of population correctors on chips of patterns they never saw, per labelled budget ``k``.
 
     ``accuracy`` ``[budgets, chips]``; ``before``, ``oracle`` ``[chips]`` (uncorrected, and the per-chip
-    MLP h=8 on all training images); ``priors`` ``[patterns, budgets]`` as chosen on validation;
+    MLP h=8 on all training images); ``priors`` ``[patterns]`` as chosen on validation;
     ``train_ids[pattern]`` the chips the corrector judged on ``pattern`` was trained on.
     """
 
@@ -220,17 +226,18 @@ def oracle_accuracy(chips: ChipSet, dataset: Dataset) -> np.ndarray:
 def evaluate_population(model: PopulationCorrector, validation: ChipSet, test: ChipSet, dataset: Dataset,
                         budgets: Sequence[Optional[int]], *, priors: Sequence[float] = PRIORS,
                         n_unlabelled: int = 200, reference: Optional[ChipVoltages] = None,
-                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Test accuracy ``[budgets, K]`` of a fitted model on ``test`` chips, and the priors chosen on ``validation``."""
+                        seed: int = 0) -> tuple[np.ndarray, float]:
+    """Test accuracy ``[budgets, K]`` of a fitted model on ``test`` chips, and the prior chosen on ``validation``
+    (at ``TUNE_K`` labelled images)."""
     budgets = _check_budgets(budgets, len(dataset.y_train))
-    chosen = np.array([choose_prior(model, validation, dataset, k, priors=priors, n_unlabelled=n_unlabelled,
-                                    reference=reference, seed=seed) for k in budgets])
+    prior = choose_prior(model, validation, dataset, TUNE_K, priors=priors, n_unlabelled=n_unlabelled,
+                         reference=reference, seed=seed)
     pool = np.arange(len(dataset.y_train))
     x_test = test.outputs("test")
-    accuracy = np.stack([_judge(model, test, dataset, k, p, x_test, dataset.y_test, pool, n_unlabelled, reference,
+    accuracy = np.stack([_judge(model, test, dataset, k, prior, x_test, dataset.y_test, pool, n_unlabelled, reference,
                                 seed + 1)
-                         for k, p in zip(budgets, chosen)])
-    return accuracy, chosen
+                         for k in budgets])
+    return accuracy, prior
 
 
 def leave_one_pattern_out(train: ChipSet, validation: ChipSet, test: ChipSet, dataset: Dataset,
@@ -297,7 +304,7 @@ def population_cross_matrix(train: ChipSet, validation: ChipSet, test: ChipSet, 
         tr = train.where([row])
         n_train = len(tr.specs)
         model = make_model().fit(tr.outputs("train"), dataset.y_train, n_classes=dataset.n_classes)
-        prior = choose_prior(model, validation.where([row]), dataset, k, priors=priors, n_unlabelled=n_unlabelled,
+        prior = choose_prior(model, validation.where([row]), dataset, TUNE_K, priors=priors, n_unlabelled=n_unlabelled,
                              reference=reference, seed=seed)
         for b, col in enumerate(types):
             chip_accuracy[a, b] = _judge(model, tests[col], dataset, k, prior, tests[col].outputs("test"),
@@ -309,5 +316,5 @@ def population_cross_matrix(train: ChipSet, validation: ChipSet, test: ChipSet, 
                              lopo.n_parameters, n_train, chip_accuracy.shape[2], chip_accuracy, before)
 
 
-__all__ = ["BUDGETS", "PRIORS", "ChipSet", "ChipSpec", "PopulationResult", "choose_prior", "draw_chips",
+__all__ = ["BUDGETS", "PRIORS", "TUNE_K", "ChipSet", "ChipSpec", "PopulationResult", "choose_prior", "draw_chips",
            "evaluate_population", "leave_one_pattern_out", "oracle_accuracy", "population_cross_matrix"]
