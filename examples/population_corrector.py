@@ -11,7 +11,7 @@ last row: the leave-one-pattern-out corrector), at k = 20.
 
 Run from the repository root (Markdown to stdout, results.json and the heatmaps to --out):
 
-    .venv/bin/python examples/population_corrector.py          # 12 training / 4 test chips per pattern (minutes)
+    .venv/bin/python examples/population_corrector.py          # 12 training / 4 test chips per pattern
     .venv/bin/python examples/population_corrector.py --full   # 40 training / 12 test chips per pattern
 """
 
@@ -49,8 +49,10 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="the larger run (40 training, 12 test chips per pattern)")
     parser.add_argument("--out", type=Path, default=Path("out/population"), help="folder for results.json and figures")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=("both", "labels", "labels+reference"), default="both",
+                        help="adaptation(s) to run: the k labels alone, and/or with the design's decisions")
     args = parser.parse_args()
-    n_train, n_val, n_test, iters = (40, 4, 12, 300) if args.full else (12, 2, 4, 200)
+    n_train, n_val, n_test, hidden, iters = (40, 4, 12, 64, 300) if args.full else (12, 1, 4, 32, 150)
     t0 = time.perf_counter()
     dataset = load_digits(seed=0)
     circuit = map_network(default_network(dataset), MappingConfig())
@@ -62,10 +64,12 @@ def main() -> None:
     test = draw_chips(circuit, dataset, patterns, n_test, first_instance=0, seed=args.seed + 2)
     log(f"{len(train.specs)} training, {len(val.specs)} validation, {len(test.specs)} test chips "
         f"({time.perf_counter() - t0:.0f} s)")
-    make = partial(PopulationCorrector, 64, max_iter=iters, seed=args.seed)
+    make = partial(PopulationCorrector, hidden, max_iter=iters, seed=args.seed)
     out: dict = {"n_chips": {"train": len(train.specs), "validation": len(val.specs), "test": len(test.specs)}}
     args.out.mkdir(parents=True, exist_ok=True)
     for mode, reference in (("labels", None), ("labels+reference", healthy)):
+        if args.mode not in ("both", mode):
+            continue
         start = time.perf_counter()
         lopo = leave_one_pattern_out(train, val, test, dataset, make, reference=reference, seed=args.seed)
         log(f"leave one pattern out, {mode}: {time.perf_counter() - start:.0f} s")
@@ -94,7 +98,7 @@ def main() -> None:
         out[mode] = {"curve": lopo.table(), "priors": lopo.priors.tolist(), "cross": matrix.to_dict(),
                      "before": lopo.before.tolist(), "oracle": lopo.oracle.tolist(),
                      "accuracy": lopo.accuracy.tolist(), "chips": [s.chip_id for s in lopo.specs]}
-    (args.out / "results.json").write_text(json.dumps(out, indent=1, default=str))
+    (args.out / f"results_{args.mode.replace('+', '_')}.json").write_text(json.dumps(out, indent=1, default=str))
     log(f"done in {time.perf_counter() - t0:.0f} s")
 
 

@@ -75,8 +75,8 @@ class PopulationCorrector(sklearn.base.BaseEstimator):
     ``hidden``: neurons of its one tanh layer; ``signature_images``: unlabelled images a signature
     is computed from (in training, every chip gets ``draws`` signatures from random subsets, so that
     the network sees how much a signature varies); ``rows_per_chip``: labelled training rows taken
-    from each chip (None: all); ``weight_decay``: L2 on the weight matrices; ``max_iter``: L-BFGS
-    iterations. ``adapt`` makes the per-chip predictor.
+    from each chip (None: all; rounded down to a multiple of ``draws``); ``weight_decay``: L2 on the
+    weight matrices; ``max_iter``: L-BFGS iterations. ``adapt`` makes the per-chip predictor.
     """
 
     def __init__(self, hidden: int = 64, *, signature_images: int = 200, draws: int = 4,
@@ -146,8 +146,11 @@ class PopulationCorrector(sklearn.base.BaseEstimator):
         if u > n:
             raise ValueError(f"signature_images={u} exceeds the {n} images per chip; lower it")
         rng = np.random.default_rng(settings["seed"])
-        per = n if settings["rows_per_chip"] is None else min(settings["rows_per_chip"], n)
         draws = settings["draws"]
+        per = n if settings["rows_per_chip"] is None else min(settings["rows_per_chip"], n)
+        per -= per % draws  # each signature draw gets as many rows
+        if per == 0:
+            raise ValueError(f"rows_per_chip={settings['rows_per_chip']} gives no row to each of the draws={draws} signatures; raise it")
         # Every chip gets `draws` signatures from random unlabelled subsets; its rows are split among them.
         sub = np.stack([np.stack([rng.choice(n, u, replace=False) for _ in range(draws)]) for _ in range(k)])
         means = np.stack([x[i, sub[i]].mean(axis=1) for i in range(k)])  # [K, D, F]
@@ -159,9 +162,7 @@ class PopulationCorrector(sklearn.base.BaseEstimator):
         self.signature_std_ = np.where(sigs.std(axis=0) > 0, sigs.std(axis=0), 1.0)
         self.n_features_in_, self.n_classes_ = f, c
         # One "chip" of the batch per (chip, draw): its rows and its signature.
-        xr = np.stack([x[i, rows[i][group == d]] for i in range(k) for d in range(draws)]) if per % draws == 0 else None
-        if xr is None:
-            raise ValueError(f"rows_per_chip={per} must be a multiple of draws={draws}; change one of them")
+        xr = np.stack([x[i, rows[i][group == d]] for i in range(k) for d in range(draws)])
         yr = np.stack([labels[i, rows[i][group == d]] for i in range(k) for d in range(draws)])
         z, sig = self._inputs(xr, means.reshape(k * draws, f), stds.reshape(k * draws, f))
         yt = torch.as_tensor(yr)
