@@ -9,7 +9,7 @@ decisions on the unlabelled images (computed in software: no label needed). Then
 cross-defect matrix rebuilt with population correctors (row A: trained on chips of pattern A only;
 last row: the leave-one-pattern-out corrector), at k = 20.
 
-Run from the repository root (Markdown to stdout, results.json and the heatmaps to --out):
+Run from the repository root (Markdown to stdout, results_<mode>.json and the heatmaps to --out):
 
     .venv/bin/python examples/population_corrector.py          # 12 training / 4 test chips per pattern
     .venv/bin/python examples/population_corrector.py --full   # 40 training / 12 test chips per pattern
