@@ -29,7 +29,7 @@ from .cross import POPULATION, CrossDefectResult
 from .models import BatchedMLPCorrector
 from .population import PopulationCorrector
 from .protocol import ChipVoltages, calibration_indices, measure_chip
-from .studies import STUDY_PATTERNS, make_defective
+from .studies import make_defective
 
 #: labelled images per chip of the calibration curve (None: every training image)
 BUDGETS: tuple[Optional[int], ...] = (0, 10, 20, 50, 200, None)
