@@ -30,6 +30,8 @@ import pandas as pd
 from .models import BatchedCorrector
 
 MIXTURE = "mixture"
+#: the row of a corrector trained on a population of chips of every other type (``population_study``)
+POPULATION = "population"
 PAIRINGS = ("position", "pooled")
 #: columns of the long table that hold the entries; every other column names the test chip
 TABLE_VALUES = ("train_pattern", "test_pattern", "n_parameters", "accuracy", "accuracy_before")
@@ -135,7 +137,7 @@ class CrossDefectResult:
         """The result behind a long table (``to_table``'s, or the study's cross rows).
 
         Every column besides ``TABLE_VALUES`` names the test chip; ``types`` orders the test types
-        (default: as they first appear), and the rows follow them, the mixture last.
+        (default: as they first appear), and the rows follow them, the mixture and the population last.
         """
         missing = [c for c in TABLE_VALUES if c not in table.columns]
         if missing:
@@ -146,7 +148,7 @@ class CrossDefectResult:
                              f"{list(table.columns)} and {len(table)} rows")
         types = list(dict.fromkeys(table["test_pattern"])) if types is None else list(types)
         trained = set(table["train_pattern"])
-        rows = [t for t in types if t in trained] + ([MIXTURE] if MIXTURE in trained else [])
+        rows = [t for t in types if t in trained] + [r for r in (MIXTURE, POPULATION) if r in trained]
         table = table[table["test_pattern"].isin(types) & table["train_pattern"].isin(rows)]
         params = sorted(set(table["n_parameters"]))
         if len(params) != 1:
@@ -248,8 +250,9 @@ def cross_defect_figure(result: CrossDefectResult, title: Optional[str] = None) 
                         color="#111827" if bright else "white",
                         fontweight="bold" if rows[i] == result.test_types[j] else None)
     ax.axhline(len(rows) - 1.5, color="white", lw=3)
-    if MIXTURE in result.train_types:
-        ax.axhline(result.train_types.index(MIXTURE) - 0.5, color="white", lw=3)
+    for shared in (MIXTURE, POPULATION):  # rows of one corrector for every type stand apart
+        if shared in result.train_types:
+            ax.axhline(result.train_types.index(shared) - 0.5, color="white", lw=3)
     ax.set_xticks(range(len(result.test_types)), [c.replace("_", "\n") for c in result.test_types], fontsize=8)
     ax.set_yticks(range(len(rows)), [r.replace("_", " ") for r in rows], fontsize=8.5)
     ax.set_xlabel("tested on a chip with this defect type")
@@ -271,5 +274,5 @@ def plot_cross_defect(result: CrossDefectResult, path: Union[str, Path], title: 
     return path
 
 
-__all__ = ["MIXTURE", "PAIRINGS", "TABLE_VALUES", "CorrectorFactory", "CrossDefectResult", "cross_defect",
+__all__ = ["MIXTURE", "PAIRINGS", "POPULATION", "TABLE_VALUES", "CorrectorFactory", "CrossDefectResult", "cross_defect",
            "cross_defect_figure", "plot_cross_defect"]
