@@ -57,14 +57,17 @@ class Task:
     """One independent unit of work; ``depends_on`` lists task ids whose stored output it reads."""
 
     id: str
-    stage: Literal["circuits", "cross"]
+    stage: Literal["circuits", "cross", "dies"]
     circuits: tuple[CircuitPoint, ...]
     depends_on: tuple[str, ...] = ()
     group: tuple[tuple[str, Any], ...] = field(default=())
 
     @property
     def n_circuits(self) -> int:
-        """Circuits this task simulates (0 for a cross task: it reads stored voltages)."""
+        """Circuits this task simulates (its dies for a dies task; 0 for a cross task: it reads stored voltages)."""
+        if self.stage == "dies":
+            group = dict(self.group)
+            return int(group["stop"]) - int(group["start"])
         return len(self.circuits) if self.stage == "circuits" else 0
 
 
@@ -82,6 +85,8 @@ def _settings_for_circuits(study: Study) -> dict[str, Any]:
 
 def circuit_points(study: Study) -> list[CircuitPoint]:
     """Every circuit of the grid, healthy references first, in grid order (network seed outermost)."""
+    if study.defects is None:
+        return []
     seeds = study.network.network_seeds
     if study.network.seeds is None:
         return _points_of_network(study, None)
@@ -162,6 +167,10 @@ def expand_tasks(study: Study, fingerprint: str = "") -> list[Task]:
                     tasks.append(Task(id=f"x-{prefix}a{array}-{kind}-{_short_hash(payload)}", stage="cross",
                                       circuits=members, depends_on=deps,
                                       group=(("array", array), ("kind", kind), ("network_seed", net_seed))))
+    if study.wafer is not None:
+        from .wafer_tasks import wafer_tasks
+
+        tasks.extend(wafer_tasks(study, fingerprint))
     return tasks
 
 
