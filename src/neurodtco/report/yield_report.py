@@ -120,7 +120,9 @@ def figure_wafer_maps(dies: pd.DataFrame, plt: Any) -> Any:
     have_acc = sub["accuracy"].notna().any()
     value = "accuracy" if have_acc else "n_stuck_left"
     cmap = plt.get_cmap("viridis" if have_acc else "magma_r")
-    vmin, vmax = (0.0, 1.0) if have_acc else (0.0, max(1.0, float(sub[value].max())))
+    # Accuracy from a tenth below the worst die: the colours resolve the dies near the bound, not 0 to 1.
+    vmin, vmax = ((math.floor(10 * float(sub[value].min())) / 10, 1.0) if have_acc
+                  else (0.0, max(1.0, float(sub[value].max()))))
     norm = plt.Normalize(vmin, vmax)
     size = 1.55
     fig, axes = plt.subplots(len(order), len(d0s), figsize=(size * len(d0s) + 1.0, size * len(order) + 0.4),
@@ -174,6 +176,7 @@ def figure_calibration(dies: pd.DataFrame, plt: Any, palette: list[str]) -> Opti
             if len(none):
                 ax.axhline(float(none["yield"].iloc[0]), color=color, ls=":", lw=0.9)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xticks(ks)
         ax.set_xticklabels([str(k) for k in ks])
         ax.set_ylim(0, 1.02)

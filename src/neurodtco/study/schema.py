@@ -405,7 +405,9 @@ def _accepted_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[lis
         if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
             return None
         annotation = current.model_fields[part].annotation
-        current = annotation
+        # An optional section (``Optional[WaferSpec]``) accepts the keys of the model inside it.
+        inner = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        current = inner[0] if len(inner) == 1 else annotation
     if isinstance(current, type) and issubclass(current, BaseModel):
         return sorted(current.model_fields)
     return None

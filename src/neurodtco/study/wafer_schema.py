@@ -61,6 +61,12 @@ class MitigationSpec(_Strict):
             raise ValueError(f"{value} lists a value twice")
         return sorted(value)
 
+    @model_validator(mode="after")
+    def _some(self) -> "MitigationSpec":
+        if not self.mitigations():
+            raise ValueError("none is false and no other mitigation is listed: judge the dies under at least one")
+        return self
+
     def mitigations(self) -> list[Mitigation]:
         """The mitigations in a fixed order: none, spares, correction by k, retraining."""
         out = [Mitigation()] if self.none else []
@@ -130,9 +136,6 @@ class WaferSpec(_Strict):
         if self.criterion.kind == "any-defect" and self.mitigations.correct:
             raise ValueError("mitigations.correct cannot change the any-defect criterion (a corrector repairs no "
                              "cell): use criterion kind accuracy, or drop correct")
-        if not self.mitigations.mitigations():
-            raise ValueError("mitigations: none is false and no other mitigation is listed: judge the dies under "
-                             "at least one")
         self.to_wafer()  # the wafer's own checks: a die that fits, an edge inside the radius
         return self
 
