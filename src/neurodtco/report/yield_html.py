@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from .data import ReportData
 from .figures import _PALETTE, _plt, _png
-from .yield_report import (TARGET, correct_k, d0_at_target, figure_calibration, figure_wafer_maps,
+from .yield_report import (correct_k, d0_at_target, figure_calibration, figure_wafer_maps,
                            figure_yield_curves, format_d0, mitigation_order, yield_frame)
 
 
@@ -60,8 +60,8 @@ def yield_sections(d: ReportData) -> list[tuple[str, str, str]]:
         f"<td class='num'>[{_e(format_d0(r['low'], r['d0_min'], r['d0_max']))}, "
         f"{_e(format_d0(r['high'], r['d0_min'], r['d0_max']))}]</td><td class='num'>{r['n_dies']:,}</td></tr>"
         for r in d90.to_dict("records") for r in [_Row(r)])
-    d90_html = (f"<p>{_e(crit)}{_e(healthy_text)}; {_e(counts)}.</p>"
-                "<table><tr><th>mitigation</th><th>alpha</th><th class='num'>D0 where yield falls below 90 %</th>"
+    d90_html = (f"<p>{_e(crit[0].upper() + crit[1:])}{_e(healthy_text)}; {_e(counts)}.</p>"
+                "<table><tr><th>mitigation</th><th>alpha</th><th class='num'>D0 where yield falls below 90 % (defects per cell)</th>"
                 f"<th class='num'>95 % interval</th><th class='num'>dies</th></tr>{rows}</table>"
                 "<p class='note'>Read off the yield curve by linear interpolation in log D0 between the last density "
                 "at or above 90 % and the first below. The interval is a parametric bootstrap over the dies: each "

@@ -6,7 +6,8 @@ defective circuit, simulates every image through it with the study's engine, and
 correctors of all its circuits at once (one batched fit per hidden size), so the per-fit overhead
 of a tiny network is paid once per task instead of once per circuit. One *cross* task per
 (array, kind) builds the cross-defect matrix from the stored voltages of the circuits tasks it
-depends on.
+depends on. A study's ``wafer:`` section adds one *dies* task per wafer (or slice of one) and
+defect field (``wafer_tasks``).
 
 A task's id is readable (``c-ring-a1-0``) plus a short hash of everything its result depends on
 (the settings, the network's weights, its circuits, its dependencies), so a changed setting
