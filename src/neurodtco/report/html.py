@@ -2,18 +2,18 @@
 
 Sections: headline numbers; defect-map gallery; accuracy vs severity for every pattern, array
 and kind; stuck-on vs stuck-off; accuracy recovered vs corrector size; the cross-defect matrix;
-output voltages of the healthy and defective circuits; the study and its environment. Every
+output voltages of the healthy and defective circuits; for a study with a wafer section, the yield
+sections (``yield_html``); the study and its environment. Every
 section copes with a partial store (a run still going, or a study without that part). The style
 sheet and the small script are package files (``report.css``, ``report.js``).
 """
 
 from __future__ import annotations
 
-import html
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import pandas as pd
 
@@ -22,24 +22,13 @@ from .data import (MAX_CORRECTOR_PARAMS, MEASURED_SOURCE, MEASURED_STUCK, Report
                    headline_numbers, load_report_data, plural, read_json, severity_table, time_breakdown)
 from .figures import (figure_accuracy_vs_severity, figure_cross, figure_gallery, figure_on_vs_off, figure_recovery,
                       figure_voltages)
+from .htmlparts import escape as _e, figure_html as _figure
 from .yield_html import yield_sections
 
 
 def _asset(name: str) -> str:
     """A file shipped beside this module (the style sheet, the script)."""
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-
-
-def _e(text: Any) -> str:
-    """HTML-escaped text."""
-    return html.escape(str(text))
-
-
-def _figure(uri: Optional[str], alt: str, caption: str) -> str:
-    """A figure with its caption, or a line saying what it needs."""
-    if uri is None:
-        return f'<p class="missing">Not available: {_e(alt)} needs results this store does not hold yet.</p>'
-    return f'<figure><img src="{uri}" alt="{_e(alt)}"><figcaption>{caption}</figcaption></figure>'
 
 
 def _frame_html(frame: pd.DataFrame, fmt: str = "{:.1f}", scale: float = 100.0, index_name: str = "") -> str:

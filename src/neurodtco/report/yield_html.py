@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import html
 import math
-from typing import Any, Optional
+from typing import Any
 
 from .data import ReportData
-from .figures import _PALETTE, _plt, _png
+from .figures import PALETTE, png_uri, report_pyplot
+from .htmlparts import escape as _e, figure_html as _figure
 from .yield_report import (correct_k, d0_at_target, figure_calibration, figure_wafer_maps,
                            figure_yield_curves, format_d0, mitigation_order, yield_frame)
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text))
-
-
-def _figure(uri: Optional[str], alt: str, caption: str) -> str:
-    if uri is None:
-        return f'<p class="missing">Not available: {_e(alt)} needs results this store does not hold yet.</p>'
-    return f'<figure><img src="{uri}" alt="{_e(alt)}"><figcaption>{caption}</figcaption></figure>'
 
 
 def _criterion_text(wafer: dict[str, Any]) -> str:
@@ -38,7 +28,7 @@ def yield_sections(d: ReportData) -> list[tuple[str, str, str]]:
     if dies.empty:
         missing = '<p class="missing">Not available: no dies task has finished yet.</p>'
         return [("yield", "Yield", missing)]
-    plt = _plt()
+    plt = report_pyplot()
     table = yield_frame(dies)
     order = mitigation_order(dies)
     per_point = table.groupby(["alpha", "d0"])["n_dies"].first()
@@ -69,19 +59,19 @@ def yield_sections(d: ReportData) -> list[tuple[str, str, str]]:
                 "(2.5 and 97.5 percentiles). '&lt;' and '&gt;': the crossing lies outside the densities studied.</p>")
 
     ks = [k for k in (correct_k(m) for m in order) if k is not None]
-    calibration = figure_calibration(dies, plt, _PALETTE)
+    calibration = figure_calibration(dies, plt, PALETTE)
     first_alpha = sorted(dies["alpha"].unique())[0]
     alpha_text = "no clustering" if math.isinf(first_alpha) else f"alpha = {first_alpha:g}"
     sections = [
         ("yield", "Yield: where 90 % is lost", d90_html),
         ("yieldcurves", "Yield vs D0",
-         _figure(_png(figure_yield_curves(dies, plt, _PALETTE)), "yield vs D0",
+         _figure(png_uri(figure_yield_curves(dies, plt, PALETTE)), "yield vs D0",
                  f"<b>How yield falls with the defect density.</b> Share of dies that pass ({_e(crit)}) against the "
                  "mean stuck-defect density D0, one panel per clustering parameter alpha, one line per mitigation; "
                  "bands: 95 % Wilson intervals over the dies; dotted: 90 % yield. "
                  f"{_e(counts)}.")),
         ("wafermaps", "Wafer maps",
-         _figure(_png(figure_wafer_maps(dies, plt)), "wafer maps",
+         _figure(png_uri(figure_wafer_maps(dies, plt)), "wafer maps",
                  f"<b>Where the failing dies are.</b> Wafer 0 of each density (columns, {_e(alpha_text)}) under "
                  "each mitigation (rows): every die coloured by its test accuracy after the mitigation, a red cross on "
                  f"each die that fails ({_e(crit)}); below each wafer the dies that pass. The same drawn dies in "
@@ -90,7 +80,7 @@ def yield_sections(d: ReportData) -> list[tuple[str, str, str]]:
     ]
     if calibration is not None:
         sections.append(("calibration", "Calibration: labelled images per die",
-                         _figure(_png(calibration), "calibration curve",
+                         _figure(png_uri(calibration), "calibration curve",
                                  "<b>How many labelled images a per-die corrector needs.</b> Yield with a 10 &rarr; "
                                  f"{wafer['mitigations']['hidden']} &rarr; 10 MLP corrector fitted on each die's own k "
                                  f"labelled training images (k in {ks}, a class-balanced subset per die), one line per "

@@ -72,7 +72,8 @@ class Task:
         return len(self.circuits) if self.stage == "circuits" else 0
 
 
-def _short_hash(payload: Any) -> str:
+def short_hash(payload: Any) -> str:
+    """The first 10 hex digits of the SHA-256 of ``payload`` as canonical JSON: a task id's fingerprint."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -165,7 +166,7 @@ def expand_tasks(study: Study, fingerprint: str = "") -> list[Task]:
                     members = tuple(p for t in tasks for p in t.circuits if member(p, net_seed, array, kind))
                     payload = {"cross": cross, "options": settings["correctors"]["options"],
                                "seeds": settings["seeds"], "deps": deps, "patterns": study.defects.patterns}
-                    tasks.append(Task(id=f"x-{prefix}a{array}-{kind}-{_short_hash(payload)}", stage="cross",
+                    tasks.append(Task(id=f"x-{prefix}a{array}-{kind}-{short_hash(payload)}", stage="cross",
                                       circuits=members, depends_on=deps,
                                       group=(("array", array), ("kind", kind), ("network_seed", net_seed))))
     if study.wafer is not None:
@@ -178,7 +179,7 @@ def expand_tasks(study: Study, fingerprint: str = "") -> list[Task]:
 def _circuits_task(name: str, points: list[CircuitPoint], settings: dict[str, Any], fingerprint: str) -> Task:
     payload = {"settings": settings, "fingerprint": fingerprint,
                "circuits": [[p.circuit_id, p.defect_seed, p.imperfection_seed, list(p.params)] for p in points]}
-    return Task(id=f"{name}-{_short_hash(payload)}", stage="circuits", circuits=tuple(points))
+    return Task(id=f"{name}-{short_hash(payload)}", stage="circuits", circuits=tuple(points))
 
 
 def task_summary(tasks: list[Task]) -> dict[str, Optional[int]]:

@@ -19,7 +19,7 @@ import pandas as pd
 from ..correction import measure_chip
 from ..wafer import DieMap, draw_wafer, evaluate_dies
 from .schema import Study
-from .tasks import Task, _short_hash
+from .tasks import Task, short_hash
 from .timing import FIT_PREFIX
 
 DIES_COLUMNS = ["task_id", "d0", "alpha", "wafer", "die_x", "die_y", "x_mm", "y_mm", "r_mm", "n_stuck", "mitigation",
@@ -52,7 +52,7 @@ def wafer_tasks(study: Study, fingerprint: str) -> list[Task]:
                     group = (("d0", d0), ("alpha", alpha), ("wafer", w), ("start", start), ("stop", stop))
                     payload = {"settings": settings, "fingerprint": fingerprint, "group": [list(g) for g in group]}
                     name = f"w-d{d0:g}-a{_alpha_name(alpha)}-w{w}" + (f"-{start}" if step < n else "")
-                    tasks.append(Task(id=f"{name}-{_short_hash(payload)}", stage="dies", circuits=(), group=group))
+                    tasks.append(Task(id=f"{name}-{short_hash(payload)}", stage="dies", circuits=(), group=group))
     return tasks
 
 
