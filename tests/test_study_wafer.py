@@ -210,3 +210,29 @@ def test_builtin_yield_study_validates():
     assert study.defects is None and study.wafer is not None
     tasks = expand_tasks(study, "fp")
     assert len(tasks) == len(study.wafer.d0) * len(study.wafer.alpha) * study.wafer.n_wafers
+
+
+def test_a_study_with_grid_and_wafers_reports_both(tmp_path):
+    data = {**wafer_study(d0=[0.01], mitigations={"none": True}),
+            "defects": {"patterns": ["random"], "kinds": ["on"], "arrays": [3], "severities": [0.1]},
+            "correctors": {"hidden": [4], "options": {"max_iter": 20}}}
+    summary = run_study(parse_study(data), tmp_path / "both", executor=SerialExecutor())
+    assert summary.ok and len(load_results(tmp_path / "both", "dies")) == 12
+    assert not load_results(tmp_path / "both", "circuits").empty
+    page = build_report(tmp_path / "both")
+    for sid in ("headline", "severity", "yieldcurves", "wafermaps", "study"):
+        assert f'<section id="{sid}">' in page, sid
+    assert '<section id="calibration">' not in page  # no per-die corrector, no calibration curve
+
+
+def test_any_defect_criterion_counts_stuck_cells_and_reports(tmp_path):
+    data = wafer_study(d0=[0.0003, 0.001], criterion={"kind": "any-defect"}, mitigations={"spares": [1]})
+    study = parse_study(data)
+    run_study(study, tmp_path / "any", executor=SerialExecutor())
+    dies = load_results(tmp_path / "any", "dies")
+    assert (dies["passed"] == (dies["n_stuck_left"] == 0)).all() and dies["accuracy"].isna().all()
+    healthy = map_ops(list(prepare_setup(study).networks[None]), study.circuit.to_config())
+    ref = wafer_yield(healthy, study.wafer.field(0.001, 2.0), study.wafer.to_wafer(), 12, criterion="any-defect",
+                      seed=3)
+    assert dies[(dies["mitigation"] == "none") & (dies["d0"] == 0.001)]["passed"].tolist() == ref.passed.tolist()
+    assert '<img src="data:image/png;base64,' in build_report(tmp_path / "any")
