@@ -88,13 +88,14 @@ def run_dies(task: Task, ctx: Any, dataset: Any, fingerprint: str) -> tuple[pd.D
     timings: dict[str, float] = {"draw_s": draw_s}
     n_val = 0 if dataset.y_val is None else len(dataset.y_val)
     simulated = 0
+    measured: dict = {}  # the drawn dies' voltages, shared by the mitigations that leave the dies as drawn
     for m in spec.mitigations.mitigations():
         r = evaluate_dies(healthy, dies, dataset, criterion=crit.kind, bound=crit.bound, within=crit.within,
-                          mitigation=m, engine=ctx.engine, seed=spec.seed, healthy_chip=chip)
+                          mitigation=m, engine=ctx.engine, seed=spec.seed, healthy_chip=chip, chips=measured)
         for k, v in r.timings.items():
             timings[k] = timings.get(k, 0.0) + v
-        if r.accuracies is not None:  # a die with stuck cells left was simulated; a clean one is the healthy chip
-            simulated += int(np.count_nonzero(r.n_stuck))
+        if r.accuracies is not None and (m.retrain or m.spare_rows or m.spare_cols):
+            simulated += int(np.count_nonzero(r.n_stuck))  # changed dies are simulated afresh
         for i, die in enumerate(dies):
             x, y = centres[(die.key[1], die.key[2])]
             rows.append({
@@ -110,6 +111,7 @@ def run_dies(task: Task, ctx: Any, dataset: Any, fingerprint: str) -> tuple[pd.D
             })
     table = pd.DataFrame(rows, columns=DIES_COLUMNS)
     n_images = len(dataset.y_train) + len(dataset.y_test) + n_val
+    simulated += len(measured)
     info = {"n_circuits": len(dies), "n_images": n_images, "n_inferences": simulated * n_images,
             "simulate_s": timings.get("simulate_s", 0.0), "build_s": draw_s + timings.get("repair_s", 0.0),
             "n_fits": 0, "fit_flops": 0.0}
