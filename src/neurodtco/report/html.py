@@ -165,7 +165,7 @@ def _study_section(d: ReportData) -> tuple[str, str, str]:
          f"epochs, seed{'s ' + _e(study['network']['seeds']) if study['network'].get('seeds') else ' ' + str(study['network']['seed'])}</td></tr>"
          f"<tr><td>Images</td><td>{n_val:,} validation images (every choice), {d.n_test:,} test images (reported "
          "once)</td></tr>"
-         f"<tr><td>Correctors</td><td>{_e(fit_recipe(study))}</td></tr>"
+         + (f"<tr><td>Correctors</td><td>{_e(fit_recipe(study))}</td></tr>" if grid is not None else "") +
          f"<tr><td>Seeds</td><td>{_e(study['seeds'])}</td></tr>"
          f"<tr><td>Tasks finished</td><td>{n_done}</td></tr>"
          f"<tr><td>Time per stage</td><td>{_e(time_text)}</td></tr>"
