@@ -17,7 +17,7 @@ from neurodtco.report import build_report, write_report
 from neurodtco.report.yield_report import crossing, d0_at_target, yield_frame
 from neurodtco.stats import wilson_interval
 from neurodtco.store import ResultStore, load_results
-from neurodtco.study import SerialExecutor, StudyFileError, expand_tasks, load_study, parse_study, run_study
+from neurodtco.study import DaskExecutor, SerialExecutor, StudyFileError, expand_tasks, load_study, parse_study, run_study
 from neurodtco.study.compute import prepare_setup
 from neurodtco.wafer import Mitigation, wafer_yield
 
@@ -158,6 +158,17 @@ def test_killed_run_resumes_to_the_same_results(finished, tmp_path):
     assert summary.n_skipped == 1 and summary.n_run == 1
     assert not list(partial.rglob(".*.tmp-*"))
     pd.testing.assert_frame_equal(load_results(partial, "dies"), load_results(out, "dies"))
+
+
+@pytest.mark.slow
+def test_dies_tasks_on_a_local_dask_cluster_give_the_same_table(finished, tmp_path):
+    dask = DaskExecutor(workers=2)
+    try:
+        summary = run_study(parse_study(wafer_study()), tmp_path / "dask", executor=dask)
+        assert summary.executor["executor"] == "dask" and summary.n_run == 2
+    finally:
+        dask.close()
+    pd.testing.assert_frame_equal(load_results(tmp_path / "dask", "dies"), load_results(finished[0], "dies"))
 
 
 # ----------------------------------------------------------------------------- report
