@@ -7,7 +7,7 @@ Layout of a store ``DIR``::
     DIR/environment.json         package versions, git commit, platform, seeds of the latest run
     DIR/runs.jsonl               one line per run: executor, workers, tasks run, wall time
     DIR/.lock                    held (flock) by the run writing the folder: pid, host, start time
-    DIR/results/<table>/<task>.parquet   one file per finished task (tables: circuits, cross)
+    DIR/results/<table>/<task>.parquet   one file per finished task (tables: circuits, cross, dies)
     DIR/arrays/<task>.npz        float32 output voltages, defect masks (beside a circuits task)
 
 Every file is written to a temporary name in the same folder, flushed to disk and renamed over
@@ -43,7 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-TABLES = ("circuits", "cross")
+TABLES = ("circuits", "cross", "dies")
 _META_KEY = b"neurodtco.task"
 _TMP_MARK = ".tmp-"
 LOCK_NAME = ".lock"
@@ -140,7 +140,7 @@ class ResultStore:
                 f"{str(self.root)!r} holds results of a different study (hash {old[:12]}, the study file now gives "
                 f"{study_hash[:12]}); use another --out folder, or --force to rerun what changed "
                 "(results of tasks that no longer exist are moved to superseded/)")
-        for sub in ("results/circuits", "results/cross", "arrays"):
+        for sub in (*(f"results/{t}" for t in TABLES), "arrays"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         if old != study_hash:
             atomic_write_text(self.root / "study.yaml", source_text)
@@ -269,6 +269,7 @@ def load_results(root: Union[str, Path], table: str = "circuits") -> pd.DataFram
 
     ``table="circuits"``: one row per circuit and corrector (``corrector == "none"`` is the circuit
     itself). ``table="cross"``: one row per (training pattern, test pattern, grid point).
+    ``table="dies"``: one row per die of the wafer section and mitigation.
     """
     root = _check_store(root)
     store = ResultStore(root)

@@ -54,7 +54,8 @@ def report(
 def demo(
     quick: bool = typer.Option(False, "--quick", help="The small built-in study (under a minute) instead of the full one."),
     study: Optional[str] = typer.Option(None, "--study", help="Another built-in study instead: fashion-cnn (the "
-                                        "stuck-at study on a tiled CNN on Fashion-MNIST)."),
+                                        "stuck-at study on a tiled CNN on Fashion-MNIST), yield (wafers of dies, "
+                                        "yield against D0 with mitigations)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder; default results/NAME (demo, quick, ...)."),
     workers: Optional[int] = WorkersOpt,
     force: bool = typer.Option(False, "--force", help="Rerun what changed if the folder holds an older study."),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -49,7 +49,7 @@ def fit_recipe(study: dict[str, Any]) -> str:
 
 @dataclass
 class ReportData:
-    """A results store as the report reads it: the study, the circuits and cross tables, the task info."""
+    """A results store as the report reads it: the study, the circuits, cross and dies tables, the task info."""
 
     root: Path
     study: dict[str, Any]
@@ -57,6 +57,7 @@ class ReportData:
     cross: pd.DataFrame
     info: pd.DataFrame
     store: ResultStore
+    dies: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per die and mitigation (the wafer section)
 
     @property
     def raw(self) -> pd.DataFrame:
@@ -128,7 +129,7 @@ def load_report_data(root: Union[str, Path]) -> ReportData:
     circuits = load_results(root, "circuits")
     cross = load_results(root, "cross")
     info = load_task_info(root)
-    return ReportData(root, study, circuits, cross, info, store)
+    return ReportData(root, study, circuits, cross, info, store, load_results(root, "dies"))
 
 
 def time_breakdown(d: ReportData) -> list[tuple[str, float]]:

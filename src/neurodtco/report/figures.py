@@ -20,10 +20,10 @@ from .data import (MAX_CORRECTOR_PARAMS, MEASURED_SOURCE, MEASURED_STUCK, Report
 from .uncertainty import grouped_means, mean_accuracy
 
 _ON, _OFF, _HEALTHY = "#c2410c", "#1d4ed8", "#475569"
-_PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569"]
+PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569"]
 
 
-def _plt() -> Any:
+def report_pyplot() -> Any:
     """pyplot on the Agg backend, in the report's style."""
     import matplotlib
 
@@ -39,9 +39,9 @@ def _plt() -> Any:
     return plt
 
 
-def _png(fig: Any) -> str:
+def png_uri(fig: Any) -> str:
     """A figure as a base64 PNG data URI (and the figure closed)."""
-    plt = _plt()
+    plt = report_pyplot()
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
@@ -53,7 +53,7 @@ def _png(fig: Any) -> str:
 def _pattern_color(d: ReportData, pattern: str) -> str:
     """One colour per pattern, the same in every figure."""
     order = list(d.study["defects"]["patterns"]) + ["mixture"]
-    return _PALETTE[order.index(pattern) % len(_PALETTE)] if pattern in order else _HEALTHY
+    return PALETTE[order.index(pattern) % len(PALETTE)] if pattern in order else _HEALTHY
 
 
 def figure_gallery(d: ReportData) -> Optional[str]:
@@ -79,7 +79,7 @@ def figure_gallery(d: ReportData) -> Optional[str]:
                 masks[(pattern, a)] = arrs["masks"][k]
     if not masks:
         return None
-    plt = _plt()
+    plt = report_pyplot()
     from matplotlib.colors import ListedColormap
 
     shapes = {a: next((m.shape for (p, aa), m in masks.items() if aa == a), (1, 1)) for a in arrays}
@@ -114,7 +114,7 @@ def figure_gallery(d: ReportData) -> Optional[str]:
                 ax.set_ylabel(f"array {a}\n{mask.shape[0]}x{mask.shape[1]}", fontsize=8.5)
             ax.text(0.5, -0.02, f"{mask.mean():.0%}", transform=ax.transAxes, ha="center", va="top", fontsize=7.5,
                     color="#374151")
-    return _png(fig)
+    return png_uri(fig)
 
 
 
@@ -130,7 +130,7 @@ def figure_accuracy_vs_severity(d: ReportData) -> Optional[str]:
     df = d.defective
     if df.empty:
         return None
-    plt = _plt()
+    plt = report_pyplot()
     kinds = [k for k in d.study["defects"]["kinds"] if k in set(df["kind"])]
     arrays = sorted(df["array"].unique())
     fig, axes = plt.subplots(len(kinds), len(arrays), figsize=(2.55 * len(arrays) + 0.6, 2.25 * len(kinds) + 0.9),
@@ -173,7 +173,7 @@ def figure_accuracy_vs_severity(d: ReportData) -> Optional[str]:
     fig.text(0.5, 0.005, _basis(d, n_chips) + "; bands: 95 % interval (Wilson for one chip, bootstrap otherwise)",
              ha="center", va="bottom", fontsize=7.5, color="#4b5563")
     fig.tight_layout(rect=(0, 0.03, 1, 0.92))
-    return _png(fig)
+    return png_uri(fig)
 
 
 def figure_on_vs_off(d: ReportData) -> Optional[str]:
@@ -187,7 +187,7 @@ def figure_on_vs_off(d: ReportData) -> Optional[str]:
     pair = pd.concat({"on": on, "off": off}, axis=1).dropna().reset_index()
     if pair.empty:
         return None
-    plt = _plt()
+    plt = report_pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.2, 3.9), gridspec_kw={"width_ratios": [1, 1.35]})
     markers = ["o", "s", "^", "D", "v", "P", "X"]
     arrays = sorted(pair["array"].unique())
@@ -211,7 +211,7 @@ def figure_on_vs_off(d: ReportData) -> Optional[str]:
     for j, a in enumerate(arrays):
         s = diffs[diffs["array"] == a].set_index("pattern").reindex(pats)
         x = np.arange(len(pats)) - 0.4 + width * (j + 0.5)
-        ax2.bar(x, s["mean"] * 100, width * 0.9, color=_PALETTE[j % len(_PALETTE)], label=f"array {a}")
+        ax2.bar(x, s["mean"] * 100, width * 0.9, color=PALETTE[j % len(PALETTE)], label=f"array {a}")
         ax2.errorbar(x, s["mean"] * 100, yerr=[(s["mean"] - s["low"]) * 100, (s["high"] - s["mean"]) * 100],
                      fmt="none", ecolor="#111827", elinewidth=0.9, capsize=2)
     ax2.axhline(0, color="#6b7280", lw=1)
@@ -223,7 +223,7 @@ def figure_on_vs_off(d: ReportData) -> Optional[str]:
                   f"{d.n_test:,} test images each", fontsize=8.5)
     ax2.legend(frameon=False, ncol=min(len(arrays), 4), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
-    return _png(fig)
+    return png_uri(fig)
 
 
 
@@ -232,12 +232,12 @@ def figure_recovery(d: ReportData) -> Optional[str]:
     c = correction_frame(d)
     if c.empty:
         return None
-    plt = _plt()
+    plt = report_pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.2, 3.9))
     arrays = sorted(c["array"].unique())
     mlp = c[c["corrector"] == "mlp"]
     for j, a in enumerate(arrays):
-        color = _PALETTE[j % len(_PALETTE)]
+        color = PALETTE[j % len(PALETTE)]
         s = grouped_means(mlp[mlp["array"] == a], ["n_parameters"])
         if len(s):
             ax1.errorbar(s["n_parameters"], s["mean"] * 100, yerr=[(s["mean"] - s["low"]) * 100,
@@ -271,7 +271,7 @@ def figure_recovery(d: ReportData) -> Optional[str]:
     damaged = c[c["lost"] >= 0.05]
     if len(damaged):
         for j, a in enumerate(arrays):
-            color = _PALETTE[j % len(_PALETTE)]
+            color = PALETTE[j % len(PALETTE)]
             g = damaged[(damaged["array"] == a) & (damaged["corrector"] == "mlp")]
             if g.empty:
                 continue
@@ -303,7 +303,7 @@ def figure_recovery(d: ReportData) -> Optional[str]:
         ax2.text(0.5, 0.5, "no circuit lost 5 points or more", ha="center", va="center", transform=ax2.transAxes)
         ax2.set_axis_off()
     fig.tight_layout()
-    return _png(fig)
+    return png_uri(fig)
 
 
 def _parameter_axis(ax: Any, counts: pd.Series) -> None:
@@ -322,8 +322,8 @@ def figure_cross(d: ReportData) -> Optional[str]:
     result = cross_result(d)
     if result is None:
         return None
-    _plt()  # the report's style for the figure drawn below
-    return _png(cross_defect_figure(result, title=f"mean test accuracy (%), {result.n_test_chips} chips per column"))
+    report_pyplot()  # the report's style for the figure drawn below
+    return png_uri(cross_defect_figure(result, title=f"mean test accuracy (%), {result.n_test_chips} chips per column"))
 
 
 def figure_voltages(d: ReportData) -> Optional[str]:
@@ -346,7 +346,7 @@ def figure_voltages(d: ReportData) -> Optional[str]:
     if not groups:
         return None
     arrays = sorted({a for a, _ in groups})
-    plt = _plt()
+    plt = report_pyplot()
     fig, axes = plt.subplots(1, len(arrays), figsize=(2.6 * len(arrays) + 0.6, 2.9), sharey=True, squeeze=False)
     everything = np.concatenate([h] + [np.concatenate(v) for v in groups.values()])
     lo, hi = np.percentile(everything, [0.2, 99.8])
@@ -366,4 +366,4 @@ def figure_voltages(d: ReportData) -> Optional[str]:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 1.06))
     fig.tight_layout()
-    return _png(fig)
+    return png_uri(fig)

@@ -2,43 +2,33 @@
 
 Sections: headline numbers; defect-map gallery; accuracy vs severity for every pattern, array
 and kind; stuck-on vs stuck-off; accuracy recovered vs corrector size; the cross-defect matrix;
-output voltages of the healthy and defective circuits; the study and its environment. Every
+output voltages of the healthy and defective circuits; for a study with a wafer section, the yield
+sections (``yield_html``); the study and its environment. Every
 section copes with a partial store (a run still going, or a study without that part). The style
 sheet and the small script are package files (``report.css``, ``report.js``).
 """
 
 from __future__ import annotations
 
-import html
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import pandas as pd
 
 from ..store import atomic_write_text
-from .data import (MAX_CORRECTOR_PARAMS, MEASURED_SOURCE, MEASURED_STUCK, correction_by_array, fit_recipe,
+from .data import (MAX_CORRECTOR_PARAMS, MEASURED_SOURCE, MEASURED_STUCK, ReportData, correction_by_array, fit_recipe,
                    headline_numbers, load_report_data, plural, read_json, severity_table, time_breakdown)
 from .figures import (figure_accuracy_vs_severity, figure_cross, figure_gallery, figure_on_vs_off, figure_recovery,
                       figure_voltages)
+from .htmlparts import escape as _e, figure_html as _figure
+from .yield_html import yield_sections
 
 
 def _asset(name: str) -> str:
     """A file shipped beside this module (the style sheet, the script)."""
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-
-
-def _e(text: Any) -> str:
-    """HTML-escaped text."""
-    return html.escape(str(text))
-
-
-def _figure(uri: Optional[str], alt: str, caption: str) -> str:
-    """A figure with its caption, or a line saying what it needs."""
-    if uri is None:
-        return f'<p class="missing">Not available: {_e(alt)} needs results this store does not hold yet.</p>'
-    return f'<figure><img src="{uri}" alt="{_e(alt)}"><figcaption>{caption}</figcaption></figure>'
 
 
 def _frame_html(frame: pd.DataFrame, fmt: str = "{:.1f}", scale: float = 100.0, index_name: str = "") -> str:
@@ -51,12 +41,10 @@ def _frame_html(frame: pd.DataFrame, fmt: str = "{:.1f}", scale: float = 100.0, 
     return f"<table><tr><th>{_e(index_name)}</th>{head}</tr>{''.join(body)}</table>"
 
 
-def build_report(root: Union[str, Path]) -> str:
-    """The report of the store at ``root`` as one HTML string."""
-    d = load_report_data(root)
+def _grid_sections(d: ReportData) -> list[tuple[str, str, str]]:
+    """The sections of the defect grid: headline numbers, maps, accuracy vs density, on vs off, correction, cross."""
     study = d.study
     grid = study["defects"]
-    n_done = len(d.info)
     headline = headline_numbers(d)
     cards = []
     for label in ("Healthy circuit, test accuracy", "Mean accuracy of the defective circuits",
@@ -72,14 +60,6 @@ def build_report(root: Union[str, Path]) -> str:
     sev_html = _frame_html(sev.rename(columns=lambda a: f"array {a}"), index_name="pattern") if sev is not None else ""
     smax = grid["severities"][-1]
     h_cross = study["cross_defect"]["hidden"]
-    breakdown = time_breakdown(d)
-    spent = sum(v for _, v in breakdown) or 1.0
-    # Wall seconds inside the workers, added over tasks: where a faster study must win its time.
-    time_text = "; ".join(f"{name} {value:,.1f} s ({100 * value / spent:.0f}%)" for name, value in breakdown) or "n/a"
-    env = read_json(d.root / "environment.json")
-    git = env.get("git", {}) if env else {}
-    pk = env.get("packages", {}) if env else {}
-    versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
     healthy_txt = f"{d.healthy_accuracy:.1%}" if d.healthy_accuracy is not None else "n/a"
     per_array = correction_by_array(d)
     per_array_html = ""
@@ -151,18 +131,41 @@ def build_report(root: Union[str, Path]) -> str:
                  f"images, for the healthy circuit (grey) and for the defective circuits at the highest density "
                  f"({smax:g}) with the defects in the array of each panel, stuck-on and stuck-off. Log scale: the "
                  "tails are where decisions flip.")),
-        ("study", "Study and environment",
+    ]
+    return sections
+
+
+def _study_section(d: ReportData) -> tuple[str, str, str]:
+    """The study's settings, the time per stage, the code and the environment."""
+    study = d.study
+    grid = study.get("defects")
+    n_done = len(d.info)
+    breakdown = time_breakdown(d)
+    spent = sum(v for _, v in breakdown) or 1.0
+    # Wall seconds inside the workers, added over tasks: where a faster study must win its time.
+    time_text = "; ".join(f"{name} {value:,.1f} s ({100 * value / spent:.0f}%)" for name, value in breakdown) or "n/a"
+    env = read_json(d.root / "environment.json")
+    git = env.get("git", {}) if env else {}
+    pk = env.get("packages", {}) if env else {}
+    versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
+    n_val = int(d.circuits["n_validation"].iloc[0]) if "n_validation" in d.circuits and not d.circuits.empty else (
+        int(d.dies["n_validation"].iloc[0]) if not d.dies.empty else 0)
+    grid_row = (f"<tr><td>Grid</td><td>patterns {_e(', '.join(grid['patterns']))}; kinds {_e(', '.join(grid['kinds']))}; "
+                f"arrays {_e(grid['arrays'])}; densities {_e(grid['severities'])}; "
+                f"{plural(grid['instances'], 'instance')}</td></tr>") if grid is not None else ""
+    wafer_row = (f"<tr><td>Wafer</td><td>{_e(', '.join(f'{k}={v}' for k, v in study['wafer'].items()))}</td></tr>"
+                 if study.get("wafer") else "")
+    return ("study", "Study and environment",
          f"<p class='lead'>{_e(study.get('description', '')).strip()}</p>"
          "<table>"
-         f"<tr><td>Grid</td><td>patterns {_e(', '.join(grid['patterns']))}; kinds {_e(', '.join(grid['kinds']))}; "
-         f"arrays {_e(grid['arrays'])}; densities {_e(grid['severities'])}; {plural(grid['instances'], 'instance')}</td></tr>"
+         f"{grid_row}{wafer_row}"
          f"<tr><td>Circuit</td><td>{_e(', '.join(f'{k}={v}' for k, v in study['circuit'].items() if v is not None))}</td></tr>"
          f"<tr><td>Engine</td><td>{_e(study['engine'])} {_e(study['engine_options'] or '')}</td></tr>"
          f"<tr><td>Network</td><td>{_e('-'.join(map(str, study['network']['widths'])))}, {study['network']['epochs']} "
          f"epochs, seed{'s ' + _e(study['network']['seeds']) if study['network'].get('seeds') else ' ' + str(study['network']['seed'])}</td></tr>"
          f"<tr><td>Images</td><td>{n_val:,} validation images (every choice), {d.n_test:,} test images (reported "
          "once)</td></tr>"
-         f"<tr><td>Correctors</td><td>{_e(fit_recipe(study))}</td></tr>"
+         + (f"<tr><td>Correctors</td><td>{_e(fit_recipe(study))}</td></tr>" if grid is not None else "") +
          f"<tr><td>Seeds</td><td>{_e(study['seeds'])}</td></tr>"
          f"<tr><td>Tasks finished</td><td>{n_done}</td></tr>"
          f"<tr><td>Time per stage</td><td>{_e(time_text)}</td></tr>"
@@ -171,14 +174,25 @@ def build_report(root: Union[str, Path]) -> str:
          f"<tr><td>Python, platform</td><td>{_e(env.get('python', ''))}, {_e(env.get('platform', ''))}</td></tr>"
          "</table>"
          "<p class='note'>Load the full table in Python with <code>neurodtco.store.load_results(DIR)</code> "
-         "(one row per circuit and corrector) and <code>load_results(DIR, 'cross')</code>.</p>"),
-    ]
+         "(one row per circuit and corrector), <code>load_results(DIR, 'cross')</code> and "
+         "<code>load_results(DIR, 'dies')</code> (one row per die and mitigation).</p>")
+
+
+def build_report(root: Union[str, Path]) -> str:
+    """The report of the store at ``root`` as one HTML string."""
+    d = load_report_data(root)
+    study = d.study
+    sections = _grid_sections(d) if study.get("defects") is not None else []
+    if study.get("wafer"):
+        sections += yield_sections(d)
+    sections.append(_study_section(d))
+    kind = "stuck-at defect study" if study.get("defects") is not None else "yield study"
     nav = "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title, _ in sections)
     body = "".join(f'<section id="{sid}"><h2>{_e(title)}</h2>{content}</section>' for sid, title, content in sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(study['name'])}: stuck-at defect study report</title>
+<title>{_e(study['name'])}: {kind} report</title>
 <style>{_asset("report.css")}</style></head>
 <body>
 <header><div class="wrap"><h1>Study <code style="background:#1e293b;color:#e2e8f0">{_e(study['name'])}</code></h1>

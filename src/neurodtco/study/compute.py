@@ -164,12 +164,14 @@ def execute_task(task: Task, setup: Setup, inputs: Optional[dict[str, np.ndarray
     with threadpool_limits(limits=1):  # one BLAS thread per worker process: no oversubscription
         if task.stage == "circuits":
             out = _run_circuits(task, setup)
+        elif task.stage == "dies":
+            out = _run_dies(task, setup)
         elif task.stage == "cross":
             if inputs is None:
                 raise ValueError(f"cross task {task.id} needs the stored voltages of its dependencies")
             out = _run_cross(task, setup, inputs)
         else:
-            raise ValueError(f"unknown task stage {task.stage!r}; expected 'circuits' or 'cross'")
+            raise ValueError(f"unknown task stage {task.stage!r}; expected 'circuits', 'cross' or 'dies'")
     # CPU seconds as well as wall seconds: on a shared machine the wall time measures the neighbours too.
     out.info.update({"task_id": task.id, "stage": task.stage, "elapsed_s": time.perf_counter() - start,
                      "cpu_s": time.process_time() - cpu_start, "pid": os.getpid(), "host": socket.gethostname()})
@@ -330,6 +332,17 @@ def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndar
         acc_train = _accuracy(model.predict(x[:, :n_tr]), y_tr)
         out.append((name, h, int(model.n_parameters), correct, acc_train))
     return out
+
+
+# ----------------------------------------------------------------------------- dies tasks
+
+def _run_dies(task: Task, setup: Setup) -> TaskOutput:
+    """The dies of one wafer (or part of one) judged under every mitigation (``wafer_tasks.run_dies``)."""
+    from .wafer_tasks import run_dies
+
+    ctx = _context(setup)
+    table, info = run_dies(task, ctx, ctx.study.dataset.for_correctors(ctx.study.dataset.load()), setup.fingerprint)
+    return TaskOutput(table=table, arrays=None, info=info)
 
 
 # ----------------------------------------------------------------------------- cross tasks

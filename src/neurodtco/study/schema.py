@@ -27,9 +27,10 @@ from ..imperfections import Imperfections, parse_imperfections
 from ..mapping import MappingConfig
 from ..network import NetworkConfig, make_config
 from ..yamlfile import load_yaml
+from .wafer_schema import WaferSpec
 
 BASELINES = ("affine", "logistic", "lastlayer")
-BUILTIN_STUDIES = ("demo", "quick", "fashion-cnn", "reviewed")
+BUILTIN_STUDIES = ("demo", "quick", "fashion-cnn", "reviewed", "yield")
 
 
 class _Strict(BaseModel):
@@ -282,7 +283,10 @@ class Study(_Strict):
     engine: str = "nodal"
     engine_options: dict[str, Any] = Field(default_factory=dict)
     device: str = Field("cpu", description="Torch device of the corrector fits: 'cpu', or e.g. 'cuda' on a GPU worker.")
-    defects: DefectGrid = DefectGrid()
+    defects: Optional[DefectGrid] = Field(
+        DefectGrid(), description="The defect grid; null for a study of wafers alone (then a wafer section is needed).")
+    wafer: Optional[WaferSpec] = Field(None, description="Wafers of dies drawn from a defect field, judged for yield "
+                                       "(docs/yield.md); beside the grid, or instead of it with defects: null.")
     imperfections: list[dict[str, Any]] = Field(
         default_factory=list, description="Generic imperfection specs for neurodtco.imperfections.apply_imperfections.")
     # The typed items of ``imperfections``; the field keeps the plain dicts, so the canonical form and hash do not move.
@@ -329,6 +333,17 @@ class Study(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> "Study":
         n_layers = len(self.network.widths) - 1
+        if self.wafer is not None and self.imperfections:
+            raise ValueError("wafer: the dies are drawn on the programmed circuit; imperfections are not applied to "
+                             "them: drop the imperfections list, or study them in a separate study")
+        if self.wafer is not None and self.network.seeds is not None:
+            raise ValueError("wafer: the dies are drawn for one network; network.seeds lists several: give seed")
+        if self.defects is None:
+            if self.wafer is None:
+                raise ValueError("defects: null leaves nothing to study: give a defects grid, a wafer section, or both")
+            if self.cross_defect.enabled:
+                raise ValueError("cross_defect.enabled crosses the patterns of the defects grid: give one, or disable it")
+            return self
         if self.defects.arrays != "all":
             for a in self.defects.arrays:
                 if not 0 <= a < n_layers:
@@ -348,7 +363,9 @@ class Study(_Strict):
 
     @property
     def arrays(self) -> list[int]:
-        """The layer indices the grid hits."""
+        """The layer indices the grid hits (none without a grid)."""
+        if self.defects is None:
+            return []
         if self.defects.arrays == "all":
             return list(range(len(self.network.widths) - 1))
         return list(self.defects.arrays)
@@ -357,6 +374,8 @@ class Study(_Strict):
     def n_circuits(self) -> int:
         """Defective circuits in the grid (the healthy reference not counted)."""
         d = self.defects
+        if d is None:
+            return 0
         return (len(d.patterns) * len(d.kinds) * len(self.arrays) * len(d.severities) * d.instances
                 * len(self.network.network_seeds))
 
@@ -365,6 +384,8 @@ class Study(_Strict):
         data = self.model_dump(mode="json")
         if data["device"] == "cpu":
             del data["device"]  # stores written before the key existed keep their hash
+        if data["wafer"] is None:
+            del data["wafer"]  # likewise for studies without wafers
         return json.loads(json.dumps(data, sort_keys=True))
 
     def hash(self) -> str:
@@ -384,7 +405,9 @@ def _accepted_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[lis
         if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
             return None
         annotation = current.model_fields[part].annotation
-        current = annotation
+        # An optional section (``Optional[WaferSpec]``) accepts the keys of the model inside it.
+        inner = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        current = inner[0] if len(inner) == 1 else annotation
     if isinstance(current, type) and issubclass(current, BaseModel):
         return sorted(current.model_fields)
     return None

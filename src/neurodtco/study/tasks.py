@@ -6,7 +6,8 @@ defective circuit, simulates every image through it with the study's engine, and
 correctors of all its circuits at once (one batched fit per hidden size), so the per-fit overhead
 of a tiny network is paid once per task instead of once per circuit. One *cross* task per
 (array, kind) builds the cross-defect matrix from the stored voltages of the circuits tasks it
-depends on.
+depends on. A study's ``wafer:`` section adds one *dies* task per wafer (or slice of one) and
+defect field (``wafer_tasks``).
 
 A task's id is readable (``c-ring-a1-0``) plus a short hash of everything its result depends on
 (the settings, the network's weights, its circuits, its dependencies), so a changed setting
@@ -57,18 +58,22 @@ class Task:
     """One independent unit of work; ``depends_on`` lists task ids whose stored output it reads."""
 
     id: str
-    stage: Literal["circuits", "cross"]
+    stage: Literal["circuits", "cross", "dies"]
     circuits: tuple[CircuitPoint, ...]
     depends_on: tuple[str, ...] = ()
     group: tuple[tuple[str, Any], ...] = field(default=())
 
     @property
     def n_circuits(self) -> int:
-        """Circuits this task simulates (0 for a cross task: it reads stored voltages)."""
+        """Circuits this task simulates (its dies for a dies task; 0 for a cross task: it reads stored voltages)."""
+        if self.stage == "dies":
+            group = dict(self.group)
+            return int(group["stop"]) - int(group["start"])
         return len(self.circuits) if self.stage == "circuits" else 0
 
 
-def _short_hash(payload: Any) -> str:
+def short_hash(payload: Any) -> str:
+    """The first 10 hex digits of the SHA-256 of ``payload`` as canonical JSON: a task id's fingerprint."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -82,6 +87,8 @@ def _settings_for_circuits(study: Study) -> dict[str, Any]:
 
 def circuit_points(study: Study) -> list[CircuitPoint]:
     """Every circuit of the grid, healthy references first, in grid order (network seed outermost)."""
+    if study.defects is None:
+        return []
     seeds = study.network.network_seeds
     if study.network.seeds is None:
         return _points_of_network(study, None)
@@ -159,16 +166,20 @@ def expand_tasks(study: Study, fingerprint: str = "") -> list[Task]:
                     members = tuple(p for t in tasks for p in t.circuits if member(p, net_seed, array, kind))
                     payload = {"cross": cross, "options": settings["correctors"]["options"],
                                "seeds": settings["seeds"], "deps": deps, "patterns": study.defects.patterns}
-                    tasks.append(Task(id=f"x-{prefix}a{array}-{kind}-{_short_hash(payload)}", stage="cross",
+                    tasks.append(Task(id=f"x-{prefix}a{array}-{kind}-{short_hash(payload)}", stage="cross",
                                       circuits=members, depends_on=deps,
                                       group=(("array", array), ("kind", kind), ("network_seed", net_seed))))
+    if study.wafer is not None:
+        from .wafer_tasks import wafer_tasks
+
+        tasks.extend(wafer_tasks(study, fingerprint))
     return tasks
 
 
 def _circuits_task(name: str, points: list[CircuitPoint], settings: dict[str, Any], fingerprint: str) -> Task:
     payload = {"settings": settings, "fingerprint": fingerprint,
                "circuits": [[p.circuit_id, p.defect_seed, p.imperfection_seed, list(p.params)] for p in points]}
-    return Task(id=f"{name}-{_short_hash(payload)}", stage="circuits", circuits=tuple(points))
+    return Task(id=f"{name}-{short_hash(payload)}", stage="circuits", circuits=tuple(points))
 
 
 def task_summary(tasks: list[Task]) -> dict[str, Optional[int]]:

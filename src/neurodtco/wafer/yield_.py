@@ -90,6 +90,9 @@ class YieldResult:
     timings: dict[str, float] = field(default_factory=dict)
     stapper_yield: Optional[float] = None
     n_test: Optional[int] = None
+    # Each die's own accuracy on the dataset's validation images, when it has them and no corrector
+    # decides (a per-die corrector is fitted and judged on test alone): what a choice is made on.
+    accuracies_validation: Optional[np.ndarray] = None
 
     @property
     def n_dies(self) -> int:
@@ -150,10 +153,13 @@ def _threshold(criterion: str, bound: Optional[float], within: Optional[float], 
 def evaluate_dies(healthy: Circuit, dies: Sequence[DieMap], dataset: Optional[Dataset] = None, *,
                   criterion: str = "accuracy", bound: Optional[float] = None, within: Optional[float] = None,
                   mitigation: Mitigation = Mitigation(), engine: Union[str, Engine] = "nodal", seed: int = 0,
-                  healthy_chip: Optional[ChipVoltages] = None) -> YieldResult:
+                  healthy_chip: Optional[ChipVoltages] = None,
+                  chips: Optional[dict[DieKey, ChipVoltages]] = None) -> YieldResult:
     """Judge the given dies (drawn, or read from a defect-map file) against one criterion.
 
-    ``healthy_chip`` (``measure_chip`` of ``healthy``) saves measuring the healthy circuit again
+    ``chips`` (die key to measured voltages) lets several mitigations of the same dies share their
+    simulations: a die that no spare line or retraining changed is read from it, and one measured
+    here is added to it. ``healthy_chip`` (``measure_chip`` of ``healthy``) saves measuring the healthy circuit again
     when many batches of dies are judged.
     """
     needs_data = criterion != "any-defect" or mitigation.simulates
@@ -168,23 +174,25 @@ def evaluate_dies(healthy: Circuit, dies: Sequence[DieMap], dataset: Optional[Da
     dies = [repair(d, healthy, mitigation.spare_rows, mitigation.spare_cols) for d in dies]
     timings["repair_s"] = time.perf_counter() - start
     n_stuck = np.array([d.n_stuck for d in dies], dtype=np.int64)
-    accuracies = None
+    accuracies = validation = None
     if criterion == "any-defect" and not mitigation.simulates:
         passed = n_stuck == 0
     else:
-        accuracies = _accuracies(healthy, dies, n_stuck, dataset, mitigation, engine, seed, healthy_chip, timings)  # type: ignore[arg-type]
+        accuracies, validation = _accuracies(healthy, dies, n_stuck, dataset, mitigation, engine, seed,  # type: ignore[arg-type]
+                                             healthy_chip, timings, chips)
         # Accuracies are counts over the test images: the tolerance keeps k/n == bound from failing by rounding.
         passed = n_stuck == 0 if criterion == "any-defect" else accuracies >= threshold - 1e-9  # type: ignore[operator]
     return YieldResult(criterion=criterion, keys=[d.key for d in dies], passed=np.asarray(passed, dtype=bool),
                        n_stuck=n_stuck, accuracies=accuracies, threshold=threshold, healthy_accuracy=healthy_acc,
                        mitigation=mitigation, timings=timings,
-                       n_test=None if dataset is None else len(dataset.y_test))
+                       n_test=None if dataset is None else len(dataset.y_test), accuracies_validation=validation)
 
 
 def _accuracies(healthy: Circuit, dies: Sequence[DieMap], n_stuck: np.ndarray, dataset: Dataset,
                 mitigation: Mitigation, engine: Union[str, Engine], seed: int, healthy_chip: ChipVoltages,
-                timings: dict[str, float]) -> np.ndarray:
-    """Each die's test accuracy after retraining and correction."""
+                timings: dict[str, float], cache: Optional[dict[DieKey, ChipVoltages]] = None
+                ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Each die's test accuracy after retraining and correction, and its validation accuracy when judged uncorrected."""
     start = time.perf_counter()
     circuits = [healthy if n == 0 else die_circuit(healthy, d)[0] for d, n in zip(dies, n_stuck)]
     timings["simulate_s"] += time.perf_counter() - start
@@ -200,16 +208,28 @@ def _accuracies(healthy: Circuit, dies: Sequence[DieMap], n_stuck: np.ndarray, d
         timings["retrain_s"] += time.perf_counter() - start
     start = time.perf_counter()
     # A die without stuck cells is the healthy chip: its voltages are measured once.
-    chips = [healthy_chip if n == 0 else measure_chip(c, dataset, engine) for c, n in zip(circuits, n_stuck)]
+    # A die repaired by spares or retrained is another chip than the one drawn: never shared.
+    shared = cache if cache is not None and not mitigation.retrain and not (mitigation.spare_rows or
+                                                                             mitigation.spare_cols) else {}
+    chips = []
+    for die, c, n in zip(dies, circuits, n_stuck):
+        if n == 0:
+            chips.append(healthy_chip)
+            continue
+        if die.key not in shared:
+            shared[die.key] = measure_chip(c, dataset, engine)
+        chips.append(shared[die.key])
     timings["simulate_s"] += time.perf_counter() - start
     if mitigation.correct is None:
-        return np.array([chip.accuracy(dataset.y_test) for chip in chips])
+        validation = (np.array([chip.accuracy(dataset.y_val, "validation") for chip in chips])
+                      if dataset.y_val is not None else None)
+        return np.array([chip.accuracy(dataset.y_test) for chip in chips]), validation
     start = time.perf_counter()
     corrector = BatchedMLPCorrector(hidden=mitigation.hidden, seed=seed, dtype=mitigation.corrector_dtype)
     results = correct_circuits(circuits, dataset, corrector, engine, n_calibration=mitigation.correct, seed=seed,
                                chips=chips)
     timings["correct_s"] += time.perf_counter() - start
-    return np.array([r.accuracy_after for r in results])
+    return np.array([r.accuracy_after for r in results]), None
 
 
 def wafer_yield(healthy: Circuit, defect_field: DefectField, wafer: Wafer, n_dies: int,
