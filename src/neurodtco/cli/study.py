@@ -19,7 +19,7 @@ DeviceOpt = typer.Option(None, "--device", help="Torch device of the corrector f
 
 
 def run(
-    study: Path = typer.Argument(..., help="Study file (YAML or TOML), or a built-in study name: demo, quick."),
+    study: Path = typer.Argument(..., help="Study file (YAML or TOML), or a built-in study name (see `neurodtco demo --help`)."),
     out: Path = typer.Option(..., "--out", help="Results folder (created; a rerun resumes it)."),
     workers: Optional[int] = WorkersOpt,
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786."),
@@ -54,8 +54,8 @@ def report(
 def demo(
     quick: bool = typer.Option(False, "--quick", help="The small built-in study (under a minute) instead of the full one."),
     study: Optional[str] = typer.Option(None, "--study", help="Another built-in study instead: fashion-cnn (the "
-                                        "stuck-at study on a tiled CNN on Fashion-MNIST), yield (wafers of dies, "
-                                        "yield against D0 with mitigations)."),
+                                        "stuck-at study on a tiled CNN on Fashion-MNIST), reviewed (5 networks x 5 "
+                                        "defect instances), yield (wafers of dies, yield against D0 with mitigations)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder; default results/NAME (demo, quick, ...)."),
     workers: Optional[int] = WorkersOpt,
     force: bool = typer.Option(False, "--force", help="Rerun what changed if the folder holds an older study."),
