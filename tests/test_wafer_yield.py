@@ -71,7 +71,9 @@ def test_spares_never_lower_the_yield_and_repair_what_they_can(default_circuit, 
 
 def test_mitigations_sharing_a_simulation_judge_as_one_at_a_time(default_circuit, digits) -> None:
     heavy = draw_dies(DefectField(0.02), SMALL, default_circuit, 6, seed=3)
-    ms = [Mitigation(), Mitigation(correct=20), Mitigation(spare_rows=1, spare_cols=1), Mitigation(correct=200)]
+    heavy[0] = DieMap.healthy(heavy[0].key, default_circuit)
+    ms = [Mitigation(), Mitigation(correct=20), Mitigation(spare_rows=1, spare_cols=1), Mitigation(correct=200),
+          Mitigation(correct=20, correct_clean=False)]
     together = evaluate_mitigations(default_circuit, heavy, digits, ms, within=1.0)
     for m, r in zip(ms, together):
         alone = evaluate_dies(default_circuit, heavy, digits, within=1.0, mitigation=m)
@@ -81,6 +83,11 @@ def test_mitigations_sharing_a_simulation_judge_as_one_at_a_time(default_circuit
     # The corrected results reuse the plain simulation: they share its timings, not a second one.
     assert together[1].timings["simulate_s"] == together[0].timings["simulate_s"]
     assert together[2].n_stuck.sum() < together[0].n_stuck.sum()
+    # Leaving the clean die uncorrected keeps the healthy chip's accuracy there and changes no other die.
+    assert together[4].mitigation.name == "correct20-defective"
+    assert together[4].accuracies[0] == together[0].accuracies[0] == together[0].healthy_accuracy
+    assert together[1].accuracies[0] != together[0].accuracies[0]
+    np.testing.assert_array_equal(together[4].accuracies[1:], together[1].accuracies[1:])
     with pytest.raises(ValueError, match="mitigations is empty"):
         evaluate_mitigations(default_circuit, heavy, digits, [], within=1.0)
 

@@ -39,6 +39,8 @@ class Mitigation:
     ``correct``: labelled images per die for a ``hidden``-neuron MLP corrector (None: no corrector),
     fitted in ``corrector_dtype``: float32 takes about half float64's time, and on 300 dies at
     D0 = 1e-3 the same dies pass (36 accuracies move, by at most 4 of 180 test images).
+    ``correct_clean=False`` leaves dies without stuck cells (known from the test) uncorrected: a
+    corrector fitted on few images can read a healthy chip worse than its own decisions.
     """
 
     spare_rows: int = 0
@@ -47,6 +49,7 @@ class Mitigation:
     correct: Optional[int] = None
     hidden: int = 8
     corrector_dtype: str = "float32"
+    correct_clean: bool = True
 
     def __post_init__(self) -> None:
         for name in ("spare_rows", "spare_cols"):
@@ -67,7 +70,7 @@ class Mitigation:
         if self.retrain:
             parts.append("retrain")
         if self.correct is not None:
-            parts.append(f"correct{self.correct}")
+            parts.append(f"correct{self.correct}" + ("" if self.correct_clean else "-defective"))
         return "+".join(parts) or "none"
 
     @property
@@ -214,7 +217,7 @@ def evaluate_mitigations(healthy: Circuit, dies: Sequence[DieMap], dataset: Opti
 def _simulate(healthy: Circuit, dies: Sequence[DieMap], n_stuck: np.ndarray, dataset: Dataset, retrain: bool,
               engine: Union[str, Engine], seed: int, healthy_chip: ChipVoltages,
               timings: dict[str, float]) -> list[Any]:
-    """Each die's circuit (retrained when asked) and its measured voltages: ``[circuits, chips]``."""
+    """Each die's circuit (retrained when asked), its measured voltages and stuck cells: ``[circuits, chips, n_stuck]``."""
     start = time.perf_counter()
     circuits = [healthy if n == 0 else die_circuit(healthy, d)[0] for d, n in zip(dies, n_stuck)]
     timings["simulate_s"] += time.perf_counter() - start
@@ -232,21 +235,23 @@ def _simulate(healthy: Circuit, dies: Sequence[DieMap], n_stuck: np.ndarray, dat
     # A die without stuck cells is the healthy chip: its voltages are measured once.
     chips = [healthy_chip if n == 0 else measure_chip(c, dataset, engine) for c, n in zip(circuits, n_stuck)]
     timings["simulate_s"] += time.perf_counter() - start
-    return [circuits, chips]
+    return [circuits, chips, n_stuck]
 
 
 def _accuracies(simulated: list[Any], dataset: Dataset, mitigation: Mitigation, engine: Union[str, Engine],
                 seed: int, timings: dict[str, float]) -> np.ndarray:
     """Each simulated die's test accuracy, after its corrector when the mitigation has one."""
-    circuits, chips = simulated
+    circuits, chips, n_stuck = simulated
+    accuracies = np.array([chip.accuracy(dataset.y_test) for chip in chips])
     if mitigation.correct is None:
-        return np.array([chip.accuracy(dataset.y_test) for chip in chips])
+        return accuracies
     start = time.perf_counter()
     corrector = BatchedMLPCorrector(hidden=mitigation.hidden, seed=seed, dtype=mitigation.corrector_dtype)
     results = correct_circuits(circuits, dataset, corrector, engine, n_calibration=mitigation.correct, seed=seed,
                                chips=chips)
     timings["correct_s"] += time.perf_counter() - start
-    return np.array([r.accuracy_after for r in results])
+    corrected = np.array([r.accuracy_after for r in results])
+    return corrected if mitigation.correct_clean else np.where(n_stuck > 0, corrected, accuracies)
 
 
 def wafer_yield(healthy: Circuit, defect_field: DefectField, wafer: Wafer, n_dies: int,
