@@ -187,6 +187,7 @@ def figure(rows: list[dict], title: str, path: Path) -> None:
     ax = fig.axes[0]
     ax.axhline(LEVEL, color="grey", lw=0.8, ls="--")
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
