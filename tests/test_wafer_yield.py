@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from neurodtco.cli import app
 from neurodtco.correction import measure_chip
 from neurodtco.stats import wilson_interval
-from neurodtco.wafer import (DefectField, DieMap, Mitigation, Wafer, die_circuit, draw_dies, evaluate_dies,
-                             plot_yield, stapper_yield, wafer_yield, yield_table)
+from neurodtco.wafer import (DefectField, DieMap, Mitigation, Wafer, d0_at_yield, die_circuit, draw_dies,
+                             evaluate_dies, evaluate_mitigations, plot_yield, stapper_yield, wafer_yield, yield_table)
 
 SMALL = Wafer(diameter_mm=60.0, die_width_mm=10.0, die_height_mm=10.0, edge_exclusion_mm=0.0)
 
@@ -67,6 +67,29 @@ def test_spares_never_lower_the_yield_and_repair_what_they_can(default_circuit, 
     assert np.all(spared.n_stuck <= plain.n_stuck) and spared.n_stuck.sum() < plain.n_stuck.sum()
     acc = evaluate_dies(default_circuit, dies, digits, bound=0.9, mitigation=Mitigation(spare_rows=8, spare_cols=8))
     assert acc.accuracies.mean() >= evaluate_dies(default_circuit, dies, digits, bound=0.9).accuracies.mean()
+
+
+def test_mitigations_sharing_a_simulation_judge_as_one_at_a_time(default_circuit, digits) -> None:
+    heavy = draw_dies(DefectField(0.02), SMALL, default_circuit, 6, seed=3)
+    heavy[0] = DieMap.healthy(heavy[0].key, default_circuit)
+    ms = [Mitigation(), Mitigation(correct=20), Mitigation(spare_rows=1, spare_cols=1), Mitigation(correct=200),
+          Mitigation(correct=20, correct_clean=False)]
+    together = evaluate_mitigations(default_circuit, heavy, digits, ms, within=1.0)
+    for m, r in zip(ms, together):
+        alone = evaluate_dies(default_circuit, heavy, digits, within=1.0, mitigation=m)
+        assert r.mitigation == m and r.threshold == alone.threshold
+        np.testing.assert_array_equal(r.accuracies, alone.accuracies)
+        np.testing.assert_array_equal(r.n_stuck, alone.n_stuck)
+    # The corrected results reuse the plain simulation: they share its timings, not a second one.
+    assert together[1].timings["simulate_s"] == together[0].timings["simulate_s"]
+    assert together[2].n_stuck.sum() < together[0].n_stuck.sum()
+    # Leaving the clean die uncorrected keeps the healthy chip's accuracy there and changes no other die.
+    assert together[4].mitigation.name == "correct20-defective"
+    assert together[4].accuracies[0] == together[0].accuracies[0] == together[0].healthy_accuracy
+    assert together[1].accuracies[0] != together[0].accuracies[0]
+    np.testing.assert_array_equal(together[4].accuracies[1:], together[1].accuracies[1:])
+    with pytest.raises(ValueError, match="mitigations is empty"):
+        evaluate_mitigations(default_circuit, heavy, digits, [], within=1.0)
 
 
 def test_per_die_correction_recovers_accuracy(default_circuit, digits) -> None:
@@ -140,3 +163,23 @@ def test_cli_yield_reads_maps_and_refuses_bad_options(default_circuit, tmp_path)
     assert read["n_dies"] == per_wafer and read["n_pass"] == drawn["n_pass"] + per_wafer - 30
     bad = runner.invoke(app, ["yield", "--dies", "10", "--criterion", "any-defect"])
     assert bad.exit_code == 2 and "exactly one of --d0" in bad.output
+
+
+def test_d0_at_yield_inverts_stapper_and_widens_with_few_dies() -> None:
+    n_cells, alpha = 1508, 2.0
+    d0s = np.geomspace(1e-5, 1e-2, 61)
+    exact = alpha * (0.9 ** (-1 / alpha) - 1) / n_cells           # Stapper's yield is 0.9 here
+    y = np.array([stapper_yield(n_cells * d, alpha) for d in d0s])
+    many = 10 ** 7
+    est, low, high = d0_at_yield(d0s, np.round(y * many).astype(int), [many] * d0s.size)
+    assert est == pytest.approx(exact, rel=2e-3) and low <= est <= high and high / low < 1.01
+    few = 60
+    est, low, high = d0_at_yield(d0s, np.round(y * few).astype(int), [few] * d0s.size)
+    assert low < exact < high and high / low > 2
+    # Off the grid: below its first D0 (0.0), beyond its last (inf).
+    assert d0_at_yield([1e-3, 1e-2], [50, 40], [100, 100]) == (0.0, 0.0, 0.0)
+    assert d0_at_yield([1e-3, 1e-2], [100, 100], [100, 100])[0] == math.inf
+    with pytest.raises(ValueError, match="increasing"):
+        d0_at_yield([1e-2, 1e-3], [1, 1], [1, 1])
+    with pytest.raises(ValueError, match="one of each"):
+        d0_at_yield([1e-3, 1e-2], [1], [1, 1])

@@ -2,7 +2,7 @@
 
 A dies task draws its wafer with ``neurodtco.wafer.draw_wafer`` (the same field, seed and wafer
 index give the same dies in any process), keeps its slice of the dies and judges them under every
-mitigation of the study with ``neurodtco.wafer.evaluate_dies``: with a whole wafer per task (the
+mitigation of the study with ``neurodtco.wafer.evaluate_mitigations``: with a whole wafer per task (the
 default) the rows give exactly the yield ``neurodtco.wafer.wafer_yield`` gives for the same seed.
 Its rows go to the store's ``dies`` table, one per die and mitigation.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..correction import measure_chip
-from ..wafer import DieMap, draw_wafer, evaluate_dies
+from ..wafer import DieMap, draw_wafer, evaluate_mitigations
 from .schema import Study
 from .tasks import Task, short_hash
 from .timing import FIT_PREFIX
@@ -87,15 +87,17 @@ def run_dies(task: Task, ctx: Any, dataset: Any, fingerprint: str) -> tuple[pd.D
     rows = []
     timings: dict[str, float] = {"draw_s": draw_s}
     n_val = 0 if dataset.y_val is None else len(dataset.y_val)
-    simulated = 0
-    measured: dict = {}  # the drawn dies' voltages, shared by the mitigations that leave the dies as drawn
-    for m in spec.mitigations.mitigations():
-        r = evaluate_dies(healthy, dies, dataset, criterion=crit.kind, bound=crit.bound, within=crit.within,
-                          mitigation=m, engine=ctx.engine, seed=spec.seed, healthy_chip=chip, chips=measured)
-        for k, v in r.timings.items():
-            timings[k] = timings.get(k, 0.0) + v
-        if r.accuracies is not None and (m.retrain or m.spare_rows or m.spare_cols):
-            simulated += int(np.count_nonzero(r.n_stuck))  # changed dies are simulated afresh
+    mitigations = spec.mitigations.mitigations()
+    # Mitigations that leave the dies as drawn (none, correction) share one simulation per die.
+    judged = evaluate_mitigations(healthy, dies, dataset, mitigations, criterion=crit.kind, bound=crit.bound,
+                                  within=crit.within, engine=ctx.engine, seed=spec.seed, healthy_chip=chip)
+    groups = {(m.spare_rows, m.spare_cols, m.retrain) for m, r in zip(mitigations, judged) if r.accuracies is not None}
+    simulated = len(groups) * sum(1 for n in drawn if n)
+    for k in ("repair_s", "simulate_s", "retrain_s"):  # the shared simulation counts once per group
+        timings[k] = sum({(m.spare_rows, m.spare_cols, m.retrain): r.timings.get(k, 0.0)
+                          for m, r in zip(mitigations, judged)}.values())
+    timings["correct_s"] = sum(r.timings.get("correct_s", 0.0) for r in judged)
+    for m, r in zip(mitigations, judged):
         for i, die in enumerate(dies):
             x, y = centres[(die.key[1], die.key[2])]
             rows.append({
@@ -111,7 +113,6 @@ def run_dies(task: Task, ctx: Any, dataset: Any, fingerprint: str) -> tuple[pd.D
             })
     table = pd.DataFrame(rows, columns=DIES_COLUMNS)
     n_images = len(dataset.y_train) + len(dataset.y_test) + n_val
-    simulated += len(measured)
     info = {"n_circuits": len(dies), "n_images": n_images, "n_inferences": simulated * n_images,
             "simulate_s": timings.get("simulate_s", 0.0), "build_s": draw_s + timings.get("repair_s", 0.0),
             "n_fits": 0, "fit_flops": 0.0}

@@ -14,11 +14,13 @@ from .geometry import Die, DieKey, Wafer, wafers_needed
 from .maps import COLUMNS, KINDS, read_defect_maps, write_defect_maps
 from .redundancy import repair
 from .stapper import effective_alpha, field_stapper_yield, stapper_yield
-from .yield_ import CRITERIA, Mitigation, YieldResult, evaluate_dies, mean_defects, plot_yield, wafer_yield, yield_table
+from .yield_ import (CRITERIA, Mitigation, YieldResult, d0_at_yield, evaluate_dies, evaluate_mitigations, mean_defects,
+                     plot_yield, wafer_yield, yield_table)
 
 __all__ = [
     "COLUMNS", "CRITERIA", "DEFAULT_CELL_AREA_UM2", "DefectField", "Die", "DieKey", "DieMap", "KINDS", "Mitigation",
-    "Wafer", "YieldResult", "cell_offsets_mm", "die_circuit", "die_circuits", "draw_dies", "draw_wafer",
-    "effective_alpha", "evaluate_dies", "field_stapper_yield", "gaussian_field", "mean_defects", "plot_yield",
-    "read_defect_maps", "repair", "stapper_yield", "wafer_yield", "wafers_needed", "write_defect_maps", "yield_table",
+    "Wafer", "YieldResult", "cell_offsets_mm", "d0_at_yield", "die_circuit", "die_circuits", "draw_dies", "draw_wafer",
+    "effective_alpha", "evaluate_dies", "evaluate_mitigations", "field_stapper_yield", "gaussian_field", "mean_defects",
+    "plot_yield", "read_defect_maps", "repair", "stapper_yield", "wafer_yield", "wafers_needed", "write_defect_maps",
+    "yield_table",
 ]

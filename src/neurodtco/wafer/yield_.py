@@ -11,6 +11,7 @@ a per-die corrector is fitted on ``correct`` labelled training images of that di
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
@@ -38,6 +39,8 @@ class Mitigation:
     ``correct``: labelled images per die for a ``hidden``-neuron MLP corrector (None: no corrector),
     fitted in ``corrector_dtype``: float32 takes about half float64's time, and on 300 dies at
     D0 = 1e-3 the same dies pass (36 accuracies move, by at most 4 of 180 test images).
+    ``correct_clean=False`` leaves dies without stuck cells (known from the test) uncorrected: a
+    corrector fitted on few images can read a healthy chip worse than its own decisions.
     """
 
     spare_rows: int = 0
@@ -46,6 +49,7 @@ class Mitigation:
     correct: Optional[int] = None
     hidden: int = 8
     corrector_dtype: str = "float32"
+    correct_clean: bool = True
 
     def __post_init__(self) -> None:
         for name in ("spare_rows", "spare_cols"):
@@ -66,7 +70,7 @@ class Mitigation:
         if self.retrain:
             parts.append("retrain")
         if self.correct is not None:
-            parts.append(f"correct{self.correct}")
+            parts.append(f"correct{self.correct}" + ("" if self.correct_clean else "-defective"))
         return "+".join(parts) or "none"
 
     @property
@@ -90,8 +94,7 @@ class YieldResult:
     timings: dict[str, float] = field(default_factory=dict)
     stapper_yield: Optional[float] = None
     n_test: Optional[int] = None
-    # Each die's own accuracy on the dataset's validation images, when it has them and no corrector
-    # decides (a per-die corrector is fitted and judged on test alone): what a choice is made on.
+    #: validation accuracy of each die, where the mitigation judges the die as read (no corrector)
     accuracies_validation: Optional[np.ndarray] = None
 
     @property
@@ -153,51 +156,78 @@ def _threshold(criterion: str, bound: Optional[float], within: Optional[float], 
 def evaluate_dies(healthy: Circuit, dies: Sequence[DieMap], dataset: Optional[Dataset] = None, *,
                   criterion: str = "accuracy", bound: Optional[float] = None, within: Optional[float] = None,
                   mitigation: Mitigation = Mitigation(), engine: Union[str, Engine] = "nodal", seed: int = 0,
-                  healthy_chip: Optional[ChipVoltages] = None,
-                  chips: Optional[dict[DieKey, ChipVoltages]] = None) -> YieldResult:
+                  healthy_chip: Optional[ChipVoltages] = None) -> YieldResult:
     """Judge the given dies (drawn, or read from a defect-map file) against one criterion.
 
-    ``chips`` (die key to measured voltages) lets several mitigations of the same dies share their
-    simulations: a die that no spare line or retraining changed is read from it, and one measured
-    here is added to it. ``healthy_chip`` (``measure_chip`` of ``healthy``) saves measuring the healthy circuit again
+    ``healthy_chip`` (``measure_chip`` of ``healthy``) saves measuring the healthy circuit again
     when many batches of dies are judged.
     """
-    needs_data = criterion != "any-defect" or mitigation.simulates
-    if needs_data and dataset is None:
-        raise ValueError(f"criterion={criterion!r} with mitigation {mitigation.name!r} simulates the dies: pass the dataset")
-    if needs_data and healthy_chip is None:
+    return evaluate_mitigations(healthy, dies, dataset, [mitigation], criterion=criterion, bound=bound, within=within,
+                                engine=engine, seed=seed, healthy_chip=healthy_chip)[0]
+
+
+def evaluate_mitigations(healthy: Circuit, dies: Sequence[DieMap], dataset: Optional[Dataset],
+                         mitigations: Sequence[Mitigation], *, criterion: str = "accuracy",
+                         bound: Optional[float] = None, within: Optional[float] = None,
+                         engine: Union[str, Engine] = "nodal", seed: int = 0,
+                         healthy_chip: Optional[ChipVoltages] = None) -> list[YieldResult]:
+    """Judge the same dies under each mitigation; mitigations that differ only in their corrector share one simulation.
+
+    Each result's ``repair_s``, ``simulate_s`` and ``retrain_s`` are those of the simulation it shares.
+    """
+    if not mitigations:
+        raise ValueError("mitigations is empty: give at least one Mitigation (Mitigation() for none)")
+    simulates = criterion != "any-defect" or any(m.simulates for m in mitigations)
+    if simulates and dataset is None:
+        raise ValueError(f"criterion={criterion!r} with mitigations {[m.name for m in mitigations]} simulates the "
+                         "dies: pass the dataset")
+    if simulates and healthy_chip is None:
         healthy_chip = measure_chip(healthy, dataset, engine)  # type: ignore[arg-type]
     healthy_acc = healthy_chip.accuracy(dataset.y_test) if healthy_chip is not None else None  # type: ignore[union-attr]
     threshold = _threshold(criterion, bound, within, healthy_acc)
-    timings = {"repair_s": 0.0, "simulate_s": 0.0, "retrain_s": 0.0, "correct_s": 0.0}
-    start = time.perf_counter()
-    dies = [repair(d, healthy, mitigation.spare_rows, mitigation.spare_cols) for d in dies]
-    timings["repair_s"] = time.perf_counter() - start
-    n_stuck = np.array([d.n_stuck for d in dies], dtype=np.int64)
-    accuracies = validation = None
-    if criterion == "any-defect" and not mitigation.simulates:
-        passed = n_stuck == 0
-    else:
-        accuracies, validation = _accuracies(healthy, dies, n_stuck, dataset, mitigation, engine, seed,  # type: ignore[arg-type]
-                                             healthy_chip, timings, chips)
-        # Accuracies are counts over the test images: the tolerance keeps k/n == bound from failing by rounding.
-        passed = n_stuck == 0 if criterion == "any-defect" else accuracies >= threshold - 1e-9  # type: ignore[operator]
-    return YieldResult(criterion=criterion, keys=[d.key for d in dies], passed=np.asarray(passed, dtype=bool),
-                       n_stuck=n_stuck, accuracies=accuracies, threshold=threshold, healthy_accuracy=healthy_acc,
-                       mitigation=mitigation, timings=timings,
-                       n_test=None if dataset is None else len(dataset.y_test), accuracies_validation=validation)
+    shared: dict[tuple[int, int, bool], tuple[list[DieMap], np.ndarray, Optional[list[Any]], dict[str, float]]] = {}
+    results = []
+    for mitigation in mitigations:
+        group = (mitigation.spare_rows, mitigation.spare_cols, mitigation.retrain)
+        if group not in shared:
+            timings = {"repair_s": 0.0, "simulate_s": 0.0, "retrain_s": 0.0}
+            start = time.perf_counter()
+            repaired = [repair(d, healthy, mitigation.spare_rows, mitigation.spare_cols) for d in dies]
+            timings["repair_s"] = time.perf_counter() - start
+            n_stuck = np.array([d.n_stuck for d in repaired], dtype=np.int64)
+            needs_chips = criterion != "any-defect" or any(
+                m.simulates and (m.spare_rows, m.spare_cols, m.retrain) == group for m in mitigations)
+            simulated = _simulate(healthy, repaired, n_stuck, dataset, mitigation.retrain, engine, seed,  # type: ignore[arg-type]
+                                  healthy_chip, timings) if needs_chips else None  # type: ignore[arg-type]
+            shared[group] = (repaired, n_stuck, simulated, timings)
+        repaired, n_stuck, simulated, timings = shared[group]
+        own = {**timings, "correct_s": 0.0}
+        accuracies = validation = None
+        if criterion == "any-defect" and not mitigation.simulates:
+            passed = n_stuck == 0
+        else:
+            accuracies = _accuracies(simulated, dataset, mitigation, engine, seed, own)  # type: ignore[arg-type]
+            if mitigation.correct is None and dataset.y_val is not None:  # type: ignore[union-attr]
+                validation = np.array([c.accuracy(dataset.y_val, "validation") for c in simulated[1]])  # type: ignore[index,union-attr]
+            # Accuracies are counts over the test images: the tolerance keeps k/n == bound from failing by rounding.
+            passed = n_stuck == 0 if criterion == "any-defect" else accuracies >= threshold - 1e-9  # type: ignore[operator]
+        results.append(YieldResult(criterion=criterion, keys=[d.key for d in repaired],
+                                   passed=np.asarray(passed, dtype=bool), n_stuck=n_stuck, accuracies=accuracies,
+                                   threshold=threshold, healthy_accuracy=healthy_acc, mitigation=mitigation,
+                                   timings=own, n_test=None if dataset is None else len(dataset.y_test),
+                                   accuracies_validation=validation))
+    return results
 
 
-def _accuracies(healthy: Circuit, dies: Sequence[DieMap], n_stuck: np.ndarray, dataset: Dataset,
-                mitigation: Mitigation, engine: Union[str, Engine], seed: int, healthy_chip: ChipVoltages,
-                timings: dict[str, float], cache: Optional[dict[DieKey, ChipVoltages]] = None
-                ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Each die's test accuracy after retraining and correction, and its validation accuracy when judged uncorrected."""
+def _simulate(healthy: Circuit, dies: Sequence[DieMap], n_stuck: np.ndarray, dataset: Dataset, retrain: bool,
+              engine: Union[str, Engine], seed: int, healthy_chip: ChipVoltages,
+              timings: dict[str, float]) -> list[Any]:
+    """Each die's circuit (retrained when asked), its measured voltages and stuck cells: ``[circuits, chips, n_stuck]``."""
     start = time.perf_counter()
     circuits = [healthy if n == 0 else die_circuit(healthy, d)[0] for d, n in zip(dies, n_stuck)]
     timings["simulate_s"] += time.perf_counter() - start
     defective = [k for k, n in enumerate(n_stuck) if n]
-    if mitigation.retrain and defective:
+    if retrain and defective:
         from ..mitigation import RetrainConfig, retrain_defect_aware_batch
 
         start = time.perf_counter()
@@ -208,28 +238,25 @@ def _accuracies(healthy: Circuit, dies: Sequence[DieMap], n_stuck: np.ndarray, d
         timings["retrain_s"] += time.perf_counter() - start
     start = time.perf_counter()
     # A die without stuck cells is the healthy chip: its voltages are measured once.
-    # A die repaired by spares or retrained is another chip than the one drawn: never shared.
-    shared = cache if cache is not None and not mitigation.retrain and not (mitigation.spare_rows or
-                                                                             mitigation.spare_cols) else {}
-    chips = []
-    for die, c, n in zip(dies, circuits, n_stuck):
-        if n == 0:
-            chips.append(healthy_chip)
-            continue
-        if die.key not in shared:
-            shared[die.key] = measure_chip(c, dataset, engine)
-        chips.append(shared[die.key])
+    chips = [healthy_chip if n == 0 else measure_chip(c, dataset, engine) for c, n in zip(circuits, n_stuck)]
     timings["simulate_s"] += time.perf_counter() - start
+    return [circuits, chips, n_stuck]
+
+
+def _accuracies(simulated: list[Any], dataset: Dataset, mitigation: Mitigation, engine: Union[str, Engine],
+                seed: int, timings: dict[str, float]) -> np.ndarray:
+    """Each simulated die's test accuracy, after its corrector when the mitigation has one."""
+    circuits, chips, n_stuck = simulated
+    accuracies = np.array([chip.accuracy(dataset.y_test) for chip in chips])
     if mitigation.correct is None:
-        validation = (np.array([chip.accuracy(dataset.y_val, "validation") for chip in chips])
-                      if dataset.y_val is not None else None)
-        return np.array([chip.accuracy(dataset.y_test) for chip in chips]), validation
+        return accuracies
     start = time.perf_counter()
     corrector = BatchedMLPCorrector(hidden=mitigation.hidden, seed=seed, dtype=mitigation.corrector_dtype)
     results = correct_circuits(circuits, dataset, corrector, engine, n_calibration=mitigation.correct, seed=seed,
                                chips=chips)
     timings["correct_s"] += time.perf_counter() - start
-    return np.array([r.accuracy_after for r in results]), None
+    corrected = np.array([r.accuracy_after for r in results])
+    return corrected if mitigation.correct_clean else np.where(n_stuck > 0, corrected, accuracies)
 
 
 def wafer_yield(healthy: Circuit, defect_field: DefectField, wafer: Wafer, n_dies: int,
@@ -308,10 +335,44 @@ def plot_yield(table: Any, x: str = "d0_per_cell") -> Any:
     return fig
 
 
+def d0_at_yield(d0s: Sequence[float], n_pass: Sequence[int], n_dies: Sequence[int],
+                level: float = 0.9) -> tuple[float, float, float]:
+    """The D0 where the yield first falls below ``level``, with the D0s where its 95 % Wilson band does.
+
+    Between grid points the yield is interpolated linearly against log D0. The estimate comes
+    from the yields, the low end from the band's lower edge and the high end from its upper edge
+    (pointwise Wilson intervals, so the range is approximate). A crossing before the first grid
+    point is 0.0, one after the last is inf: extend the grid.
+    """
+    d0 = np.asarray(d0s, dtype=np.float64)
+    if d0.ndim != 1 or d0.size < 2 or not np.all(d0 > 0) or not np.all(np.diff(d0) > 0):
+        raise ValueError(f"d0s={list(d0s)!r} is not accepted: expected at least two increasing densities > 0")
+    if len(n_pass) != d0.size or len(n_dies) != d0.size:
+        raise ValueError(f"got {len(n_pass)} pass counts and {len(n_dies)} die counts for {d0.size} densities: "
+                         "give one of each per D0")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} is not accepted: expected a yield in (0, 1), e.g. 0.9")
+    bands = np.array([wilson_interval(k, n) for k, n in zip(n_pass, n_dies)])
+    return tuple(_first_crossing(d0, y, level)  # type: ignore[return-value]
+                 for y in (np.asarray(n_pass) / np.asarray(n_dies), bands[:, 0], bands[:, 1]))
+
+
+def _first_crossing(d0: np.ndarray, y: np.ndarray, level: float) -> float:
+    """Where ``y`` first drops below ``level`` (log-linear interpolation; 0.0 before the grid, inf after it)."""
+    below = np.flatnonzero(y < level)
+    if below.size == 0:
+        return math.inf
+    i = int(below[0])
+    if i == 0:
+        return 0.0
+    t = (y[i - 1] - level) / (y[i - 1] - y[i])
+    return float(math.exp(math.log(d0[i - 1]) + t * (math.log(d0[i]) - math.log(d0[i - 1]))))
+
+
 def mean_defects(defect_field: DefectField, circuit: Circuit) -> float:
     """Expected stuck-cell intensity per die, ``A D0`` in Stapper's formula (no radial gradient)."""
     return defect_field.d0_per_cell * circuit.n_cells
 
 
-__all__ = ["CRITERIA", "Mitigation", "YieldResult", "evaluate_dies", "mean_defects", "plot_yield", "wafer_yield",
+__all__ = ["CRITERIA", "Mitigation", "YieldResult", "d0_at_yield", "evaluate_dies", "evaluate_mitigations", "mean_defects", "plot_yield", "wafer_yield",
            "yield_table"]
