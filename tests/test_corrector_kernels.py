@@ -1,0 +1,63 @@
+"""The fits' fused arithmetic: the cross-entropy about a logit bound, and the bound itself, against the textbook."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurodtco.correction import BatchedMLPCorrector
+from neurodtco.correction.base import _SHIFT_LIMIT, _cross_entropy_consuming, cross_entropy
+
+
+def _logits(scale: float, offset: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    logits = scale * torch.randn(3, 10, 40, generator=gen, dtype=torch.float64) + offset
+    return logits, torch.randint(0, 10, (3, 1, 40), generator=gen)
+
+
+@pytest.mark.parametrize("scale,offset,bound", [(3.0, 0.0, None), (3.0, 0.0, "true"), (3.0, 0.0, "loose"),
+                                                (50.0, 0.0, "true"), (1.0, -250.0, "true"), (400.0, 0.0, "true")])
+def test_the_cross_entropy_about_a_bound_is_the_textbook_one(scale, offset, bound):
+    """Shifting by any valid bound (or falling back above the limit) changes nothing but rounding."""
+    logits, labels = _logits(scale, offset)
+    if bound is not None:
+        top = logits.abs().flatten(1).amax(dim=1).reshape(3, 1, 1)
+        bound = top if bound == "true" else 2.0 * top  # a loose bound (never below the logits) is as good
+    reference = torch.nn.functional.cross_entropy(logits, labels.squeeze(1), reduction="none").mean(dim=1)
+    loss, grad = _cross_entropy_consuming(logits.clone(), labels, bound)
+    want_loss, want_grad = cross_entropy(logits, labels)
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    np.testing.assert_allclose(loss.numpy(), reference.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), want_grad.numpy(), rtol=1e-9, atol=1e-16)
+    np.testing.assert_allclose(loss.numpy(), want_loss.numpy(), rtol=1e-12)
+
+
+def test_a_bound_above_the_limit_falls_back_to_the_largest_logit():
+    """Logits around -1000 about a bound of 1000 would underflow every term: the limit prevents it."""
+    logits, labels = _logits(1.0, -1000.0)
+    bound = torch.full((3, 1, 1), 1001.0, dtype=torch.float64)
+    assert float(bound.max()) > _SHIFT_LIMIT
+    loss, _ = _cross_entropy_consuming(logits.clone(), labels, bound)
+    np.testing.assert_allclose(loss.numpy(), cross_entropy(logits, labels)[0].numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "hardtanh"])
+def test_the_mlp_logit_bound_holds_for_any_input(activation):
+    """Saturating activations bound every logit by ``sum |w2| + |b2|``, whatever the inputs."""
+    model = BatchedMLPCorrector(hidden=5, activation=activation)
+    gen = torch.Generator().manual_seed(2)
+    params = {name: 3.0 * torch.randn(4, *p.shape, generator=gen, dtype=torch.float64)
+              for name, p in model._init_params(10, 10, gen).items()}
+    x = 100.0 * torch.randn(4, 10, 500, generator=gen, dtype=torch.float64)
+    logits = model._logits(params, x)
+    bound = model._logit_bound(params)
+    assert bound.shape == (4, 1, 1)
+    assert bool((logits.abs() <= bound).all())
+    assert bool((logits.abs().flatten(1).amax(dim=1) > 0.5 * bound.flatten()).all())  # and it is not vacuous
+
+
+def test_relu_has_no_logit_bound():
+    model = BatchedMLPCorrector(hidden=3, activation="relu")
+    params = model._init_params(10, 10, torch.Generator().manual_seed(0))
+    assert model._logit_bound({name: p[None] for name, p in params.items()}) is None
