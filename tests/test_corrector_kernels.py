@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neurodtco.correction import BatchedMLPCorrector
-from neurodtco.correction.base import _SHIFT_LIMIT, _cross_entropy_consuming, cross_entropy
+from neurodtco.correction.base import _SHIFT_LIMIT, _cross_entropy_consuming, cache_size_bytes, cross_entropy
 
 
 def _logits(scale: float, offset: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,3 +61,18 @@ def test_relu_has_no_logit_bound():
     model = BatchedMLPCorrector(hidden=3, activation="relu")
     params = model._init_params(10, 10, torch.Generator().manual_seed(0))
     assert model._logit_bound({name: p[None] for name, p in params.items()}) is None
+
+
+@pytest.mark.parametrize("text,expected", [("2048K\n", 2 << 20), ("1M", 1 << 20), ("512k", 512 << 10), ("4096", 4096)])
+def test_cache_sizes_are_read_as_linux_writes_them(text, expected):
+    assert cache_size_bytes(text) == expected
+
+
+def test_without_a_cache_size_the_default_is_used(monkeypatch, tmp_path):
+    import neurodtco.correction.base as base
+
+    monkeypatch.setattr(base, "_L2_SIZE_FILE", tmp_path / "absent")
+    assert base._l2_bytes(12345) == 12345
+    (tmp_path / "size").write_text("1024K\n")
+    monkeypatch.setattr(base, "_L2_SIZE_FILE", tmp_path / "size")
+    assert base._l2_bytes(12345) == 1 << 20

@@ -16,6 +16,7 @@ are set, and ``fit``/``predict`` check their inputs (shape, finite values, label
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -28,8 +29,29 @@ FEATURE_SETS = ("outputs", "outputs+hidden", "last_hidden")
 ACTIVATIONS = ("tanh", "relu", "hardtanh")
 SOLVERS = ("lbfgs", "adam")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-#: bytes of intermediates per group of models in a CPU fit: about what a core's L2 cache holds
-_CACHE_BYTES = 1 << 19
+_L2_SIZE_FILE = Path("/sys/devices/system/cpu/cpu0/cache/index2/size")
+
+
+def cache_size_bytes(text: str) -> int:
+    """Bytes of a Linux sysfs cache size such as ``2048K`` or ``1M``."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip()
+    if text[-1:].upper() in units:
+        return int(text[:-1]) * units[text[-1].upper()]
+    return int(text)
+
+
+def _l2_bytes(default: int = 1 << 21) -> int:
+    """One core's L2 cache in bytes where Linux says it, else ``default``."""
+    try:
+        return cache_size_bytes(_L2_SIZE_FILE.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+#: bytes of a group's widest intermediate in a CPU fit: one core's L2. Measured on a 2 MiB-L2 Xeon, fits
+#: with 0.5, 2 and 8 MiB groups took 1.1 : 1 : 1.1 the CPU time (smaller groups pay per-operation overhead).
+_CACHE_BYTES = _l2_bytes()
 #: largest logit bound about which the log-sum-exp is taken: exp(-2 * 300) is still far above float64's tiny
 _SHIFT_LIMIT = 300.0
 
