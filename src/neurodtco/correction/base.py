@@ -89,15 +89,7 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     The gradient is written by hand, ``(softmax - onehot) / N``: autograd's graph costs more than the
     arithmetic on these small matrices. ``logits`` is not modified.
     """
-    n = logits.shape[2]
-    peak = logits.amax(dim=1, keepdim=True)  # log-sum-exp without overflow
-    e = (logits - peak).exp_()
-    total = e.sum(dim=1, keepdim=True)
-    lse = total.log() + peak
-    loss = (lse - logits.gather(1, labels)).squeeze(1).mean(dim=1)
-    grad = e.mul_((1.0 / n) / total)
-    grad.scatter_add_(1, labels, torch.full(labels.shape, -1.0 / n, dtype=grad.dtype, device=grad.device))
-    return loss, grad
+    return _cross_entropy_consuming(logits.clone(), labels, None)
 
 
 def _cross_entropy_consuming(logits: torch.Tensor, labels: torch.Tensor,
@@ -203,7 +195,10 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         raise NotImplementedError
 
     def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]`` (features-major), and what ``_backward`` needs."""
+        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]`` (features-major), and what ``_backward`` needs.
+
+        The logits must be a tensor of their own: the fit's loss overwrites them with its gradient.
+        """
         raise NotImplementedError
 
     def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
