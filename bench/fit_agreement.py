@@ -75,8 +75,8 @@ def _simulate(study_name: str, n_tasks: int, path: Path) -> None:
     tasks = [t for t in expand_tasks(study) if t.stage == "circuits" and not any(p.is_healthy for p in t.circuits)]
     volts = []
     for task in tasks[:n_tasks]:
-        volts.append(np.stack([simulate(build_circuit(ctx.circuit, study, p)[0], ctx.x_all_v, engine=ctx.engine,
-                                        seed=p.imperfection_seed).outputs_v for p in task.circuits]))
+        volts.append(np.stack([simulate(build_circuit(ctx.circuits[p.network_seed], study, p)[0], ctx.x_all_v,
+                                        engine=ctx.engine, seed=p.imperfection_seed).outputs_v for p in task.circuits]))
     np.savez(path, voltages=np.stack(volts), labels=ctx.y_all, n_train=ctx.n_train)
 
 

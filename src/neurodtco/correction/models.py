@@ -94,6 +94,13 @@ class BatchedMLPCorrector(BatchedCorrector):
     def _widest(self, n_features: int, n_classes: int) -> int:
         return max(n_features, n_classes, int(self.hidden))
 
+    def _logit_bound(self, params: dict[str, torch.Tensor]) -> Optional[torch.Tensor]:
+        """With tanh or hardtanh every hidden value is in [-1, 1]: a logit's magnitude is at most ``sum |w2| + |b2|`` of its row."""
+        if self.activation == "relu":
+            return None
+        rows = params["w2"].abs().sum(dim=2, keepdim=True) + params["b2"].abs()  # [K, C, 1]
+        return rows.amax(dim=1, keepdim=True)
+
     def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
         """Two products forward (F -> h -> C), three backward (weights of both layers, and the hidden gradient)."""
         return 2 * n_images * int(self.hidden) * (2 * n_features + 3 * n_classes)

@@ -1,0 +1,79 @@
+"""The fits' fused arithmetic: the cross-entropy about a logit bound, and the bound itself, against the textbook."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurodtco.correction import BatchedMLPCorrector
+from neurodtco.correction.base import _SHIFT_LIMIT, _cross_entropy_consuming, cache_size_bytes, cross_entropy
+
+
+def _logits(scale: float, offset: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    logits = scale * torch.randn(3, 10, 40, generator=gen, dtype=torch.float64) + offset
+    return logits, torch.randint(0, 10, (3, 1, 40), generator=gen)
+
+
+@pytest.mark.parametrize("scale,offset,bound", [(3.0, 0.0, None), (3.0, 0.0, "true"), (3.0, 0.0, "loose"),
+                                                (50.0, 0.0, "true"), (1.0, -250.0, "true"), (400.0, 0.0, "true")])
+def test_the_cross_entropy_about_a_bound_is_the_textbook_one(scale, offset, bound):
+    """Shifting by any valid bound (or falling back above the limit) changes nothing but rounding."""
+    logits, labels = _logits(scale, offset)
+    if bound is not None:
+        top = logits.abs().flatten(1).amax(dim=1).reshape(3, 1, 1)
+        bound = top if bound == "true" else 2.0 * top  # a loose bound (never below the logits) is as good
+    leaf = logits.clone().requires_grad_(True)
+    reference = torch.nn.functional.cross_entropy(leaf, labels.squeeze(1), reduction="none").mean(dim=1)
+    (want_grad,) = torch.autograd.grad(reference.sum(), leaf)
+    loss, grad = _cross_entropy_consuming(logits.clone(), labels, bound)
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    np.testing.assert_allclose(loss.numpy(), reference.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), want_grad.numpy(), rtol=1e-9, atol=1e-16)
+    np.testing.assert_allclose(cross_entropy(logits, labels)[0].numpy(), loss.numpy(), rtol=1e-12)
+
+
+def test_a_bound_above_the_limit_falls_back_to_the_largest_logit():
+    """Logits around -1000 about a bound of 1000 would underflow every term: the limit prevents it."""
+    logits, labels = _logits(1.0, -1000.0)
+    bound = torch.full((3, 1, 1), 1001.0, dtype=torch.float64)
+    assert float(bound.max()) > _SHIFT_LIMIT
+    loss, _ = _cross_entropy_consuming(logits.clone(), labels, bound)
+    np.testing.assert_allclose(loss.numpy(), cross_entropy(logits, labels)[0].numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "hardtanh"])
+def test_the_mlp_logit_bound_holds_for_any_input(activation):
+    """Saturating activations bound every logit by ``sum |w2| + |b2|``, whatever the inputs."""
+    model = BatchedMLPCorrector(hidden=5, activation=activation)
+    gen = torch.Generator().manual_seed(2)
+    params = {name: 3.0 * torch.randn(4, *p.shape, generator=gen, dtype=torch.float64)
+              for name, p in model._init_params(10, 10, gen).items()}
+    x = 100.0 * torch.randn(4, 10, 500, generator=gen, dtype=torch.float64)
+    logits = model._logits(params, x)
+    bound = model._logit_bound(params)
+    assert bound.shape == (4, 1, 1)
+    assert bool((logits.abs() <= bound).all())
+    assert bool((logits.abs().flatten(1).amax(dim=1) > 0.5 * bound.flatten()).all())  # and it is not vacuous
+
+
+def test_relu_has_no_logit_bound():
+    model = BatchedMLPCorrector(hidden=3, activation="relu")
+    params = model._init_params(10, 10, torch.Generator().manual_seed(0))
+    assert model._logit_bound({name: p[None] for name, p in params.items()}) is None
+
+
+@pytest.mark.parametrize("text,expected", [("2048K\n", 2 << 20), ("1M", 1 << 20), ("512k", 512 << 10), ("4096", 4096)])
+def test_cache_sizes_are_read_as_linux_writes_them(text, expected):
+    assert cache_size_bytes(text) == expected
+
+
+def test_without_a_cache_size_the_default_is_used(monkeypatch, tmp_path):
+    import neurodtco.correction.base as base
+
+    monkeypatch.setattr(base, "_L2_SIZE_FILE", tmp_path / "absent")
+    assert base._l2_bytes(12345) == 12345
+    (tmp_path / "size").write_text("1024K\n")
+    monkeypatch.setattr(base, "_L2_SIZE_FILE", tmp_path / "size")
+    assert base._l2_bytes(12345) == 1 << 20
