@@ -480,7 +480,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     run = Run(data=load_digits(seed=0, n_validation=180), seeds=tuple(range(1 if args.quick else args.seeds)),
               quick=args.quick, out=args.out)
-    claims = json.loads(CLAIMS.read_text()) if CLAIMS.is_file() else {}
+    claims: dict[str, list[dict]] = {}
     for name in args.only:
         t0 = time.perf_counter()
         found, body = RUNNERS[name](run)
@@ -493,10 +493,12 @@ def main() -> None:
             from _docblocks import publish
 
             publish(PAGE, name, body, f"python examples/restatements.py --only {name} --write-docs")
-    print("\n## before / after\n\n" + summary(claims))
+    print("\n## before / after (sections of this run)\n\n" + summary(claims))
     if args.write_docs:
         from _docblocks import publish
 
+        # Read just before writing: the sections may run as separate processes.
+        claims = {**(json.loads(CLAIMS.read_text()) if CLAIMS.is_file() else {}), **claims}
         CLAIMS.write_text(json.dumps(claims, indent=1) + "\n")
         publish(PAGE, "claims", summary(claims), "python examples/restatements.py --write-docs (each section's claims)")
 
