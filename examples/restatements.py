@@ -165,8 +165,11 @@ def pooled_drop(curves: Sequence[dict]) -> dict[str, Any]:
         each.append((t, 100 * (a.mean() - b.mean()), float(b.mean())))
     a, b = np.concatenate(c25), np.concatenate(cw)
     drop, ci = paired_bootstrap_ci(a, b)
+    # The old reading: the largest drop over the temperatures on the test images themselves (the minimum of
+    # several noisy accuracies, so biased toward a larger drop); kept beside the protocol's for comparison.
+    test_max = [100 * (curve[min(curve)][1].mean() - min(v[1].mean() for v in curve.values())) for curve in curves]
     return {"drop": 100 * drop, "ci": [100 * ci[0], 100 * ci[1]], "p": mcnemar_exact(a, b), "n": a.size,
-            "per_curve": each, "correct_25": a, "correct_worst": b}
+            "per_curve": each, "correct_25": a, "correct_worst": b, "test_max": test_max}
 
 
 def drop_text(d: dict) -> str:
@@ -206,7 +209,8 @@ def section_temperature(run: Run) -> tuple[list[dict], str]:
             rows.append({"network": net_kind, "thermal model at test": model_name,
                          "25 C (own)": pct(d["correct_25"].mean()),
                          "worst (chosen on validation)": f"{pct(worst.mean())} [{', '.join(f'{100 * v:.1f}' for v in wilson_interval(worst.sum(), worst.size))}]",
-                         "drop from own 25 C": drop_text(d), "worst T per seed": ", ".join(f"{t:g}" for t, _, _ in d["per_curve"])})
+                         "drop from own 25 C": drop_text(d), "worst T per seed": ", ".join(f"{t:g}" for t, _, _ in d["per_curve"]),
+                         "largest drop on test, per seed": ", ".join(f"{x:+.1f}" for x in d["test_max"])})
             log(f"temperature: {net_kind} / {model_name}: {drop_text(d)}")
     hat, plain = results["temperature-aware", "nominal"], results["plain", "nominal"]
     gain, gci = paired_bootstrap_ci(hat["correct_worst"], plain["correct_worst"])
@@ -216,7 +220,8 @@ def section_temperature(run: Run) -> tuple[list[dict], str]:
     claims = [
         {"claim": "temperature-aware training: drop over 25-100 C", "old": "0.0 points (worst 93.9 % vs 93.9 % at 25 C)",
          "new": f"{drop_text(hat)} from its own 25 C; plain network {pts(plain['drop'], plain['ci'])}",
-         "n": n, "stands": "sub-percent: " + verdict(hat["drop"], hat["ci"], 1.0) + "; 0.0 points: no"},
+         "n": n, "stands": "sub-percent: " + verdict(hat["drop"], hat["ci"], 1.0) + "; largest drop on test per seed "
+         + ", ".join(f"{x:+.1f}" for x in hat["test_max"])},
         {"claim": "temperature-aware training vs plain, worst temperature", "old": "+1.1 points (93.9 % vs 92.8 %)",
          "new": f"{pts(100 * gain, [100 * gci[0], 100 * gci[1]])} (paired, same images and seeds)",
          "n": n, "stands": "yes" if 100 * gci[0] > 0 else "not resolved"},
@@ -226,7 +231,9 @@ def section_temperature(run: Run) -> tuple[list[dict], str]:
          "n": n, "stands": "sub-percent: " + verdict(mis["drop"], mis["ci"], 1.0)},
     ]
     pd.DataFrame(rows).to_csv(run.out / "temperature.csv", index=False)
-    body = (f"Read noise 1 % per inference; nodal engine; {n}. Perturbed model: activation energy 0.15 eV "
+    body = (f"Read noise 1 % per inference; nodal engine; {n}. The worst temperature of each network is the one "
+            "with the lowest validation accuracy; the last column is the old reading (the lowest test accuracy over "
+            "the four temperatures, a minimum of noisy numbers). Perturbed model: activation energy 0.15 eV "
             "(nominal 0.1) and -0.03 eV per decade of conductance above 1 uS (nominal: one energy for every state).\n\n"
             + md(pd.DataFrame(rows)))
     return claims, body
