@@ -5,6 +5,8 @@ circuit and simulated by the engine; optionally every defective chip is first re
 its measured stuck cells (``training.retrain_defect_aware_batch``, all chips of the grid in one
 batched graph). The tolerance is where the *mean* accuracy over instances first falls
 ``drop`` below the healthy circuit's accuracy, interpolated log-linearly between grid points.
+``tolerance_thresholds`` reads that measured crossing at several drops with a bootstrap interval
+over instances, and ``tolerance_ratio_ci`` the ratio of two such results (retrained over not).
 """
 
 from __future__ import annotations
