@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from neurodtco.imperfections._common import BOLTZMANN_EV_PER_K, kelvin
 from neurodtco.imperfections.temperature import WireThermalModel, apply_temperature
 from neurodtco.mapping import MappingConfig, map_network
 from neurodtco.network import NetworkConfig, TrainedNetwork, cache_dir, default_network, load_network
-from neurodtco.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap_ci, wilson_interval
+from neurodtco.stats import mcnemar_exact, paired_bootstrap_ci, wilson_interval
 
 SECTIONS = ("temperature", "tracking", "tuning", "energy", "tolerance", "readme")
 ROOT = Path(__file__).resolve().parents[1]
