@@ -2,7 +2,8 @@
 
 * ``training``: hardware-aware training (``train_hardware_aware``) and defect-aware retraining in
   conductance space (``retrain_defect_aware``, batched: ``retrain_defect_aware_batch``);
-* ``tolerance``: defect tolerance with and without retraining (Monte Carlo and single-fault);
+* ``tolerance``: defect tolerance with and without retraining (Monte Carlo and single-fault), measured
+  at several accuracy drops with intervals (``tolerance_thresholds``, ``tolerance_ratio_ci``);
 * ``tuning``: ordered, threshold-learning, adaptive write-verify for passive and 1T1R arrays, and
   program-measure-retrain (``program_with_retraining``);
 * ``states``: the memory-state choice (window, pair encoding, eFlash operating point) under an

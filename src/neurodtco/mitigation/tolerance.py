@@ -5,6 +5,8 @@ circuit and simulated by the engine; optionally every defective chip is first re
 its measured stuck cells (``training.retrain_defect_aware_batch``, all chips of the grid in one
 batched graph). The tolerance is where the *mean* accuracy over instances first falls
 ``drop`` below the healthy circuit's accuracy, interpolated log-linearly between grid points.
+``tolerance_thresholds`` reads that measured crossing at several drops with a bootstrap interval
+over instances, and ``tolerance_ratio_ci`` the ratio of two such results (retrained over not).
 """
 
 from __future__ import annotations
@@ -100,6 +102,66 @@ def defect_tolerance(circuit: Circuit, dataset: Dataset, densities: Sequence[flo
     tolerance = drop_crossing(means.index.to_numpy(), means.to_numpy(), healthy - drop)
     return ToleranceResult(table=table, healthy_accuracy=healthy, tolerance_density=tolerance, drop=drop,
                            retrained=retrain is not None)
+
+
+def tolerance_thresholds(result: ToleranceResult, drops: Sequence[float] = (0.01, 0.02, 0.05), level: float = 0.95,
+                         n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per accuracy drop: the measured tolerance density and its bootstrap interval over instances.
+
+    The density is where the measured mean accuracy over instances first falls ``drop`` below the
+    healthy circuit's (``drop_crossing``); the interval resamples the instances of every density
+    (with replacement, independently per density) and takes percentiles of the crossings, the
+    healthy accuracy held fixed (it is the same circuit on the same images). A crossing below the
+    grid counts as 0 and one above it as ``inf``, so the bounds say when the grid does not bracket it.
+    Also returns ``draws`` (``[n_resamples]`` crossings per drop) for ratios of two results.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} is not accepted: expected a probability in (0, 1), e.g. 0.95")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ValueError(f"n_resamples={n_resamples!r} is not accepted: expected an integer >= 1")
+    drops = [float(d) for d in drops]
+    if not drops or not all(0 < d < 1 for d in drops):
+        raise ValueError(f"drops={drops!r} is not accepted: expected accuracy drops in (0, 1), e.g. 0.01 for 1 point")
+    rng = np.random.default_rng(seed)
+    groups = [g["accuracy"].to_numpy() for _, g in result.table.groupby("density")]
+    densities = np.array(sorted(result.table["density"].unique()), dtype=float)
+    means = np.array([a.mean() for a in groups])
+    # One resampled mean curve per draw: [n_resamples, n_densities].
+    curves = np.stack([a[rng.integers(0, len(a), size=(n_resamples, len(a)))].mean(axis=1) for a in groups], axis=1)
+    alpha = (1 - level) / 2
+    rows = []
+    for drop in drops:
+        threshold = result.healthy_accuracy - drop
+        draws = np.array([drop_crossing(densities, c, threshold) for c in curves])
+        draws = np.where(np.isnan(draws), 0.0, draws)
+        # Percentiles without interpolation, so that an infinite draw is not averaged with a finite one.
+        low, high = (float(np.quantile(draws, q, method="inverted_cdf")) for q in (alpha, 1 - alpha))
+        rows.append({"drop_points": 100 * drop, "density": drop_crossing(densities, means, threshold),
+                     "low": low, "high": high, "instances": int(min(len(a) for a in groups)), "draws": draws})
+    return pd.DataFrame(rows).set_index("drop_points")
+
+
+def tolerance_ratio_ci(with_retraining: pd.DataFrame, without: pd.DataFrame,
+                       level: float = 0.95) -> pd.DataFrame:
+    """Per drop: the ratio of two ``tolerance_thresholds`` results and its interval from their draws.
+
+    The draws of the two results are independent (different chips), so the ratio of the i-th draws
+    is a draw of the ratio. ``nan`` where a measured tolerance is not a finite positive density.
+    """
+    common = [d for d in with_retraining.index if d in without.index]
+    if not common:
+        raise ValueError("the two tolerance tables share no drop: compute both with the same drops")
+    alpha, rows = (1 - level) / 2, []
+    for drop in common:
+        a, b = with_retraining.loc[drop], without.loc[drop]
+        ok = math.isfinite(a["density"]) and math.isfinite(b["density"]) and b["density"] > 0
+        ratio = a["density"] / b["density"] if ok else math.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            draws = np.asarray(a["draws"]) / np.asarray(b["draws"])
+        draws = np.where(np.isnan(draws), np.inf, draws)  # 0/0 only when both are below the grid
+        low, high = (float(np.quantile(draws, q, method="inverted_cdf")) for q in (alpha, 1 - alpha))
+        rows.append({"drop_points": drop, "ratio": ratio, "low": low, "high": high})
+    return pd.DataFrame(rows).set_index("drop_points")
 
 
 def tolerance_ratio(with_retraining: ToleranceResult, without: ToleranceResult) -> float:
