@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 
-.PHONY: demo test venv test-env system-tools datasets bench clean
+.PHONY: demo test venv test-env system-tools datasets bench reproduce clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ test: test-env
 
 bench: test-env
 	$(PY) bench/engine.py
+
+# Every published table of docs/ from its script (about two hours on 2 cores; not part of `make test`).
+reproduce: test-env
+	$(PY) examples/reproduce.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
