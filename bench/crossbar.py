@@ -2,7 +2,7 @@
 
 Run on demand (not in CI):
     .venv/bin/python bench/crossbar.py [--sizes 64 128 256 512 1024] [--vectors 1000]
-        [--reference-vectors 100] [--badcrossbar-max 256] [--splu-max 512] [--blas-threads 2]
+        [--reference-vectors 100] [--badcrossbar-max 256] [--splu-max 512] [--blas-threads 1]
 
 For each square size ``N`` (conductances in the default window, 1 ohm word and bit segments,
 random read vectors in [0, 0.2] V) it times:
@@ -95,7 +95,8 @@ def main() -> None:
     parser.add_argument("--both-methods", action="store_true", help="also time the dense sweep and dissection apart")
     parser.add_argument("--dense-max", type=int, default=256,
                         help="largest size for the dense sweep with --both-methods")
-    parser.add_argument("--blas-threads", type=int, default=2, help="BLAS threads (the goal is stated for 2 cores)")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="BLAS threads; 1 by default: on a busy 2-core machine two threads per solve made every size 4-70x slower (measured)")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
