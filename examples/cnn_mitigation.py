@@ -194,7 +194,7 @@ def section_temperature(bench: Bench, temperatures: Sequence[float]) -> tuple[st
                      "validation_worst_mean": float(np.mean(worst_val))}
     chosen = max(out, key=lambda k: out[k]["validation_worst_mean"])
     header = ["lever", "net seed", "25 C test % [95 % CI]", f"worst of {', '.join(f'{t:g}' for t in temperatures)} C",
-              "drop vs own 25 C (pts) [CI], McNemar p", f"vs no lever at {temperatures[-1]:g} C (pts) [CI], p"]
+              "worst minus own 25 C (pts) [CI], McNemar p", f"vs no lever at {temperatures[-1]:g} C (pts) [CI], p"]
     summary = "\n".join(f"- {k}: mean drop over the {len(bench.nets)} networks "
                         f"{seed_mean_text([v['drop'] for v in o['seeds'].values()])} points" for k, o in out.items())
     text = (table(header, rows) + "\n\n" + summary + f"\n\nChosen on validation (best mean worst-case validation "
