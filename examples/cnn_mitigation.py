@@ -434,7 +434,7 @@ def section_defects(bench: Bench, densities: Sequence[float]) -> tuple[str, dict
             chip, record = apply_defects(base, [defect], seed=1009 * s + i)
             r = bench.read((s, "stuck", p), lambda: chip, test_only=True)
             per.append(r.test)
-            rows.append([s, f"{p:.1%}", f"{record.total_density:.2%}", acc_text(r.test), paired_text(r.test, h.test)])
+            rows.append([s, f"{p:.2%}", f"{record.total_density:.2%}", acc_text(r.test), paired_text(r.test, h.test)])
         chips.append(per)
     healthy_a, chips_a = np.array(healthy), np.array(chips)
     found = {}
