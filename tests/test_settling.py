@@ -135,3 +135,33 @@ def test_circuit_settling_steps_every_layer_to_its_own_nodal_inputs(tiles):
     np.testing.assert_allclose(layers[0].final_v, nodal.hidden_v[0][0], atol=1e-5)
     np.testing.assert_allclose(layers[1].final_v, nodal.outputs_v[0], atol=1e-5)
     assert all(0 < s.settling_s < s.stop_time_s / 2 for s in layers)
+
+
+@needs_ngspice
+def test_conv_layers_settle_to_the_nodal_output_of_their_hardest_driven_read():
+    import torch
+    from torch import nn
+
+    from neurodtco.circuit import Crossbar
+    from neurodtco.mapping import MappingConfig, map_ops
+    from neurodtco.network import Saturate, lower_sequential
+    from neurodtco.periphery.settling import layer_reads
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), Saturate("relu"), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3),
+                          Saturate("hardtanh"), nn.Linear(3, 2)).eval()
+    circuit = map_ops(lower_sequential(model, (1, 6, 6)), MappingConfig(r_word_ohm=1.0, r_bit_ohm=1.0))
+    x = np.random.default_rng(2).uniform(0.0, 0.2, (1, 36))
+    rows, following = layer_reads(circuit, x)
+    assert following == [None, 2, None]  # the conv feeds the hold, dense 1 drives dense 2's word lines
+    conv = next(s for s in circuit.stage_list() if isinstance(s, Crossbar) and s.conv is not None).conv
+    patches = conv.patches(x)
+    position = int(np.argmax(np.sum(patches ** 2, axis=1)))
+    np.testing.assert_array_equal(rows[0], patches[position])
+    nodal = simulate(circuit, x, engine="nodal", return_hidden=True)
+    layers = circuit_settling(circuit, x, BehaviouralNeuron(open_loop_gain=1e9), jobs=2)
+    conv_out = nodal.hidden_v[0][0].reshape(2, -1)[:, position]  # channel-major maps: (channel, position)
+    rail = circuit.layers[0].neuron.saturation_v  # the behavioural neuron has no clamp: the ReLU is applied here
+    np.testing.assert_allclose(np.clip(layers[0].final_v, 0.0, rail), conv_out, atol=1e-5)
+    np.testing.assert_allclose(layers[2].final_v, nodal.outputs_v[0], atol=1e-5)
+    assert all(0 < s.settling_s < s.stop_time_s / 2 for s in layers)

@@ -9,7 +9,9 @@ capacitance to ground (``ArrayParasitics``). The measured neurons are the FreePD
 ratio), or a behavioural one; other columns end on an ideal virtual ground. Each neuron output
 drives what it drives in the network: its row of the next layer's word lines (one chain per
 column tile, every cell to a bit line held at ground), or the read-out's ``output_load_f`` for
-the last layer.
+the last layer and for a convolution (whose outputs go to the ideal sample-and-hold). A
+convolution's bench is one of its reads: the output position whose patch drives hardest
+(``layer_reads``); the network's latency counts that time once per position.
 
 At ``t = 0`` the input rows step (ramp over ``rise_time_s``) from ``initial_v`` (default 0 V) to
 the layer's input voltages; the bias row holds its voltage. The settling time of a neuron is
@@ -33,6 +35,7 @@ import numpy as np
 
 from .._validate import check_positive
 from ..circuit import Circuit, Crossbar, Layer
+from ..ops import Pool
 from ..engines import simulate
 from ..imperfections.system_energy import ArrayParasitics
 from . import pdk
@@ -239,16 +242,41 @@ def measure_settling(body: str, neurons: Sequence[int], stop_time_s: float, tole
                      "give a longer stop_time_s or check the load")
 
 
-def _layer_inputs(circuit: Circuit, inputs_v: Any) -> list[np.ndarray]:
-    """Each layer's input voltages for one image, from the nodal solution of the behavioural circuit."""
-    if any(not isinstance(s, Crossbar) or s.conv is not None for s in circuit.stage_list()):
-        raise ValueError("settling benches take a chain of dense layers; this circuit has convolution, pooling or "
-                         "residual stages")
+def layer_reads(circuit: Circuit, inputs_v: Any) -> tuple[list[np.ndarray], list[Optional[int]]]:
+    """Each layer's row voltages for one read of one image, and the layer its outputs drive (``None``: a hold or the read-out).
+
+    A dense layer reads its input vector; a convolution is read once per output position, and its
+    bench steps to the position whose patch drives the rows hardest (largest sum of squared
+    voltages). Outputs wired straight into a dense layer drive its word lines; a convolution's
+    outputs go to the ideal sample-and-hold (and pooling) between layers, which the bench loads
+    with ``output_load_f`` like the read-out. Voltages come from the nodal solution.
+    """
+    stages = circuit.stage_list()
+    if any(not isinstance(s, (Crossbar, Pool)) for s in stages):
+        raise ValueError("settling benches take dense layers, convolutions and pooling; this circuit has residual "
+                         "stages")
     x = circuit.check_inputs(inputs_v)
     if len(x) != 1:
         raise ValueError(f"give one input vector (the step's final value); got {len(x)}")
     res = simulate(circuit, x, engine="nodal", return_hidden=True)
-    return [x[0]] + [h[0] for h in (res.hidden_v or [])]
+    hidden = iter(res.hidden_v or [])
+    rows: list[np.ndarray] = [np.empty(0)] * circuit.n_layers
+    following: list[Optional[int]] = [None] * circuit.n_layers
+    current = x
+    for k, stage in enumerate(stages):
+        if isinstance(stage, Pool):
+            current = stage.geometry.apply(current)
+            continue
+        if stage.conv is None:
+            rows[stage.layer] = current[0]
+        else:
+            patches = stage.conv.patches(current)
+            rows[stage.layer] = patches[int(np.argmax(np.sum(patches ** 2, axis=1)))]
+        after = stages[k + 1] if k + 1 < len(stages) else None
+        if stage.conv is None and isinstance(after, Crossbar) and after.conv is None:
+            following[stage.layer] = after.layer
+        current = next(hidden, res.outputs_v)
+    return rows, following
 
 
 def circuit_settling(circuit: Circuit, inputs_v: Any, amplifier: Amplifier = NeuronDesign(),
@@ -258,18 +286,19 @@ def circuit_settling(circuit: Circuit, inputs_v: Any, amplifier: Amplifier = Neu
     """Settling of every layer of ``circuit`` for one input vector (the step from 0 V to it).
 
     Layer ``l`` steps to its own inputs for that image (the behavioural solution of the layers
-    before it), so the layers' benches are independent: ``jobs`` runs that many at once.
+    before it; for a convolution, one read: ``layer_reads``), so the layers' benches are
+    independent: ``jobs`` runs that many at once.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not accepted: expected an integer >= 1 (ngspice processes at once)")
-    per_layer = _layer_inputs(circuit, inputs_v)
+    per_layer, following = layer_reads(circuit, inputs_v)
     done = [0]
     lock = threading.Lock()
 
     def one(l: int) -> Settling:
         layer = circuit.layers[l]
-        following = circuit.layers[l + 1] if l + 1 < circuit.n_layers else None
-        body = layer_bench(layer, per_layer[l], following, parasitics, amplifier, rise_time_s=rise_time_s,
+        load = None if following[l] is None else circuit.layers[following[l]]
+        body = layer_bench(layer, per_layer[l], load, parasitics, amplifier, rise_time_s=rise_time_s,
                            corner=corner, temp_c=temp_c)
         result = measure_settling(body, list(range(layer.n_outputs)), stop_time_s, tolerance_v)
         with lock:
@@ -282,5 +311,5 @@ def circuit_settling(circuit: Circuit, inputs_v: Any, amplifier: Amplifier = Neu
         return list(pool.map(one, range(circuit.n_layers)))
 
 
-__all__ = ["Amplifier", "BehaviouralNeuron", "Settling", "circuit_settling", "layer_bench", "measure_settling",
-           "settling_time"]
+__all__ = ["Amplifier", "BehaviouralNeuron", "Settling", "circuit_settling", "layer_bench", "layer_reads",
+           "measure_settling", "settling_time"]
