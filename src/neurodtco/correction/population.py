@@ -33,7 +33,7 @@ import sklearn.base
 import torch
 
 from .base import NotFittedError, check_int, check_positive_float
-from .solvers import lbfgs
+from .solvers import autograd_objective, lbfgs
 
 #: standard deviation below which an output counts as pinned (a rail): it is centred, not scaled
 _PINNED_V = 1e-6
@@ -185,7 +185,8 @@ class PopulationCorrector(sklearn.base.BaseEstimator):
         threads = torch.get_num_threads()
         torch.set_num_threads(settings["n_threads"])
         try:
-            theta, history, iterations, _ = lbfgs(objective, theta0[None], settings["max_iter"], 1e-6)
+            theta, history, iterations, _ = lbfgs(autograd_objective(objective), theta0[None], settings["max_iter"],
+                                                   1e-6)
         finally:
             torch.set_num_threads(threads)
         self.theta_ = theta[0].detach()
@@ -241,7 +242,7 @@ class PopulationCorrector(sklearn.base.BaseEstimator):
                                                        reduction="none").reshape(len(index), -1).mean(dim=1)
                 return ce + lam * delta.pow(2).sum(dim=1)
 
-            head, _, _, _ = lbfgs(objective, head, max_iter, 1e-6)
+            head, _, _, _ = lbfgs(autograd_objective(objective), head, max_iter, 1e-6)
         return AdaptedChips(self, mean, std, head.detach(), labelled is not None)
 
 

@@ -19,6 +19,19 @@ Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Ten
 Fit = tuple[torch.Tensor, list[np.ndarray], np.ndarray, float]
 
 
+def autograd_objective(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Objective:
+    """An ``Objective`` from a per-model loss ``[K']`` alone, its gradient by autograd (for models without a hand gradient)."""
+
+    def objective(theta: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            theta = theta.detach().requires_grad_(True)
+            value = loss(theta, index)
+            (grad,) = torch.autograd.grad(value.sum(), theta)  # the sum keeps each model's gradient its own
+        return value.detach(), grad
+
+    return objective
+
+
 def adam(objective: Objective, theta0: torch.Tensor, steps: int, learning_rate: float) -> Fit:
     """Full-batch Adam with a cosine decay of the step to zero; every model runs every step."""
     theta = theta0.clone()
