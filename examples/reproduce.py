@@ -26,6 +26,7 @@ SCRIPTS: dict[str, list[list[str]]] = {
     "correction_study": [["examples/correction_study.py", "--write-docs"],
                          ["examples/correction_study.py", "--kind", "off", "--write-docs"]],
     "yield_curves": [["examples/yield_curves.py", "--write-docs"]],
+    "cnn_mitigation": [["examples/cnn_mitigation.py", "--seeds", "0", "1", "2", "--write-docs"]],
 }
 
 
