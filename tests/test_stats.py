@@ -108,3 +108,15 @@ def test_with_wilson_adds_the_interval_of_each_accuracy_over_the_test_images():
     assert wilson_interval(161, 180)[0] < low < wilson_interval(162, 180)[0]
     assert wilson_interval(161, 180)[1] < high < wilson_interval(162, 180)[1]
     assert format_accuracy(0.9092, (0.9035, 0.9148), 10000) == "90.9 % [90.3, 91.5], 10,000 images"
+
+
+def test_first_crossing_is_log_linear_and_says_which_side_of_the_grid():
+    from neurodtco.stats import first_crossing
+
+    # halfway between 1e-3 and 1e-2 in value is the geometric mean in level
+    assert first_crossing([1e-3, 1e-2], [1.0, 0.0], 0.5) == pytest.approx(np.sqrt(1e-5))
+    assert np.isnan(first_crossing([1e-3, 1e-2], [0.1, 0.0], 0.5))   # below the grid
+    assert first_crossing([1e-3, 1e-2], [1.0, 0.9], 0.5) == np.inf    # above it
+    assert first_crossing([0.0, 1.0], [1.0, 0.0], 0.5) == pytest.approx(0.5)  # a zero level: linear
+    with pytest.raises(ValueError, match="ascending"):
+        first_crossing([1e-2, 1e-3], [1.0, 0.0], 0.5)

@@ -121,6 +121,30 @@ def paired_accuracy_comparison(correct_a: Any, correct_b: Any, level: float = DE
             "difference_ci": list(ci), "mcnemar_p": mcnemar_exact(a, b), "n_images": int(a.size)}
 
 
+def first_crossing(levels: Sequence[float], values: Sequence[float], threshold: float) -> float:
+    """The level at which ``values`` first falls below ``threshold`` (log-linear interpolation).
+
+    ``levels`` ascend (a defect density, a D0). Returns ``nan`` when even the first level is already
+    below (the crossing lies below the grid) and ``inf`` when no level falls below (above the grid).
+    """
+    levels = np.asarray(levels, dtype=float)
+    values = np.asarray(values, dtype=float)
+    if levels.ndim != 1 or levels.shape != values.shape or np.any(np.diff(levels) <= 0):
+        raise ValueError("levels must be a strictly ascending 1-D grid with one value each")
+    below = np.flatnonzero(values < threshold)
+    if below.size == 0:
+        return math.inf
+    i = int(below[0])
+    if i == 0:
+        return math.nan
+    a, b = levels[i - 1], levels[i]
+    va, vb = values[i - 1], values[i]
+    t = (va - threshold) / (va - vb)
+    if a > 0:
+        return float(math.exp(math.log(a) + t * (math.log(b) - math.log(a))))
+    return float(a + t * (b - a))
+
+
 def with_ci(name: str, value: float, interval: Sequence[float], out: Optional[dict] = None) -> dict[str, Any]:
     """``{name: value, name_ci: [low, high]}`` (added to ``out`` when given), the JSON convention."""
     out = {} if out is None else out
@@ -142,5 +166,5 @@ def format_accuracy(value: float, interval: Sequence[float], n: int) -> str:
     return f"{100 * value:.1f} % [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}], {n:,} images"
 
 
-__all__ = ["DEFAULT_LEVEL", "accuracy_interval", "bootstrap_ci", "format_accuracy", "mcnemar_counts", "mcnemar_exact",
+__all__ = ["DEFAULT_LEVEL", "accuracy_interval", "bootstrap_ci", "first_crossing", "format_accuracy", "mcnemar_counts", "mcnemar_exact",
            "paired_accuracy_comparison", "paired_bootstrap_ci", "wilson_interval", "with_ci", "with_wilson"]

@@ -1,15 +1,18 @@
-"""Small shared helpers: circuit accuracy through an engine, seeds, log-interpolated crossings."""
+"""Small shared helpers: circuit accuracy through an engine, seeds; ``drop_crossing`` is ``stats.first_crossing``."""
 
 from __future__ import annotations
 
-import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..circuit import Circuit
 from ..data import Dataset, to_voltages
 from ..engines import get_engine
+from ..stats import first_crossing
+
+#: the level where an accuracy curve first drops below a threshold (the name mitigation code imports)
+drop_crossing = first_crossing
 
 
 def resolve_engine(engine: Any) -> Any:
@@ -32,30 +35,6 @@ def circuit_accuracy(circuit: Circuit, dataset: Dataset, engine: Any = "ideal", 
     if return_power:
         return acc, float(np.mean(result.power_w))
     return acc
-
-
-def drop_crossing(levels: Sequence[float], values: Sequence[float], threshold: float) -> float:
-    """The level at which ``values`` first falls below ``threshold`` (log-linear interpolation).
-
-    ``levels`` ascend. Returns ``nan`` when even the first level is already below (the crossing
-    lies below the grid) and ``inf`` when no level falls below (the crossing lies above it).
-    """
-    levels = np.asarray(levels, dtype=float)
-    values = np.asarray(values, dtype=float)
-    if levels.ndim != 1 or levels.shape != values.shape or np.any(np.diff(levels) <= 0):
-        raise ValueError("levels must be a strictly ascending 1-D grid with one value each")
-    below = np.flatnonzero(values < threshold)
-    if below.size == 0:
-        return math.inf
-    i = int(below[0])
-    if i == 0:
-        return math.nan
-    a, b = levels[i - 1], levels[i]
-    va, vb = values[i - 1], values[i]
-    t = (va - threshold) / (va - vb)
-    if a > 0:
-        return float(math.exp(math.log(a) + t * (math.log(b) - math.log(a))))
-    return float(a + t * (b - a))
 
 
 def check_seed(seed: Any) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from ..stats import wilson_interval
+from ..stats import first_crossing, wilson_interval
 
 TARGET = 0.9
 N_RESAMPLES = 2000
@@ -47,15 +47,12 @@ def yield_frame(dies: pd.DataFrame) -> pd.DataFrame:
 
 def crossing(d0: np.ndarray, y: np.ndarray, target: float = TARGET) -> float:
     """The D0 where the yield curve first falls below ``target`` (log-linear); -inf or +inf outside the range."""
-    below = np.flatnonzero(y < target)
-    if below.size == 0:
-        return math.inf
-    i = int(below[0])
-    if i == 0:
-        return -math.inf
-    x0, x1 = math.log10(d0[i - 1]) if d0[i - 1] > 0 else math.log10(d0[i]) - 1, math.log10(d0[i])
-    t = (y[i - 1] - target) / (y[i - 1] - y[i])
-    return 10 ** (x0 + t * (x1 - x0))
+    d0 = np.asarray(d0, dtype=float)
+    positive = d0 > 0
+    if positive.any() and not positive.all():  # a zero density has no logarithm: it stands a decade below the next
+        d0 = np.where(positive, d0, d0[positive].min() / 10)
+    c = first_crossing(d0, y, target)
+    return -math.inf if math.isnan(c) else c
 
 
 def d0_at_target(table: pd.DataFrame, target: float = TARGET, seed: int = 0) -> pd.DataFrame:

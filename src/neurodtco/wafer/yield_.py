@@ -22,7 +22,7 @@ from ..circuit import Circuit
 from ..correction import BatchedMLPCorrector, ChipVoltages, correct_circuits, measure_chip
 from ..data import Dataset
 from ..engines import Engine
-from ..stats import bootstrap_ci, wilson_interval, with_ci
+from ..stats import bootstrap_ci, first_crossing, wilson_interval, with_ci
 from .diemap import DieMap, die_circuit
 from .field import DefectField, draw_wafer
 from .geometry import DieKey, Wafer, wafers_needed
@@ -353,20 +353,9 @@ def d0_at_yield(d0s: Sequence[float], n_pass: Sequence[int], n_dies: Sequence[in
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} is not accepted: expected a yield in (0, 1), e.g. 0.9")
     bands = np.array([wilson_interval(k, n) for k, n in zip(n_pass, n_dies)])
-    return tuple(_first_crossing(d0, y, level)  # type: ignore[return-value]
+    crossings = (first_crossing(d0, y, level)
                  for y in (np.asarray(n_pass) / np.asarray(n_dies), bands[:, 0], bands[:, 1]))
-
-
-def _first_crossing(d0: np.ndarray, y: np.ndarray, level: float) -> float:
-    """Where ``y`` first drops below ``level`` (log-linear interpolation; 0.0 before the grid, inf after it)."""
-    below = np.flatnonzero(y < level)
-    if below.size == 0:
-        return math.inf
-    i = int(below[0])
-    if i == 0:
-        return 0.0
-    t = (y[i - 1] - level) / (y[i - 1] - y[i])
-    return float(math.exp(math.log(d0[i - 1]) + t * (math.log(d0[i]) - math.log(d0[i - 1]))))
+    return tuple(0.0 if math.isnan(c) else c for c in crossings)  # type: ignore[return-value]
 
 
 def mean_defects(defect_field: DefectField, circuit: Circuit) -> float:
