@@ -451,6 +451,13 @@ def test_cli_mitigate_retrain_reports_recovery(tmp_path):
     payload = json.loads(out.stdout.strip().splitlines()[-1])
     assert payload["stuck_cells"] > 0
     assert payload["accuracy_after"] > payload["accuracy_before"] + 0.2
+    # Each accuracy carries its Wilson interval over the test images, and the recovery is paired.
+    for name in ("healthy", "before", "after"):
+        low, high = payload[f"accuracy_{name}_ci"]
+        assert low < payload[f"accuracy_{name}"] < high
+    assert payload["difference"] == pytest.approx(payload["accuracy_after"] - payload["accuracy_before"])
+    assert payload["difference_ci"][0] > 0 and payload["mcnemar_p"] < 1e-3
+    assert payload["n_test"] == 180
 
 
 def test_cli_mitigate_refuses_an_unknown_lever():
@@ -514,3 +521,21 @@ def test_memory_state_candidates_are_read_on_held_out_validation_images(default_
     # The ideal engine without noise: the validation column is exactly the circuit's accuracy on the held-out part.
     assert row["accuracy_validation"] == pytest.approx(circuit_accuracy(circuit, as_test))
     assert row["accuracy"] == pytest.approx(circuit_accuracy(circuit, digits)) and row["n_test"] == 180
+
+
+def test_mitigate_tune_pairs_each_programming_with_ideal_programming(default_net, digits):
+    """The JSON of ``mitigate tune``: Wilson intervals, and paired differences that are the accuracies' difference."""
+    from neurodtco.mitigation.commands import mitigate_tune
+
+    out = mitigate_tune(default_net, digits, MappingConfig(), threshold_variation=0.25, scheme="v/2", retrain=False,
+                        engine="ideal", seed=0)
+    ideal = out["accuracy_ideal_programming"]
+    assert out["n_test"] == len(digits.y_test)
+    for name in ("basic", "ordered"):
+        row = out[name]
+        assert row["accuracy_ci"][0] <= row["accuracy"] <= row["accuracy_ci"][1]
+        assert row["difference"] == pytest.approx(row["accuracy"] - ideal)
+        assert row["difference_ci"][0] <= row["difference"] <= row["difference_ci"][1]
+        assert 0.0 <= row["mcnemar_p"] <= 1.0
+    # 25 % threshold variation costs the basic scheme clearly (a paired test, not two intervals).
+    assert out["basic"]["difference_ci"][1] < 0 and out["basic"]["mcnemar_p"] < 1e-3

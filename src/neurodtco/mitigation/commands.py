@@ -14,10 +14,12 @@ from ..imperfections import SwitchingDevice, WriteVerifyConfig, apply_passive_pr
 from ..mapping import MappingConfig, map_network
 from ..network import TrainedNetwork
 from .circuit_levers import sweep_circuit
-from .common import circuit_accuracy
+from ..data import to_voltages
+from ..stats import paired_accuracy_comparison, wilson_interval, with_ci, with_wilson
+from .common import resolve_engine
 from .compare import LEVERS, SCENARIOS, ComparisonConfig, run_comparison
 from .states import choose_memory_states, evaluate_candidates, window_grid
-from .tolerance import defect_tolerance, single_fault_tolerance
+from .tolerance import defect_tolerance, single_fault_tolerance, tolerance_thresholds
 from .training import RetrainConfig, retrain_defect_aware
 from .tuning import apply_ordered_programming, program_with_retraining
 
@@ -36,11 +38,14 @@ def mitigate_retrain(net: TrainedNetwork, dataset: Dataset, config: MappingConfi
     fixed = retrain_defect_aware(chip, record, dataset, RetrainConfig(epochs=epochs, batch_size=256,
                                                                       learning_rate=2e-2))
     elapsed = time.perf_counter() - start
-    return _json_safe({"accuracy_healthy": circuit_accuracy(healthy, dataset, engine),
-            "accuracy_before": circuit_accuracy(chip, dataset, engine),
-            "accuracy_after": circuit_accuracy(fixed, dataset, engine),
-            "stuck_cells": int(sum(record.n_hit)), "defect_density": record.density,
-            "defects": [d.to_string() for d in record.requested], "timings": {"retrain_s": elapsed}})
+    correct = {name: _correct(c, dataset, engine) for name, c in (("healthy", healthy), ("before", chip),
+                                                                    ("after", fixed))}
+    out = {f"accuracy_{name}": float(c.mean()) for name, c in correct.items()}
+    with_wilson(out, list(out), len(dataset.y_test))
+    out.update(_paired(correct["after"], correct["before"]))
+    return _json_safe({**out, "n_test": len(dataset.y_test), "stuck_cells": int(sum(record.n_hit)),
+                       "defect_density": record.density, "defects": [d.to_string() for d in record.requested],
+                       "timings": {"retrain_s": elapsed}})
 
 
 def mitigate_tolerance(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, densities: Sequence[float],
@@ -54,11 +59,22 @@ def mitigate_tolerance(net: TrainedNetwork, dataset: Dataset, config: MappingCon
     on_fraction = {"on": 1.0, "off": 0.0}.get(kind, 0.5)
     single = single_fault_tolerance(circuit, dataset, on_fraction=on_fraction, engine=engine)
     ratio = fixed.tolerance_density / single.tolerance_density
-    return _json_safe({"accuracy_healthy": plain.healthy_accuracy, "densities": list(map(float, sorted(densities))),
-            "accuracy_plain": plain.mean_accuracy().tolist(), "accuracy_retrained": fixed.mean_accuracy().tolist(),
-            "tolerance_plain": _finite(plain.tolerance_density),
-            "tolerance_plain_single_fault": _finite(single.tolerance_density),
-            "tolerance_retrained": _finite(fixed.tolerance_density), "ratio_vs_single_fault": _finite(ratio)})
+    n_test = len(dataset.y_test)
+    out = with_wilson({"accuracy_healthy": plain.healthy_accuracy}, ["accuracy_healthy"], n_test)
+    for name, result in (("plain", plain), ("retrained", fixed)):
+        # Means over instances with a bootstrap interval over them (one instance: that chip's Wilson interval).
+        table = result.mean_accuracy_ci()
+        out[f"accuracy_{name}"] = table["mean"].tolist()
+        out[f"accuracy_{name}_ci"] = table[["low", "high"]].values.tolist()
+        # Measured crossings at 1, 2 and 5 points below the healthy chip, each with its interval over instances.
+        out[f"thresholds_{name}"] = [
+            {"drop_points": float(drop), "density": _finite(row["density"]),
+             "density_ci": [_finite(row["low"]), _finite(row["high"])]}
+            for drop, row in tolerance_thresholds(result).iterrows()]
+    return _json_safe({**out, "densities": list(map(float, sorted(densities))), "instances": instances,
+                       "n_test": n_test, "tolerance_plain": _finite(plain.tolerance_density),
+                       "tolerance_plain_single_fault": _finite(single.tolerance_density),
+                       "tolerance_retrained": _finite(fixed.tolerance_density), "ratio_vs_single_fault": _finite(ratio)})
 
 
 def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, threshold_variation: float,
@@ -67,8 +83,10 @@ def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, 
 
     circuit = map_network(net, config)
     device, wv = SwitchingDevice(threshold_variation=threshold_variation), WriteVerifyConfig()
-    out: dict[str, Any] = {"accuracy_ideal_programming": circuit_accuracy(circuit, dataset, engine),
-                           "scheme": scheme, "threshold_variation": threshold_variation}
+    ideal = _correct(circuit, dataset, engine)
+    out: dict[str, Any] = with_wilson({"accuracy_ideal_programming": float(ideal.mean())},
+                                      ["accuracy_ideal_programming"], ideal.size)
+    out.update(scheme=scheme, threshold_variation=threshold_variation, n_test=int(ideal.size))
     runs = [("basic", lambda: apply_passive_programming(circuit, device, wv, np.random.default_rng(seed), scheme=scheme)),
             ("ordered", lambda: apply_ordered_programming(circuit, device, wv, np.random.default_rng(seed), scheme=scheme))]
     if retrain:
@@ -76,7 +94,10 @@ def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, 
                                                                           np.random.default_rng(seed), scheme=scheme)))
     for name, fn in runs:
         prog, rec = fn()
-        out[name] = {"accuracy": circuit_accuracy(prog, dataset, engine), "pulses_per_cell": rec["pulses_mean"],
+        correct = _correct(prog, dataset, engine)
+        # The paired difference is against ideal programming of the same network on the same images.
+        out[name] = {**with_wilson({"accuracy": float(correct.mean())}, ["accuracy"], correct.size),
+                     **_paired(correct, ideal), "pulses_per_cell": rec["pulses_mean"],
                      "off_target": rec["out_of_tolerance"]}
     return _json_safe(out)
 
@@ -107,7 +128,10 @@ def mitigate_circuit(net: TrainedNetwork, dataset: Dataset, config: MappingConfi
     table = sweep_circuit(net, dataset, arrangements=arrangements, v_read_v=(config.v_read_v,),
                           open_loop_gain=(config.open_loop_gain,), wire_ohm=(config.r_word_ohm,),
                           temperatures_c=temperatures, base=config, engine=engine)
-    return _json_safe({"rows": table.to_dict(orient="records")})
+    n_test = len(dataset.y_test)
+    rows = [with_ci("accuracy", row["accuracy"], wilson_interval(row["accuracy"] * n_test, n_test), dict(row))
+            for row in table.to_dict(orient="records")]
+    return _json_safe({"rows": rows, "n_test": n_test})
 
 
 def mitigate_compare(net: TrainedNetwork, dataset: Dataset, scenarios: Sequence[str], levers: Sequence[str],
@@ -117,6 +141,18 @@ def mitigate_compare(net: TrainedNetwork, dataset: Dataset, scenarios: Sequence[
     table = run_comparison(net, dataset, scenarios=scenarios or SCENARIOS, levers=levers or LEVERS,
                            config=ComparisonConfig(engine=engine, seed=seed, quick=quick))
     return _json_safe({"rows": table.to_dict(orient="records"), "quick": quick})
+
+
+def _correct(circuit: Any, dataset: Dataset, engine: Any) -> np.ndarray:
+    """Per test image, whether ``circuit`` on ``engine`` classifies it correctly."""
+    result = resolve_engine(engine).run(circuit, to_voltages(dataset.x_test, circuit.input_scale_v))
+    return result.predictions() == np.asarray(dataset.y_test)
+
+
+def _paired(correct: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """``difference`` (points of accuracy) of ``correct`` over ``reference`` on the same images, its interval, McNemar's p."""
+    cmp = paired_accuracy_comparison(correct, reference)
+    return {"difference": cmp["difference"], "difference_ci": cmp["difference_ci"], "mcnemar_p": cmp["mcnemar_p"]}
 
 
 def _finite(value: float) -> Optional[float]:
