@@ -163,6 +163,11 @@ def test_cli_yield_reads_maps_and_refuses_bad_options(default_circuit, tmp_path)
     assert read["n_dies"] == per_wafer and read["n_pass"] == drawn["n_pass"] + per_wafer - 30
     bad = runner.invoke(app, ["yield", "--dies", "10", "--criterion", "any-defect"])
     assert bad.exit_code == 2 and "exactly one of --d0" in bad.output
+    # A bad value is reported under the option the user typed, not the API's parameter name.
+    for option, value in (("--d0", "-1"), ("--alpha", "0"), ("--die-mm", "-2"), ("--spares", "-1")):
+        extra = [] if option == "--d0" else ["--d0", "0.01"]
+        bad = runner.invoke(app, ["yield", "--dies", "10", "--criterion", "any-defect", *extra, option, value])
+        assert bad.exit_code == 2 and f"{option}:" in bad.output, (option, bad.output)
 
 
 def test_d0_at_yield_inverts_stapper_and_widens_with_few_dies() -> None:

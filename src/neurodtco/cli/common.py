@@ -6,7 +6,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
 
 import typer
 from rich.console import Console
@@ -66,12 +66,22 @@ def fail(message: str) -> None:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the API's validation errors and ngspice's failures into one-line CLI errors."""
+def user_errors(options: Optional[Mapping[str, str]] = None) -> Iterator[None]:
+    """Turn the API's validation errors and ngspice's failures into one-line CLI errors.
+
+    ``options`` maps API parameter names to the command's options (``{"d0_per_cell": "--d0"}``): an
+    API message about a parameter (``d0_per_cell=-1.0 is not accepted ...``) then names the option
+    the user typed first.
+    """
     try:
         yield
     except (ValueError, FileNotFoundError, SpiceError) as exc:
-        fail(str(exc))
+        message = str(exc)
+        for name, option in (options or {}).items():
+            if message.startswith(f"{name}="):
+                message = f"{option}: {message}"
+                break
+        fail(message)
 
 
 def first_test_images(dataset: Dataset, n_images: Optional[int]) -> tuple[Any, Any]:

@@ -16,6 +16,15 @@ from .data_options import DataOptions
 from .options import with_options
 
 
+#: the API's parameter names, as this command's options (so that an error names what the user typed)
+_OPTION_OF = {"d0_per_cell": "--d0", "d0_per_cm2": "--d0-cm2", "cell_area_um2": "--cell-area-um2", "alpha": "--alpha",
+              "cluster_radius_mm": "--cluster-radius-mm", "edge_gradient": "--edge-gradient",
+              "on_fraction": "--on-fraction", "criterion": "--criterion", "bound": "--bound", "within": "--within",
+              "correct": "--correct", "spare_rows": "--spares", "spare_cols": "--spares", "n_dies": "--dies",
+              "diameter_mm": "--wafer-mm", "die_width_mm": "--die-mm", "die_height_mm": "--die-mm",
+              "edge_exclusion_mm": "--edge-mm", "seed": "--field-seed"}
+
+
 @with_options
 def yield_(
     dies: Annotated[int, typer.Option("--dies", help="Dies to draw (filled wafer by wafer).")] = 1000,
@@ -48,7 +57,7 @@ def yield_(
     from ..wafer import (DefectField, Mitigation, Wafer, draw_dies, evaluate_dies, field_stapper_yield,
                          read_defect_maps, wafer_yield, write_defect_maps)
 
-    with user_errors():
+    with user_errors(_OPTION_OF):
         wafer = Wafer(diameter_mm=wafer_mm, die_width_mm=die_mm, die_height_mm=die_mm, edge_exclusion_mm=edge_mm)
         mitigation = Mitigation(spare_rows=spares, spare_cols=spares, retrain=retrain, correct=correct)
         field = None
