@@ -27,6 +27,15 @@ SCRIPTS: dict[str, list[list[str]]] = {
                          ["examples/correction_study.py", "--kind", "off", "--write-docs"]],
     "yield_curves": [["examples/yield_curves.py", "--write-docs"]],
     "cnn_mitigation": [["examples/cnn_mitigation.py", "--seeds", "0", "1", "2", "--write-docs"]],
+    "density_resolution": [["examples/density_resolution.py", "--write-docs"]],
+    "imperfections_baselines": [["examples/imperfections_baselines.py", "--write-docs"]],
+    "read_noise_bench": [["bench/read_noise.py", "--write-docs"]],
+    "stuck_at_study": [["examples/stuck_at_study.py", "--write-docs"],
+                       ["examples/stuck_at_study.py", "--engine", "nodal", "--densities", "0.1", "--instances", "10",
+                        "--write-docs"],
+                       ["examples/stuck_at_study.py", "--layout", "split", "--densities", "0.1", "--write-docs"],
+                       ["examples/stuck_at_study.py", "--densities", "0.1", "--instances", "10", "--pair-encoding",
+                        "balanced", "--write-docs"]],
 }
 
 
