@@ -120,7 +120,9 @@ def test_report_of_a_partial_store_says_what_is_missing(tmp_path):
     for f in (tmp_path / "p" / "results" / "circuits").glob("c-random*.parquet"):
         f.unlink()
     html = build_report(tmp_path / "p")
-    assert html.count("Not available") == len(FIGURES)
+    # The cross-defect matrix is not missing but not asked for: the page says how to ask for it.
+    assert html.count("Not available") == len(FIGURES) - 1
+    assert "Not run: this study does not enable the cross-defect matrix" in html
     for asset in ("report.css", "report.js"):  # the package files are inlined, so the page stands alone
         assert resources.files("neurodtco.report").joinpath(asset).read_text() in html
     assert "Healthy circuit, test accuracy" in html

@@ -118,6 +118,9 @@ def _grid_sections(d: ReportData) -> list[tuple[str, str, str]]:
                  f"recovers, for the circuits that lost at least 5 points. Fits: {_e(fit_recipe(study))}.")
          + per_array_html),
         ("cross", "Cross-defect matrix",
+         '<p class="missing">Not run: this study does not enable the cross-defect matrix (set '
+         '<code>cross_defect: {enabled: true}</code> in the study file to add it).</p>'
+         if not study["cross_defect"].get("enabled", True) else
          _figure(figure_cross(d), "cross-defect matrix",
                  f"<b>Does a corrector trained on one defect pattern transfer to another?</b> A corrector (h={h_cross}) "
                  "is fitted on the training images of a chip with the pattern of the row and tested on the held-out "
