@@ -5,6 +5,10 @@ calls ``publish(page, NAME, body, command)``: the block (the command's line, the
 written to ``docs/results/PAGE.NAME.md`` and spliced into the page. ``check()`` lists every block
 that differs from its stored copy and every stored copy without a block, so prose cannot drift
 from what the scripts printed (``tests/test_docs_tables.py`` runs it).
+
+Another page (README.md, or a page of docs/) may *quote* a block: ``<!-- PAGE_STEM.NAME:start -->``
+(e.g. ``defects.stuck-at-balanced``) shows the stored copy of block NAME of docs/PAGE_STEM.md;
+``publish`` refreshes every quote with the block, and ``check`` holds quotes to the same copy.
 """
 
 from __future__ import annotations
@@ -29,8 +33,14 @@ def render(body: str, command: str) -> str:
 
 
 def stored_path(page: str, name: str, results: Path = RESULTS) -> Path:
-    """Where the stored copy of block ``name`` of ``page`` (e.g. ``mitigation.md``) lives."""
-    return results / f"{Path(page).stem}.{name}.md"
+    """Where the stored copy of block ``name`` of ``page`` (e.g. ``mitigation.md``) lives; a quote names its own."""
+    return results / (f"{name}.md" if "." in name else f"{Path(page).stem}.{name}.md")
+
+
+def pages(docs: Path = DOCS) -> list[Path]:
+    """The pages that hold or quote blocks: docs/*.md and the README.md beside docs/."""
+    readme = docs.parent / "README.md"
+    return sorted(docs.glob("*.md")) + ([readme] if readme.is_file() else [])
 
 
 def splice(text: str, name: str, block: str) -> str:
@@ -50,12 +60,16 @@ def publish(page: str, name: str, body: str, command: str, docs: Path = DOCS) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(splice(path.read_text(), name, block))
     target.write_text(block)
+    quote = f"{Path(page).stem}.{name}"
+    for other in pages(docs):
+        if quote in blocks(other.read_text()):
+            other.write_text(splice(other.read_text(), quote, block))
 
 
 def check(docs: Path = DOCS) -> list[str]:
     """Every disagreement between the pages' blocks and their stored copies (empty when all agree)."""
     problems, seen = [], set()
-    for page in sorted(docs.glob("*.md")):
+    for page in pages(docs):
         for name, body in blocks(page.read_text()).items():
             stored = stored_path(page.name, name, docs / "results")
             seen.add(stored.name)

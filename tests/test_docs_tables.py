@@ -23,6 +23,19 @@ def test_publish_splices_and_check_catches_drift(tmp_path):
     assert any("shown in no page" in p for p in docblocks.check(tmp_path))
 
 
+def test_a_quote_in_the_readme_follows_its_block(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "page.md").write_text("<!-- t:start -->\n<!-- t:end -->\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("headline\n<!-- page.t:start -->\nstale\n<!-- page.t:end -->\n")
+    docblocks.publish("page.md", "t", "| 1 |", "python make.py", docs=docs)
+    assert "| 1 |" in readme.read_text() and "stale" not in readme.read_text()
+    assert docblocks.check(docs) == []
+    readme.write_text(readme.read_text().replace("| 1 |", "| 2 |"))  # a hand edit of the quote
+    assert any("README.md" in p and "differs" in p for p in docblocks.check(docs))
+
+
 def test_publish_needs_the_markers(tmp_path):
     (tmp_path / "page.md").write_text("no markers\n")
     with pytest.raises(KeyError, match="add the lines"):
