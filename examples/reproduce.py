@@ -27,6 +27,11 @@ SCRIPTS: dict[str, list[list[str]]] = {
                          ["examples/correction_study.py", "--kind", "off", "--write-docs"]],
     "yield_curves": [["examples/yield_curves.py", "--write-docs"]],
     "cnn_mitigation": [["examples/cnn_mitigation.py", "--seeds", "0", "1", "2", "--write-docs"]],
+    # docs/periphery.md, docs/energy.md and docs/studies.md
+    "characterization_table": [["examples/characterization_table.py", "--write-docs"]],
+    "corner_temperature": [["examples/corner_temperature.py", "--transistor-images", "30",
+                            "--transistor-corners", "NOM:25,SS:100,FF:100", "--jobs", "2", "--write-docs"]],
+    "system_energy": [["examples/system_energy.py", "--ratios", "16", "8", "4", "--jobs", "2", "--write-docs"]],
 }
 
 
