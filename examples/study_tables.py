@@ -62,6 +62,9 @@ def throughput_table(d: ReportData) -> str:
     circuits = int(d.raw["circuit_id"].nunique()) if not d.raw.empty else 0
     workers = ", ".join(sorted({f"{r.get('executor', {}).get('workers')} {r.get('executor', {}).get('executor')}"
                                 for r in runs}))
+    simulated = float(d.info["simulate_s"].sum()) if "simulate_s" in d.info else 0.0
+    per_circuit_ms = 1e3 * simulated / circuits if circuits else float("nan")
+    images = int(d.info["n_images"].max()) if "n_images" in d.info else 0
     stages = time_breakdown(d)
     top = "; ".join(f"{name} {seconds:.1f} s" for name, seconds in stages[:5])
     lines = ["| measure | value |", "|---|---|",
@@ -70,6 +73,8 @@ def throughput_table(d: ReportData) -> str:
              f"| throughput at that wall time | {inferences / wall if wall else 0:,.0f} circuit-inferences/s |",
              f"| CPU time of all tasks | {cpu:.0f} s over {len(d.info)} tasks |",
              f"| throughput per task CPU-second | {inferences / cpu if cpu else 0:,.0f} circuit-inferences/s |",
+             f"| simulation ({d.study['engine']} engine) | {simulated:.1f} s: {per_circuit_ms:.0f} ms per circuit on all "
+             f"{images:,} images |",
              f"| largest stages (seconds inside the workers) | {top} |"]
     return "\n".join(lines)
 
