@@ -32,6 +32,7 @@ SCRIPTS: dict[str, list[list[str]]] = {
     "corner_temperature": [["examples/corner_temperature.py", "--transistor-images", "30",
                             "--transistor-corners", "NOM:25,SS:100,FF:100", "--jobs", "2", "--write-docs"]],
     "fit_agreement": [["bench/fit_agreement.py", "--reference-commit", "1e19f8a", "--write-docs"]],
+    "study_bench_tables": [["examples/study_bench_tables.py", "--study", "quick", "--skip-scaling", "--write-docs"]],
     "study_tables": [["-m", "neurodtco", "demo", "--quick", "--out", "results/quick", "--workers", "1", "--force"],
                      ["examples/study_tables.py", "--results", "results/quick", "--write-docs"]],
     "system_energy": [["examples/system_energy.py", "--ratios", "16", "8", "4", "--jobs", "2", "--write-docs"]],
