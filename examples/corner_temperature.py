@@ -10,8 +10,8 @@ case. Optionally checks the behavioural model against the transistor-level netwo
 Writes results/periphery/corner_temperature.{md,json,png}. ``--write-docs`` publishes into
 docs/periphery.md the blocks ``corners`` (accuracy per corner and temperature), ``margins`` (one
 neuron parameter forced in every layer) and, with ``--transistor-images``, ``agreement`` (the
-transistor-level network against the behavioural one, outputs and hidden layers). Every accuracy
-carries its 95 % Wilson interval on the test images.
+transistor-level network against the behavioural one, outputs and hidden layers), and redraws the
+page's figure. Every accuracy carries its 95 % Wilson interval on the test images.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from neurodtco.plots import pyplot, save_figure
 from neurodtco.stats import wilson_interval
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _docblocks import publish  # noqa: E402
+from _docblocks import DOCS, publish  # noqa: E402
 
 PAGE = "periphery.md"
 PARAMETER_NAMES = {"reference": "characterized (NOM 25 degC)", "open_loop_gain": "open-loop gain",
@@ -167,6 +167,7 @@ def main() -> None:
                         f" --jobs {args.jobs}")
         for name, body in blocks.items():
             publish(PAGE, name, body, command + " --write-docs")
+        plot(rows, char, DOCS / "img" / "periphery_corner_temperature.png")
 
 
 def plot(rows: list, char, path: Path) -> None:

@@ -62,6 +62,8 @@ def scaling_table(result: dict) -> str:
         f"{s['daskN_inferences_per_s']:,.0f} circuit-inferences/s |",
         f"| speed-up of {n} workers over 1, wall time; efficiency T1 / (N TN) | {s['speedup']:.2f}x; "
         f"{s['efficiency']:.2f} |",
+        f"| speed-up from the task CPU times ({s['task_cpu_1_s']:.0f} s on one worker vs {s['task_cpu_N_s']:.0f} s / {n} "
+        f"on {n}) | {s['task_cpu_1_s'] / (s['task_cpu_N_s'] / n):.2f}x |",
         f"| busy share of the {n} workers (task CPU / (N TN)); task CPU on {n} / on 1 | {s['cpu_efficiency']:.2f}; "
         f"{s['cpu_inflation']:.2f} |",
         f"| machine | {_load(result)} |"])
