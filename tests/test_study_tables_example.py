@@ -17,8 +17,9 @@ import study_tables as example  # noqa: E402
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    data = {"name": "tiny", "engine": "ideal",
-            "defects": {"patterns": ["random"], "kinds": ["on", "off"], "arrays": [3], "severities": [0.3],
+    # a small network trained for a few epochs: the tables' form does not depend on how good it is
+    data = {"name": "tiny", "engine": "ideal", "network": {"widths": [64, 8, 10], "epochs": 5},
+            "defects": {"patterns": ["random"], "kinds": ["on", "off"], "arrays": [1], "severities": [0.3],
                         "instances": 2},
             "correctors": {"hidden": [4], "baselines": ["affine"], "options": {"max_iter": 20}},
             "cross_defect": {"enabled": False}}
@@ -33,7 +34,7 @@ def test_tables_rest_on_the_folder(finished):
     assert len(findings) == 2 + len(headline_numbers(d))
     assert "| Defective circuits simulated | 4 |" in "\n".join(findings)  # 1 pattern x 2 kinds x 2 instances
     by_array = example.by_array_table(d).splitlines()
-    assert len(by_array) == 3 and by_array[2].startswith("| 3 |")
+    assert len(by_array) == 3 and by_array[2].startswith("| 1 |")
     # every accuracy carries an interval that contains it
     for value, low, high in re.findall(r"(\d+\.\d)% \[(\d+\.\d), (\d+\.\d)\]", by_array[2]):
         assert float(low) <= float(value) <= float(high)
