@@ -32,6 +32,7 @@ SCRIPTS: dict[str, list[list[str]]] = {
     "corner_temperature": [["examples/corner_temperature.py", "--transistor-images", "30",
                             "--transistor-corners", "NOM:25,SS:100,FF:100", "--jobs", "2", "--write-docs"]],
     "fit_agreement": [["bench/fit_agreement.py", "--reference-commit", "1e19f8a", "--write-docs"]],
+    "periphery_loads": [["examples/periphery_loads.py", "--write-docs"]],
     "study_bench_tables": [["examples/study_bench_tables.py", "--study", "quick", "--skip-scaling", "--write-docs"],
                            ["examples/study_bench_tables.py", "--skip-demo", "--write-docs"]],
     "study_tables": [["-m", "neurodtco", "demo", "--quick", "--out", "results/quick", "--workers", "1", "--force"],
