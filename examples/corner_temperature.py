@@ -44,7 +44,7 @@ PARAMETER_NAMES = {"reference": "characterized (NOM 25 degC)", "open_loop_gain":
 
 
 def with_interval(accuracy: float, n: int) -> str:
-    """``93.9 % [89.4, 96.7]``: an accuracy on ``n`` images and its 95 % Wilson interval."""
+    """``93.9 % [89.4, 96.6]``: an accuracy on ``n`` images and its 95 % Wilson interval."""
     low, high = wilson_interval(round(accuracy * n), n)
     return f"{100 * accuracy:.1f} % [{100 * low:.1f}, {100 * high:.1f}]"
 
