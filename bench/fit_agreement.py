@@ -5,6 +5,7 @@ Run on demand (not in CI), with a checkout of the reference version (e.g. ``git 
 
     .venv/bin/python bench/fit_agreement.py --reference /tmp/ref/src          # 2 demo tasks, h in 1..32 and affine
     .venv/bin/python bench/fit_agreement.py --reference /tmp/ref/src --tasks 1 --hidden 4 8
+    .venv/bin/python bench/fit_agreement.py --reference-commit 1e19f8a --write-docs   # the table of docs/studies.md
 
 The small grid is the first ``--tasks`` defective tasks of the demo study (24 chips each),
 simulated once with this code. Every corrector of the demo (its hidden sizes, the affine
@@ -13,6 +14,10 @@ the agreement is the fraction of (chip, test image) predictions that are equal. 
 the reference on voltages moved by one part in 1e15 show how much of any disagreement is the fits'
 own sensitivity to rounding (a one- or two-neuron MLP stopped at 200 iterations is chaotic: any
 change of rounding moves its predictions) rather than a change of what they compute.
+``--reference-commit`` takes the reference's ``src`` from a commit of this repository instead of a
+folder; ``--write-docs`` (with it, so that the command names the reference) publishes the table
+into docs/studies.md. Accuracies are on the held-out images (validation and test) with a bootstrap
+interval over the chips.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _correctors(study_name: str, hidden: list[int] | None) -> list[tuple[str, int, dict]]:
@@ -86,20 +94,57 @@ def _run(src: str, voltages: Path, out: Path, jobs: list, scale: float) -> None:
                    env=env, check=True)
 
 
+def export_src(commit: str, into: Path) -> Path:
+    """The ``src`` folder of ``commit`` of this repository, unpacked under ``into``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit, "src"], capture_output=True)
+    if archive.returncode:
+        raise SystemExit(f"--reference-commit {commit}: git archive failed ({archive.stderr.decode().strip()}); "
+                         "name a commit of this repository, e.g. one from `git log --oneline`")
+    with tarfile.open(fileobj=__import__("io").BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def markdown_table(result: dict, labels_per_chip: int, n_chips: int) -> str:
+    """The agreement table of docs/studies.md: per corrector, agreement, accuracy with its interval, loss, CPU."""
+    lines = ["| corrector | equal predictions | reference vs itself moved by 1e-15 "
+             f"| held-out accuracy, {n_chips} chips x {labels_per_chip} images (reference) | loss (reference) "
+             "| CPU s (reference) |", "|---|---|---|---|---|---|"]
+    for key, r in result["correctors"].items():
+        name = f"h = {key.split('-h')[1]}" if key.startswith("mlp-h") else key
+        low, high = r["accuracy_ci"]
+        lines.append(f"| {name} | {r['agreement']:.1%} | {r['reference_self_agreement']:.1%} "
+                     f"| {r['accuracy']:.1%} [{100 * low:.1f}, {100 * high:.1f}] ({r['accuracy_reference']:.1%}) "
+                     f"| {r['loss']:.4f} ({r['loss_reference']:.4f}) | {r['cpu_s']:.2f} ({r['cpu_reference_s']:.2f}) |")
+    lines += ["", f"All correctors: {result['cpu_s']:.1f} CPU-seconds against {result['cpu_reference_s']:.1f} s for the "
+              f"reference ({result['cpu_reference_s'] / result['cpu_s']:.2f}x), measured in the same run; load average "
+              f"{result['load_before']:.1f} before and {result['load_after']:.1f} after on {os.cpu_count()} cores."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Fit with this code and with the reference; print agreement per corrector and one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", required=True, help="the reference version's src folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--reference", help="the reference version's src folder")
+    source.add_argument("--reference-commit", help="a commit of this repository whose src is the reference")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="publish the table into docs/studies.md (needs --reference-commit)")
     parser.add_argument("--study", default="demo")
     parser.add_argument("--tasks", type=int, default=2, help="defective tasks of the study to fit on")
     parser.add_argument("--hidden", type=int, nargs="*", default=None, help="hidden sizes (default: the study's)")
     args = parser.parse_args(argv)
+    if args.write_docs and not args.reference_commit:
+        parser.error("--write-docs needs --reference-commit, so that the published command names the reference")
+    from neurodtco.stats import bootstrap_ci  # here: the --fit-only subprocess imports the reference's package
     os.environ.setdefault("NEURODTCO_CACHE", str(Path(__file__).resolve().parents[1] / ".neurodtco-cache"))
     this_src = str(Path(__import__("neurodtco").__file__).resolve().parents[1])
     jobs = _correctors(args.study, args.hidden)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if args.reference_commit:
+            args.reference = str(export_src(args.reference_commit, tmp / "reference"))
         _simulate(args.study, args.tasks, tmp / "v.npz")
         _run(this_src, tmp / "v.npz", tmp / "this.npz", jobs, 1.0)
         _run(args.reference, tmp / "v.npz", tmp / "ref.npz", jobs, 1.0)
@@ -113,13 +158,16 @@ def main(argv: list[str] | None = None) -> dict:
             rows[key] = {"agreement": float(np.mean(p_this == p_ref)),
                          "reference_self_agreement": float(np.mean(p_moved == p_ref)),
                          "accuracy": float(np.mean(p_this == labels)), "accuracy_reference": float(np.mean(p_ref == labels)),
+                         # predictions are [tasks, chips, images]: the interval is over the chips
+                         "accuracy_ci": list(bootstrap_ci(np.mean((p_this == labels).reshape(-1, len(labels)), axis=1))),
                          "loss": float(this[f"{key}/loss"].mean()), "loss_reference": float(ref[f"{key}/loss"].mean()),
                          "cpu_s": float(this[f"{key}/cpu"]), "cpu_reference_s": float(ref[f"{key}/cpu"])}
-            pairs = p_this.size
+            pairs, n_chips = p_this.size, p_this.size // len(labels)
     total = {"agreement": float(np.mean([r["agreement"] for r in rows.values()])),
              "reference_self_agreement": float(np.mean([r["reference_self_agreement"] for r in rows.values()])),
              "cpu_s": sum(r["cpu_s"] for r in rows.values()),
-             "cpu_reference_s": sum(r["cpu_reference_s"] for r in rows.values())}
+             "cpu_reference_s": sum(r["cpu_reference_s"] for r in rows.values()),
+             "load_before": load_before[0], "load_after": os.getloadavg()[0]}
     print(f"{args.tasks} tasks of {args.study}, {pairs:,} (chip, test image) predictions per corrector; "
           f"load {'/'.join(f'{x:.1f}' for x in load_before)} -> {'/'.join(f'{x:.1f}' for x in os.getloadavg())}",
           file=sys.stderr)
@@ -134,6 +182,13 @@ def main(argv: list[str] | None = None) -> dict:
           f"= {total['cpu_reference_s'] / total['cpu_s']:.2f}x faster", file=sys.stderr)
     result = {"correctors": rows, **total}
     print(json.dumps(result))
+    if args.write_docs:
+        sys.path.insert(0, str(ROOT / "examples"))
+        from _docblocks import publish
+
+        command = f"python bench/fit_agreement.py --reference-commit {args.reference_commit} --study {args.study} " \
+                  f"--tasks {args.tasks}" + (f" --hidden {' '.join(map(str, args.hidden))}" if args.hidden else "")
+        publish("studies.md", "fit_agreement", markdown_table(result, len(labels), n_chips), command + " --write-docs")
     return result
 
 

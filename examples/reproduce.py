@@ -27,6 +27,7 @@ SCRIPTS: dict[str, list[list[str]]] = {
                          ["examples/correction_study.py", "--kind", "off", "--write-docs"]],
     "yield_curves": [["examples/yield_curves.py", "--write-docs"]],
     "cnn_mitigation": [["examples/cnn_mitigation.py", "--seeds", "0", "1", "2", "--write-docs"]],
+    # docs/defects.md and docs/imperfections.md
     "density_resolution": [["examples/density_resolution.py", "--write-docs"]],
     "imperfections_baselines": [["examples/imperfections_baselines.py", "--write-docs"]],
     "read_noise_bench": [["bench/read_noise.py", "--write-docs"]],
@@ -36,6 +37,17 @@ SCRIPTS: dict[str, list[list[str]]] = {
                        ["examples/stuck_at_study.py", "--layout", "split", "--densities", "0.1", "--write-docs"],
                        ["examples/stuck_at_study.py", "--densities", "0.1", "--instances", "10", "--pair-encoding",
                         "balanced", "--write-docs"]],
+    # docs/periphery.md, docs/energy.md and docs/studies.md
+    "characterization_table": [["examples/characterization_table.py", "--write-docs"]],
+    "corner_temperature": [["examples/corner_temperature.py", "--transistor-images", "30",
+                            "--transistor-corners", "NOM:25,SS:100,FF:100", "--jobs", "2", "--write-docs"]],
+    "fit_agreement": [["bench/fit_agreement.py", "--reference-commit", "1e19f8a", "--write-docs"]],
+    "periphery_loads": [["examples/periphery_loads.py", "--write-docs"]],
+    "study_bench_tables": [["examples/study_bench_tables.py", "--study", "quick", "--skip-scaling", "--write-docs"],
+                           ["examples/study_bench_tables.py", "--skip-demo", "--write-docs"]],
+    "study_tables": [["-m", "neurodtco", "demo", "--quick", "--out", "results/quick", "--workers", "1", "--force"],
+                     ["examples/study_tables.py", "--results", "results/quick", "--write-docs"]],
+    "system_energy": [["examples/system_energy.py", "--ratios", "16", "8", "4", "--jobs", "2", "--write-docs"]],
 }
 
 

@@ -1,0 +1,49 @@
+"""examples/study_tables.py: the study tables of docs/studies.md, read from a finished results folder."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from neurodtco.report.data import headline_numbers, load_report_data
+from neurodtco.study import SerialExecutor, parse_study, run_study
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import study_tables as example  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    # a small network trained for a few epochs: the tables' form does not depend on how good it is
+    data = {"name": "tiny", "engine": "ideal", "network": {"widths": [64, 8, 10], "epochs": 5},
+            "defects": {"patterns": ["random"], "kinds": ["on", "off"], "arrays": [1], "severities": [0.3],
+                        "instances": 2},
+            "correctors": {"hidden": [4], "baselines": ["affine"], "options": {"max_iter": 20}},
+            "cross_defect": {"enabled": False}}
+    out = tmp_path_factory.mktemp("study") / "tiny"
+    run_study(parse_study(data), out, executor=SerialExecutor())
+    return out
+
+
+def test_tables_rest_on_the_folder(finished):
+    d = load_report_data(finished)
+    findings = example.findings_table(d).splitlines()
+    assert len(findings) == 2 + len(headline_numbers(d))
+    assert "| Defective circuits simulated | 4 |" in "\n".join(findings)  # 1 pattern x 2 kinds x 2 instances
+    by_array = example.by_array_table(d).splitlines()
+    assert len(by_array) == 3 and by_array[2].startswith("| 1 |")
+    # every accuracy carries an interval that contains it
+    for value, low, high in re.findall(r"(\d+\.\d)% \[(\d+\.\d), (\d+\.\d)\]", by_array[2]):
+        assert float(low) <= float(value) <= float(high)
+    throughput = example.throughput_table(d)
+    # 5 circuits (4 defective and the healthy one), each read on all 1,797 digits
+    assert "| circuits; circuit-inferences | 5; 8,985 |" in throughput
+
+
+def test_an_unfinished_folder_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        example.main(["--results", str(tmp_path)])
+    assert "holds no study" in capsys.readouterr().err
