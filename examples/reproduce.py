@@ -47,6 +47,9 @@ SCRIPTS: dict[str, list[list[str]]] = {
                            ["examples/study_bench_tables.py", "--skip-demo", "--write-docs"]],
     "study_tables": [["-m", "neurodtco", "demo", "--quick", "--out", "results/quick", "--workers", "1", "--force"],
                      ["examples/study_tables.py", "--results", "results/quick", "--write-docs"]],
+    "reviewed_study": [["-m", "neurodtco", "demo", "--study", "reviewed", "--out", "results/reviewed"],
+                       ["examples/study_tables.py", "--results", "results/reviewed", "--prefix", "reviewed-",
+                        "--write-docs"]],
     "system_energy": [["examples/system_energy.py", "--ratios", "16", "8", "4", "--jobs", "2", "--write-docs"]],
 }
 

@@ -84,6 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, required=True, help="a finished study's results folder")
     parser.add_argument("--write-docs", action="store_true", help="publish the tables into docs/studies.md")
+    parser.add_argument("--prefix", default="", help="prefix of the block names, so that several studies are shown "
+                                                      "(e.g. reviewed- publishes reviewed-findings ...)")
     args = parser.parse_args(argv)
     if not (args.results / "study.resolved.json").is_file():
         parser.error(f"--results {args.results} holds no study; run one first, e.g. "
@@ -97,10 +99,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for block, body in tables.items():
         print(f"\n{block} ({name}):\n{body}")
     if args.write_docs:
-        command = f"python examples/study_tables.py --results {args.results} --write-docs"
+        command = (f"python examples/study_tables.py --results {args.results}"
+                   f"{f' --prefix {args.prefix}' if args.prefix else ''} --write-docs")
         for block, body in tables.items():
-            publish(PAGE, block, f"Study `{name}` ({args.results}).\n\n{body}", command)
-        print(f"published {', '.join(tables)} into docs/{PAGE}")
+            publish(PAGE, args.prefix + block, f"Study `{name}` ({args.results}).\n\n{body}", command)
+        print(f"published {', '.join(args.prefix + t for t in tables)} into docs/{PAGE}")
 
 
 if __name__ == "__main__":

@@ -47,3 +47,20 @@ def test_an_unfinished_folder_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         example.main(["--results", str(tmp_path)])
     assert "holds no study" in capsys.readouterr().err
+
+
+def test_prefixed_blocks_publish_a_second_study_beside_the_first(finished, tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    names = ("findings", "by_array", "throughput")
+    (docs / "studies.md").write_text("".join(f"<!-- {p}{n}:start -->\n<!-- {p}{n}:end -->\n"
+                                             for p in ("", "other-") for n in names))
+    import _docblocks
+
+    monkeypatch.setattr(example, "publish", lambda page, name, body, command: _docblocks.publish(
+        page, name, body, command, docs=docs))
+    example.main(["--results", str(finished), "--prefix", "other-", "--write-docs"])
+    blocks = _docblocks.blocks((docs / "studies.md").read_text())
+    assert all(blocks[n] == "" for n in names)  # the unprefixed blocks are untouched
+    assert all("--prefix other- --write-docs" in blocks["other-" + n] for n in names)
+    assert "| Defective circuits simulated | 4 |" in blocks["other-findings"]
