@@ -172,9 +172,13 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         """
         raise NotImplementedError
 
-    def _backward(self, blocks: Blocks, x: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
+    def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
                   work: Workspace) -> None:
-        """Write into ``grads`` (shaped as ``blocks``) the gradient of a loss whose gradient in the logits is ``dlogits``."""
+        """Write into ``grads`` (shaped as ``blocks``) the gradient of a loss whose gradient in the logits is ``dlogits``.
+
+        ``x_t`` ``[K, M, F + 1]``: ``_forward``'s inputs images-major (contiguous), the layout in which the
+        products over the images that make the weight gradients run fastest.
+        """
         raise NotImplementedError
 
     def _logit_bound(self, blocks: Blocks) -> Optional[torch.Tensor]:

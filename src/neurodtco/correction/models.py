@@ -84,21 +84,23 @@ class BatchedMLPCorrector(BatchedCorrector):
             torch.clamp(pre, -1.0, 1.0, out=a)
         return torch.bmm(layer2, hidden, out=work.take("logits", (g, c, m))), (pre, hidden)
 
-    def _backward(self, blocks: Blocks, x: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
+    def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
                   work: Workspace) -> None:
         pre, hidden = cache
-        h = pre.shape[1]
+        g, h, c = pre.shape[0], pre.shape[1], dlogits.shape[1]
         a = hidden[:, :h]
         # tanh's derivative needs only its output: the pre-activations' memory takes their gradient.
         da = pre if self.activation == "tanh" else work.take("da", tuple(pre.shape))
-        torch.bmm(blocks[1][:, :, :h].transpose(1, 2), dlogits, out=da)
+        # W2^T contiguous (a small copy) makes the product 1.1 to 1.6x faster than through a transposed view.
+        w2_t = work.take("w2_t", (g, h, c)).copy_(blocks[1][:, :, :h].transpose(1, 2))
+        torch.bmm(w2_t, dlogits, out=da)
         if self.activation == "tanh":
             torch.ops.aten.tanh_backward.grad_input(da, a, grad_input=da)  # da * (1 - a^2), rounded as autograd does
         elif self.activation == "relu":
             da.masked_fill_(pre <= 0, 0.0)
         else:
             da.masked_fill_((pre < -1.0) | (pre > 1.0), 0.0)
-        torch.bmm(da, x.transpose(1, 2), out=grads[0])
+        torch.bmm(da, x_t, out=grads[0])
         torch.bmm(dlogits, hidden.transpose(1, 2), out=grads[1])
 
     def _live_rows(self, n_features: int, n_classes: int) -> int:
@@ -135,11 +137,11 @@ class BatchedAffineCalibration(BatchedCorrector):
     def _forward(self, blocks: Blocks, x: torch.Tensor, work: Workspace) -> tuple[torch.Tensor, Any]:
         layer = blocks[0]  # [K, F, 2]: gain, offset
         v = x[:, :-1]
-        return torch.addcmul(layer[:, :, 1:], v, layer[:, :, :1], out=work.take("logits", tuple(v.shape))), None
+        return torch.addcmul(layer[:, :, 1:], v, layer[:, :, :1], out=work.take("logits", tuple(v.shape))), v
 
-    def _backward(self, blocks: Blocks, x: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
+    def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
                   work: Workspace) -> None:
-        torch.sum(dlogits * x[:, :-1], dim=2, keepdim=True, out=grads[0][:, :, :1])
+        torch.sum(dlogits * cache, dim=2, keepdim=True, out=grads[0][:, :, :1])
         torch.sum(dlogits, dim=2, keepdim=True, out=grads[0][:, :, 1:])
 
     def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
@@ -162,9 +164,9 @@ class BatchedLogisticCorrector(BatchedCorrector):
         layer = blocks[0]  # [K, C, F + 1]: the bias on the ones row
         return torch.bmm(layer, x, out=work.take("logits", (x.shape[0], layer.shape[1], x.shape[2]))), None
 
-    def _backward(self, blocks: Blocks, x: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
+    def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
                   work: Workspace) -> None:
-        torch.bmm(dlogits, x.transpose(1, 2), out=grads[0])
+        torch.bmm(dlogits, x_t, out=grads[0])
 
     def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
         """One product forward, one backward (the weights' gradient)."""
