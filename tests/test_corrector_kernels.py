@@ -94,3 +94,74 @@ def test_without_a_cache_size_the_default_is_used(monkeypatch, tmp_path):
     (tmp_path / "size").write_text("1024K\n")
     monkeypatch.setattr(base, "_L2_SIZE_FILE", tmp_path / "size")
     assert base._l2_bytes(12345) == 1 << 20
+
+
+# ----- the batched objective: buffers, views, groups and subsets ------------------------------------
+
+def test_a_workspace_hands_back_the_same_memory_and_leading_rows_to_smaller_groups():
+    work = Workspace(4, torch.float64, torch.device("cpu"))
+    calls = []
+    full = work.take("a", (4, 3, 5), init=lambda b: calls.append(b.shape))
+    part = work.take("a", (2, 3, 5), init=lambda b: calls.append(b.shape))
+    assert calls == [(4, 3, 5)]  # prepared once, when allocated
+    assert part.data_ptr() == full.data_ptr() and part.is_contiguous()
+    assert work.take("a", (4, 3, 5)) is full  # the same view, not a new one
+    wider = work.take("a", (4, 3, 6))  # another shape is other memory
+    assert wider.shape == (4, 3, 6) and wider.data_ptr() != full.data_ptr()
+    assert work.take("b", (6, 2)).shape == (6, 2)  # more models than a group: grown to fit
+
+
+def _mlp_problem(k: int = 5, n: int = 60, h: int = 3):
+    gen = torch.Generator().manual_seed(7)
+    model = BatchedMLPCorrector(hidden=h)
+    x = torch.randn(k, 4, n, generator=gen, dtype=torch.float64)
+    labels = torch.randint(0, 3, (k, 1, n), generator=gen)
+    params = {name: torch.randn(k, *p.shape, generator=gen, dtype=torch.float64)
+              for name, p in model._init_params(4, 3, gen).items()}
+    blocks = model._blocks(params)
+    theta = torch.cat([b.flatten(1) for b in blocks], dim=1)
+    return model, x, labels, params, [tuple(b.shape[1:]) for b in blocks], theta
+
+
+def _textbook(params: dict, x: torch.Tensor, labels: torch.Tensor, weight_decay: float):
+    """Loss and gradient by autograd of the written-out MLP, penalty on w1 and w2."""
+    leaves = {name: p.clone().requires_grad_(True) for name, p in params.items()}
+    z = leaves["w2"] @ torch.tanh(leaves["w1"] @ x + leaves["b1"]) + leaves["b2"]
+    loss = torch.nn.functional.cross_entropy(z, labels.squeeze(1), reduction="none").mean(dim=1)
+    loss = loss + 0.5 * weight_decay * (leaves["w1"].pow(2).sum(dim=(1, 2)) + leaves["w2"].pow(2).sum(dim=(1, 2)))
+    grads = torch.autograd.grad(loss.sum(), list(leaves.values()))
+    return loss.detach(), dict(zip(leaves, grads))
+
+
+@pytest.mark.parametrize("group", [1, 2, 5])
+def test_the_batched_objective_is_the_textbook_one_for_any_group_size_and_subset(group):
+    """Groups of any size, and subsets of the models in any order and repeated, give each model its own
+    loss and gradient (the reused buffers and the cached inputs of a subset never leak between calls)."""
+    from neurodtco.correction.objective import batched_objective, unflatten, with_ones_row
+
+    model, x, labels, params, shapes, theta = _mlp_problem()
+    mask = torch.cat([torch.nn.functional.pad(torch.ones(r, c - 1, dtype=torch.float64), (0, 1)).flatten()
+                      for r, c in shapes])
+    objective = batched_objective(model, with_ones_row(x), labels, shapes, group, mask, 1e-2)
+    want_loss, want_grads = _textbook(params, x, labels, 1e-2)
+    for index in ([0, 1, 2, 3, 4], [3, 1], [4], [3, 1], [0, 1, 2, 3, 4], [2, 0, 4]):
+        idx = torch.tensor(index)
+        loss, grad = objective(theta[idx].clone(), idx)
+        np.testing.assert_allclose(loss.numpy(), want_loss[idx].numpy(), rtol=1e-12)
+        got = model._params(unflatten(grad, shapes))
+        for name, want in want_grads.items():
+            np.testing.assert_allclose(got[name].numpy(), want[idx].numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_the_objective_returns_fresh_tensors_that_later_calls_leave_alone():
+    """The solver keeps a loss and gradient across evaluations: they must not be views of the reused buffers."""
+    from neurodtco.correction.objective import batched_objective, with_ones_row
+
+    model, x, labels, _, shapes, theta = _mlp_problem()
+    objective = batched_objective(model, with_ones_row(x), labels, shapes, 2, None, 0.0)
+    everyone = torch.arange(5)
+    loss, grad = objective(theta, everyone)
+    kept_loss, kept_grad = loss.clone(), grad.clone()
+    objective(theta * 0.5, everyone)
+    objective(theta[[1, 3]] * 2.0, torch.tensor([1, 3]))
+    assert torch.equal(loss, kept_loss) and torch.equal(grad, kept_grad)
