@@ -23,7 +23,7 @@ import numpy as np
 import sklearn.base
 import torch
 
-from .objective import Blocks, Workspace, batched_objective, cross_entropy, unflatten, with_ones_row
+from .objective import Blocks, Workspace, batched_objective, unflatten, with_ones_row
 from .solvers import adam, lbfgs
 
 FEATURE_SETS = ("outputs", "outputs+hidden", "last_hidden")

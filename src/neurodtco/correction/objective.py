@@ -20,7 +20,7 @@ import torch
 #: largest logit bound about which the log-sum-exp is taken: exp(-2 * 300) is still far above float64's tiny
 _SHIFT_LIMIT = 300.0
 
-Blocks = list  # one tensor [K, rows, columns + 1] per layer: its weights, then its bias as the last column
+Blocks = list[torch.Tensor]  # one tensor [K, rows, columns + 1] per layer: its weights, then its bias as the last column
 
 
 def with_ones_row(x: torch.Tensor) -> torch.Tensor:
