@@ -10,7 +10,10 @@ Run on demand (not in CI), with a checkout of the reference version (e.g. ``git 
 The small grid is the first ``--tasks`` defective tasks of the demo study (24 chips each),
 simulated once with this code. Every corrector of the demo (its hidden sizes, the affine
 baseline, its options) is fitted on them by this code and, in a subprocess, by the reference;
-the agreement is the fraction of (chip, test image) predictions that are equal. The same fits by
+the agreement is the fraction of (chip, test image) predictions that are equal. Each fit's CPU
+seconds (``time.process_time``, one thread) are printed with the speed-up over the reference and
+their ratio to the floor of ``neurodtco.study.floor`` (the fits' product flops at the GEMM rate of
+their shape, measured in the same run). The same fits by
 the reference on voltages moved by one part in 1e15 show how much of any disagreement is the fits'
 own sensitivity to rounding (a one- or two-neuron MLP stopped at 200 iterations is chaotic: any
 change of rounding moves its predictions) rather than a change of what they compute.
@@ -56,18 +59,20 @@ def fit_all(voltages: Path, out: Path, jobs: list[tuple[str, int, dict]], scale:
     for name, h, options in jobs:
         cls = {"mlp": correction.BatchedMLPCorrector, "affine": correction.BatchedAffineCalibration,
                "logistic": correction.BatchedLogisticCorrector}[name]
-        predictions, losses, cpu = [], [], 0.0
+        predictions, losses, cpu, flops = [], [], 0.0, 0.0
         for v in data["voltages"]:
             model = cls(hidden=h, **options) if name == "mlp" else cls(**options)
             start = time.process_time()
             model.fit(v[:, :n_tr] * scale, data["labels"][:n_tr])
             cpu += time.process_time() - start
+            flops += getattr(model, "fit_flops_", float("nan"))  # versions before the floor did not count them
             predictions.append(model.predict(v[:, n_tr:] * scale))
             losses.append(model.final_loss_)
         key = f"{name}-h{h}" if name == "mlp" else name
         result[f"{key}/pred"] = np.stack(predictions)
         result[f"{key}/loss"] = np.stack(losses)
         result[f"{key}/cpu"] = np.array(cpu)
+        result[f"{key}/flops"] = np.array(flops)
     np.savez(out, **result)
 
 
@@ -124,6 +129,8 @@ def markdown_table(result: dict, labels_per_chip: int, n_chips: int) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     """Fit with this code and with the reference; print agreement per corrector and one JSON line."""
+    from neurodtco.study.floor import gemm_rate
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--reference", help="the reference version's src folder")
@@ -140,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ.setdefault("NEURODTCO_CACHE", str(Path(__file__).resolve().parents[1] / ".neurodtco-cache"))
     this_src = str(Path(__import__("neurodtco").__file__).resolve().parents[1])
     jobs = _correctors(args.study, args.hidden)
+    widest = max(h for _, h, _ in _correctors(args.study, None))  # the floor's GEMM shape, as in bench/study.py
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -150,7 +158,11 @@ def main(argv: list[str] | None = None) -> dict:
         _run(args.reference, tmp / "v.npz", tmp / "ref.npz", jobs, 1.0)
         _run(args.reference, tmp / "v.npz", tmp / "ref_moved.npz", jobs, 1.0 + 1e-15)
         this, ref, moved = (np.load(tmp / f) for f in ("this.npz", "ref.npz", "ref_moved.npz"))
-        labels = np.load(tmp / "v.npz")["labels"][int(np.load(tmp / "v.npz")["n_train"]):]
+        data = np.load(tmp / "v.npz")
+        labels = data["labels"][int(data["n_train"]):]
+        # The floor's GEMM rate (neurodtco.study.floor), measured in this run: CPU seconds over the seconds
+        # the fits' products take at it say how far each fit is from the speed of its arithmetic.
+        rate = gemm_rate(int(data["n_train"]), data["voltages"].shape[-1], widest, jobs[0][2].get("dtype", "float64"))
         rows, pairs = {}, 0
         for name, h, _ in jobs:
             key = f"{name}-h{h}" if name == "mlp" else name
@@ -161,25 +173,32 @@ def main(argv: list[str] | None = None) -> dict:
                          # predictions are [tasks, chips, images]: the interval is over the chips
                          "accuracy_ci": list(bootstrap_ci(np.mean((p_this == labels).reshape(-1, len(labels)), axis=1))),
                          "loss": float(this[f"{key}/loss"].mean()), "loss_reference": float(ref[f"{key}/loss"].mean()),
-                         "cpu_s": float(this[f"{key}/cpu"]), "cpu_reference_s": float(ref[f"{key}/cpu"])}
+                         "cpu_s": float(this[f"{key}/cpu"]), "cpu_reference_s": float(ref[f"{key}/cpu"]),
+                         "speedup": float(ref[f"{key}/cpu"]) / float(this[f"{key}/cpu"]),
+                         "floor_s": float(this[f"{key}/flops"]) / rate,
+                         "floor_reference_s": float(ref[f"{key}/flops"]) / rate}
             pairs, n_chips = p_this.size, p_this.size // len(labels)
     total = {"agreement": float(np.mean([r["agreement"] for r in rows.values()])),
              "reference_self_agreement": float(np.mean([r["reference_self_agreement"] for r in rows.values()])),
              "cpu_s": sum(r["cpu_s"] for r in rows.values()),
              "cpu_reference_s": sum(r["cpu_reference_s"] for r in rows.values()),
+             "floor_s": sum(r["floor_s"] for r in rows.values()), "gemm_flops_per_s": rate,
              "load_before": load_before[0], "load_after": os.getloadavg()[0]}
     print(f"{args.tasks} tasks of {args.study}, {pairs:,} (chip, test image) predictions per corrector; "
           f"load {'/'.join(f'{x:.1f}' for x in load_before)} -> {'/'.join(f'{x:.1f}' for x in os.getloadavg())}",
           file=sys.stderr)
     print(f"{'corrector':<10} {'agree':>7} {'ref vs ref+1e-15':>17} {'acc':>7} {'acc ref':>7} {'loss':>8} {'loss ref':>8} "
-          f"{'CPU s':>7} {'ref CPU':>7}", file=sys.stderr)
+          f"{'CPU s':>7} {'ref CPU':>7} {'speed-up':>8} {'x floor':>8} {'ref x floor':>11}", file=sys.stderr)
     for key, r in rows.items():
         print(f"{key:<10} {r['agreement']:7.4f} {r['reference_self_agreement']:17.4f} {r['accuracy']:7.4f} "
               f"{r['accuracy_reference']:7.4f} {r['loss']:8.4f} {r['loss_reference']:8.4f} {r['cpu_s']:7.2f} "
-              f"{r['cpu_reference_s']:7.2f}", file=sys.stderr)
+              f"{r['cpu_reference_s']:7.2f} {r['speedup']:7.2f}x {r['cpu_s'] / r['floor_s']:8.1f} "
+              f"{r['cpu_reference_s'] / r['floor_reference_s']:11.1f}", file=sys.stderr)
+    print(f"floor: the fits' product flops at {rate / 1e9:.1f} GFLOP/s (GEMM of the fits' shape, this run)", file=sys.stderr)
     print(f"all: agreement {total['agreement']:.4f} (the reference with itself on moved voltages: "
           f"{total['reference_self_agreement']:.4f}); CPU {total['cpu_s']:.1f} s vs {total['cpu_reference_s']:.1f} s "
-          f"= {total['cpu_reference_s'] / total['cpu_s']:.2f}x faster", file=sys.stderr)
+          f"= {total['cpu_reference_s'] / total['cpu_s']:.2f}x faster; {total['cpu_s'] / total['floor_s']:.1f}x the floor of "
+          f"{total['floor_s']:.2f} s", file=sys.stderr)
     result = {"correctors": rows, **total}
     print(json.dumps(result))
     if args.write_docs:

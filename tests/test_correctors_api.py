@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from neurodtco.correction import (CORRECTORS, AffineCalibration, BatchedAffineCalibration, BatchedLastLayerRetrain,
                                   BatchedLogisticCorrector, BatchedMLPCorrector, LastLayerRetrain, LogisticCorrector,
                                   MLPCorrector, NotFittedError)
-from neurodtco.correction.base import cross_entropy
+from neurodtco.correction.objective import Workspace, cross_entropy, with_ones_row
 
 ALL = [MLPCorrector, AffineCalibration, LogisticCorrector, LastLayerRetrain, BatchedMLPCorrector,
        BatchedAffineCalibration, BatchedLogisticCorrector, BatchedLastLayerRetrain]
@@ -39,8 +39,10 @@ HT, _ = data(30, 8, 10, 1)
 # were bit-identical after it on the recording machine); other CPUs may round the last digits differently.
 # Since then the gradients are written by hand instead of taken by autograd: equal to rounding
 # (test_hand_written_gradients_are_autograds), which the 80 non-convex L-BFGS steps of mlp_h4_lbfgs
-# amplify to a few 1e-4 in its logits and 2e-6 in its loss; the other fits still agree to 1e-9.
-TOLERANCE = {"mlp_h4_lbfgs": 1e-3}
+# amplify to a few 1e-4 in its logits and 2e-6 in its loss; the other fits still agree to 1e-9. Since the
+# fits carry biases in their products and take the weight gradients from images-major inputs, whose
+# sums MKL rounds differently, the 50 steps of batched_mlp_h3 move its logits by a few 1e-9.
+TOLERANCE = {"mlp_h4_lbfgs": 1e-3, "batched_mlp_h3": 1e-7}
 REFERENCE = {
     "mlp_h4_lbfgs": {
         "predict": "917593201145111099375154025491",
@@ -118,8 +120,9 @@ def test_batched_fits_reproduce_the_recorded_predictions():
     z = model.decision_function(np.stack([XT] * 3))
     ref = REFERENCE["batched_mlp_h3"]
     assert ["".join(map(str, p)) for p in z.argmax(-1)] == ref["predict"]
-    np.testing.assert_allclose(z[:, 0], ref["logits_row0"], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(model.final_loss_, ref["final_loss"], rtol=1e-9)
+    tol = TOLERANCE["batched_mlp_h3"]
+    np.testing.assert_allclose(z[:, 0], ref["logits_row0"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(model.final_loss_, ref["final_loss"], rtol=tol / 100)
 
 
 @pytest.mark.parametrize("model", [BatchedMLPCorrector(hidden=4), BatchedMLPCorrector(hidden=3, activation="relu"),
@@ -133,14 +136,28 @@ def test_hand_written_gradients_are_autograds(model):
     y = torch.randint(0, c, (k, 1, n), generator=gen)
     params = {name: (1.5 * torch.randn(k, *p.shape, generator=gen, dtype=torch.float64)).requires_grad_(True)
               for name, p in model._init_params(f, c, gen).items()}
-    logits, cache = model._forward(params, x)
-    loss, dlogits = cross_entropy(logits.detach(), y)
-    grads = model._backward({name: p.detach() for name, p in params.items()}, x, cache, dlogits)
-    reference = torch.nn.functional.cross_entropy(logits, y.squeeze(1), reduction="none").mean(dim=1)
+    blocks = model._blocks({name: p.detach() for name, p in params.items()})
+    work = Workspace(k, torch.float64, torch.device("cpu"))
+    logits, cache = model._forward(blocks, with_ones_row(x), work)
+    loss, dlogits = cross_entropy(logits, y)
+    grads = [torch.full_like(block, float("nan")) for block in blocks]  # every entry must be written
+    model._backward(blocks, with_ones_row(x).transpose(1, 2).contiguous(), cache, dlogits, grads, work)
+    # The textbook model, written out by name, differentiated by autograd.
+    if model.name == "affine":
+        textbook = x * params["gain"] + params["offset"]
+    elif model.name == "logistic":
+        textbook = params["w"] @ x + params["b"]
+    else:
+        pre = params["w1"] @ x + params["b1"]
+        act = {"tanh": torch.tanh, "relu": torch.relu, "hardtanh": lambda v: v.clamp(-1.0, 1.0)}[model.activation]
+        textbook = params["w2"] @ act(pre) + params["b2"]
+    reference = torch.nn.functional.cross_entropy(textbook, y.squeeze(1), reduction="none").mean(dim=1)
     expected = torch.autograd.grad(reference.sum(), list(params.values()))
+    np.testing.assert_allclose(logits.numpy(), textbook.detach().numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(loss.numpy(), reference.detach().numpy(), rtol=1e-12)
-    for name, want in zip(params, expected):
-        np.testing.assert_allclose(grads[name].detach().numpy(), want.numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
+    for name, value in model._params(grads).items():
+        want = expected[list(params).index(name)]
+        np.testing.assert_allclose(value.numpy(), want.numpy(), rtol=1e-10, atol=1e-14, err_msg=name)
 
 
 # ----- the device the fit runs on -----------------------------------------------------------------

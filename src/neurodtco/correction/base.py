@@ -23,6 +23,7 @@ import numpy as np
 import sklearn.base
 import torch
 
+from .objective import Blocks, Workspace, batched_objective, unflatten, with_ones_row
 from .solvers import adam, lbfgs
 
 FEATURE_SETS = ("outputs", "outputs+hidden", "last_hidden")
@@ -49,11 +50,8 @@ def _l2_bytes(default: int = 1 << 21) -> int:
         return default
 
 
-#: bytes of a group's widest intermediate in a CPU fit: one core's L2. Measured on a 2 MiB-L2 Xeon, fits
-#: with 0.5, 2 and 8 MiB groups took 1.1 : 1 : 1.1 the CPU time (smaller groups pay per-operation overhead).
-_CACHE_BYTES = _l2_bytes()
-#: largest logit bound about which the log-sum-exp is taken: exp(-2 * 300) is still far above float64's tiny
-_SHIFT_LIMIT = 300.0
+#: bytes of a group's arrays alive at once in a CPU fit: one core's L2.
+_GROUP_BYTES = _l2_bytes()
 
 
 class NotFittedError(RuntimeError):
@@ -81,37 +79,6 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}={value!r} is not accepted: choose one of {choices}")
     return value
-
-
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy ``[K]`` of logits ``[K, C, N]`` against labels ``[K, 1, N]``, and its gradient ``[K, C, N]``.
-
-    The gradient is written by hand, ``(softmax - onehot) / N``: autograd's graph costs more than the
-    arithmetic on these small matrices. ``logits`` is not modified.
-    """
-    return _cross_entropy_consuming(logits.clone(), labels, None)
-
-
-def _cross_entropy_consuming(logits: torch.Tensor, labels: torch.Tensor,
-                             bound: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``cross_entropy`` computed in the memory of ``logits`` (which it overwrites).
-
-    ``bound`` ``[K, 1, 1]``, where the model can give one, bounds the magnitude of every logit: the
-    log-sum-exp is then taken about it instead of about each image's largest logit, which saves the
-    reduction over the classes. Every shifted logit lies in ``[-2 bound, 0]``, so nothing overflows,
-    and up to ``_SHIFT_LIMIT`` the largest term of a sum cannot underflow either; a larger bound falls
-    back to the per-image maximum.
-    """
-    n = logits.shape[2]
-    picked = logits.gather(1, labels)
-    if bound is None or float(bound.max()) > _SHIFT_LIMIT:
-        bound = logits.amax(dim=1, keepdim=True)
-    e = logits.sub_(bound).exp_()
-    total = e.sum(dim=1, keepdim=True)
-    loss = (total.log() + bound - picked).squeeze(1).mean(dim=1)
-    grad = e.mul_((1.0 / n) / total)
-    grad.scatter_add_(1, labels, torch.full(labels.shape, -1.0 / n, dtype=grad.dtype, device=grad.device))
-    return loss, grad
 
 
 def check_device(value: Any) -> str:
@@ -149,6 +116,9 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
     single_chip = False
     #: names of the parameters that get the L2 penalty (weight matrices, not biases)
     _penalised: tuple[str, ...] = ()
+    #: the layers as (weights, bias) parameter names: a fit stores each layer as one matrix
+    #: ``[rows, columns + 1]``, the bias its last column, which meets a row of ones under the inputs
+    _layers: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, *, features: str = "outputs", seed: int = 0, solver: str = "lbfgs",
                  max_iter: Optional[int] = None, learning_rate: float = 0.05, weight_decay: float = 1e-4,
@@ -194,19 +164,24 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         """One model's initial parameters (no leading K axis)."""
         raise NotImplementedError
 
-    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]`` (features-major), and what ``_backward`` needs.
+    def _forward(self, blocks: Blocks, x: torch.Tensor, work: Workspace) -> tuple[torch.Tensor, Any]:
+        """Logits ``[K, C, M]`` of inputs ``x`` ``[K, F + 1, M]`` (standardized, features-major, a row of ones last)
+        by the layers ``blocks`` (``_layers``, each ``[K, rows, columns + 1]``), and what ``_backward`` needs.
 
-        The logits must be a tensor of their own: the fit's loss overwrites them with its gradient.
+        The logits may live in ``work``: the fit's loss overwrites them with its gradient.
         """
         raise NotImplementedError
 
-    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
-                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Gradient of a loss with respect to each parameter, given its gradient ``dlogits`` with respect to the logits."""
+    def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
+                  work: Workspace) -> None:
+        """Write into ``grads`` (shaped as ``blocks``) the gradient of a loss whose gradient in the logits is ``dlogits``.
+
+        ``x_t`` ``[K, M, F + 1]``: ``_forward``'s inputs images-major (contiguous), the layout in which the
+        products over the images that make the weight gradients run fastest.
+        """
         raise NotImplementedError
 
-    def _logit_bound(self, params: dict[str, torch.Tensor]) -> Optional[torch.Tensor]:
+    def _logit_bound(self, blocks: Blocks) -> Optional[torch.Tensor]:
         """A bound ``[K, 1, 1]`` of the magnitude of every logit of each model whatever its inputs, or None."""
         return None
 
@@ -214,13 +189,24 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         """Flops of the linear maps in one model's loss and gradient on ``n_images`` (the least a fit evaluation costs)."""
         raise NotImplementedError
 
-    def _widest(self, n_features: int, n_classes: int) -> int:
-        """Rows of one model's widest intermediate array (its columns are the images)."""
-        return max(n_features, n_classes)
+    def _live_rows(self, n_features: int, n_classes: int) -> int:
+        """Rows of one model's arrays alive at once in an evaluation (their columns are the images): inputs and logits."""
+        return n_features + 1 + n_classes
+
+    def _blocks(self, params: dict[str, torch.Tensor]) -> Blocks:
+        """The layers ``[K, rows, columns + 1]`` of parameters by name (``_layers``)."""
+        return [torch.cat([params[w], params[b]], dim=-1) for w, b in self._layers]
+
+    def _params(self, blocks: Blocks) -> dict[str, torch.Tensor]:
+        """Parameters by name of the layers ``blocks``."""
+        out = {}
+        for (w, b), block in zip(self._layers, blocks):
+            out[w], out[b] = block[..., :-1].contiguous(), block[..., -1:].contiguous()
+        return out
 
     def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]``."""
-        return self._forward(params, x)[0]
+        """Logits ``[K, C, M]`` of standardized inputs ``x`` ``[K, F, M]`` by parameters by name."""
+        return self._forward(self._blocks(params), with_ones_row(x), Workspace(x.shape[0], x.dtype, x.device))[0]
 
     def count_parameters(self, n_features: int = 10, n_classes: int = 10) -> int:
         """Trainable numbers of one model for ``n_features`` inputs and ``n_classes`` classes."""
@@ -291,47 +277,19 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
             yt = torch.as_tensor(np.array(labels, dtype=np.int64), device=device).reshape(k, 1, n)
             gen = torch.Generator().manual_seed(settings["seed"])
             # Every model starts from the same draw: the fit of chip k then does not depend on K.
-            init = self._init_params(f, c, gen)
-            shapes = {name: tuple(p.shape) for name, p in init.items()}
-            theta0 = torch.cat([p.to(dtype).reshape(1, -1) for p in init.values()], dim=1).repeat(k, 1).to(device)
+            init = self._blocks(self._init_params(f, c, gen))
+            shapes = [tuple(block.shape) for block in init]
+            theta0 = torch.cat([block.to(dtype).reshape(1, -1) for block in init], dim=1).repeat(k, 1).to(device)
             weight_decay = settings["weight_decay"]
-
-            def unflatten(theta: torch.Tensor) -> dict[str, torch.Tensor]:
-                out, start = {}, 0
-                for name, shape in shapes.items():
-                    size = math.prod(shape)
-                    out[name] = theta[:, start:start + size].reshape(theta.shape[0], *shape)
-                    start += size
-                return out
-
-            # On a CPU, models go through the loss in groups whose intermediates ([models, widest, N])
-            # stay in cache: the elementwise passes, not the products, bound these small models.
-            width = self._widest(f, c) * n * xs.element_size()
-            group = max(1, _CACHE_BYTES // width) if device.type == "cpu" else k
-
             # 1 on the entries of the penalised weight matrices, 0 on biases and gains.
-            mask = torch.cat([torch.full((math.prod(shape),), float(name in self._penalised), dtype=dtype)
-                              for name, shape in shapes.items()]).to(device)
+            mask = torch.cat([torch.nn.functional.pad(torch.full((rows, cols - 1), float(w in self._penalised),
+                                                                 dtype=dtype), (0, 1)).flatten()
+                              for (w, _), (rows, cols) in zip(self._layers, shapes)]).to(device)
             penalised = mask if self._penalised and weight_decay > 0 else None
-
-            def objective(theta: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                """Loss ``[K']`` and its gradient ``[K', P]`` of the models ``index`` (penalty included)."""
-                x_sub, y_sub = (xs, yt) if len(index) == k else (xs[index], yt[index])
-                loss = torch.empty(len(index), dtype=dtype, device=device)
-                grad = torch.empty_like(theta)
-                for start in range(0, len(index), group):
-                    part = slice(start, start + group)
-                    params = unflatten(theta[part])
-                    logits, cache = self._forward(params, x_sub[part])  # [K', C, N]
-                    loss[part], dlogits = _cross_entropy_consuming(logits, y_sub[part], self._logit_bound(params))
-                    grads = self._backward(params, x_sub[part], cache, dlogits)
-                    torch.cat([grads[name].flatten(1) for name in shapes], dim=1, out=grad[part])
-                if penalised is not None:  # once over all models: per group it was a dozen tiny operations
-                    weights = theta * penalised
-                    loss += (0.5 * weight_decay) * torch.linalg.vecdot(weights, weights)
-                    grad.add_(weights, alpha=weight_decay)
-                return loss, grad
-
+            # On a CPU, models go through the loss in groups whose arrays alive at once ([models, rows, N])
+            # stay in cache: the elementwise passes, not the products, bound these small models.
+            group = max(1, _GROUP_BYTES // (self._live_rows(f, c) * n * xs.element_size())) if device.type == "cpu" else k
+            objective = batched_objective(self, with_ones_row(xs), yt, shapes, group, penalised, weight_decay)
             if settings["solver"] == "lbfgs":
                 theta, history, iterations, evaluations = lbfgs(objective, theta0, self.iterations, settings["tol"])
             else:
@@ -339,8 +297,7 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
                                                                settings["learning_rate"])
         finally:
             torch.set_num_threads(threads)
-        params = unflatten(theta)
-        self.params_ = {name: p.detach().cpu() for name, p in params.items()}
+        self.params_ = {name: p.detach().cpu() for name, p in self._params(unflatten(theta, shapes)).items()}
         self.mean_, self.std_ = mean.cpu(), std.cpu()
         self.n_models_, self.n_features_in_, self.n_classes_ = k, f, c
         self.loss_history_ = np.stack(history)

@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 import torch
 
-from .base import (ACTIVATIONS, FEATURE_SETS, SOLVERS, BatchedCorrector, NotFittedError, check_choice,
-                   check_int)
+from .base import ACTIVATIONS, FEATURE_SETS, SOLVERS, BatchedCorrector, NotFittedError, check_choice, check_int
+from .objective import Blocks, Workspace
 
 __all__ = ["ACTIVATIONS", "FEATURE_SETS", "SOLVERS", "BatchedCorrector", "NotFittedError", "BatchedMLPCorrector",
            "BatchedAffineCalibration", "BatchedLogisticCorrector", "BatchedLastLayerRetrain", "MLPCorrector",
@@ -35,6 +35,7 @@ class BatchedMLPCorrector(BatchedCorrector):
 
     name = "mlp"
     _penalised = ("w1", "w2")
+    _layers = (("w1", "b1"), ("w2", "b2"))
 
     # Every setting is spelled out: scikit-learn reads the parameter names from this signature.
     def __init__(self, hidden: int = 8, *, activation: str = "tanh", features: str = "outputs", seed: int = 0,
@@ -68,38 +69,50 @@ class BatchedMLPCorrector(BatchedCorrector):
         return {"w1": _uniform((h, n_features), n_features, generator), "b1": _uniform((h, 1), n_features, generator),
                 "w2": _uniform((n_classes, h), h, generator), "b2": _uniform((n_classes, 1), h, generator)}
 
-    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        pre = torch.baddbmm(params["b1"], params["w1"], x)
+    def _forward(self, blocks: Blocks, x: torch.Tensor, work: Workspace) -> tuple[torch.Tensor, Any]:
+        layer1, layer2 = blocks  # [K, h, F + 1], [K, C, h + 1]: both biases ride in the products
+        g, m, h, c = x.shape[0], x.shape[2], layer1.shape[1], layer2.shape[1]
+        pre = torch.bmm(layer1, x, out=work.take("pre", (g, h, m)))
+        # The hidden values sit above a row of ones, which carries the output bias.
+        hidden = work.take("hidden", (g, h + 1, m), init=lambda buffer: buffer[:, h].fill_(1.0))
+        a = hidden[:, :h]
         if self.activation == "tanh":
-            a = torch.tanh(pre)
+            torch.tanh(pre, out=a)
         elif self.activation == "relu":
-            a = torch.relu(pre)
+            torch.clamp_min(pre, 0.0, out=a)
         else:
-            a = torch.clamp(pre, -1.0, 1.0)
-        return torch.baddbmm(params["b2"], params["w2"], a), (pre, a)
+            torch.clamp(pre, -1.0, 1.0, out=a)
+        return torch.bmm(layer2, hidden, out=work.take("logits", (g, c, m))), (pre, hidden)
 
-    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
-                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
-        pre, a = cache
-        da = torch.bmm(params["w2"].transpose(1, 2), dlogits)
+    def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
+                  work: Workspace) -> None:
+        pre, hidden = cache
+        g, h, c = pre.shape[0], pre.shape[1], dlogits.shape[1]
+        a = hidden[:, :h]
+        # tanh's derivative needs only its output: the pre-activations' memory takes their gradient.
+        da = pre if self.activation == "tanh" else work.take("da", tuple(pre.shape))
+        # W2^T contiguous (a small copy) makes the product 1.1 to 1.6x faster than through a transposed view.
+        w2_t = work.take("w2_t", (g, h, c)).copy_(blocks[1][:, :, :h].transpose(1, 2))
+        torch.bmm(w2_t, dlogits, out=da)
         if self.activation == "tanh":
-            da = torch.ops.aten.tanh_backward(da, a)  # da * (1 - a^2) in one pass, rounded as autograd does
+            torch.ops.aten.tanh_backward.grad_input(da, a, grad_input=da)  # da * (1 - a^2), rounded as autograd does
         elif self.activation == "relu":
             da.masked_fill_(pre <= 0, 0.0)
         else:
             da.masked_fill_((pre < -1.0) | (pre > 1.0), 0.0)
-        return {"w1": torch.bmm(da, x.transpose(1, 2)), "b1": da.sum(dim=2, keepdim=True),
-                "w2": torch.bmm(dlogits, a.transpose(1, 2)), "b2": dlogits.sum(dim=2, keepdim=True)}
+        torch.bmm(da, x_t, out=grads[0])
+        torch.bmm(dlogits, hidden.transpose(1, 2), out=grads[1])
 
-    def _widest(self, n_features: int, n_classes: int) -> int:
-        return max(n_features, n_classes, int(self.hidden))
+    def _live_rows(self, n_features: int, n_classes: int) -> int:
+        """Inputs with their ones row, pre-activations (then their gradient), hidden values with theirs, logits."""
+        h = int(self.hidden)
+        return n_features + 1 + h + (h + 1) + n_classes + (0 if self.activation == "tanh" else h)
 
-    def _logit_bound(self, params: dict[str, torch.Tensor]) -> Optional[torch.Tensor]:
+    def _logit_bound(self, blocks: Blocks) -> Optional[torch.Tensor]:
         """With tanh or hardtanh every hidden value is in [-1, 1]: a logit's magnitude is at most ``sum |w2| + |b2|`` of its row."""
         if self.activation == "relu":
             return None
-        rows = params["w2"].abs().sum(dim=2, keepdim=True) + params["b2"].abs()  # [K, C, 1]
-        return rows.amax(dim=1, keepdim=True)
+        return blocks[1].abs().sum(dim=2, keepdim=True).amax(dim=1, keepdim=True)
 
     def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
         """Two products forward (F -> h -> C), three backward (weights of both layers, and the hidden gradient)."""
@@ -111,6 +124,7 @@ class BatchedAffineCalibration(BatchedCorrector):
 
     name = "affine"
     _penalised = ()  # a gain is not a weight to shrink: shrinking all gains only softens the softmax
+    _layers = (("gain", "offset"),)
 
     def _init_params(self, n_features: int, n_classes: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         if n_features != n_classes:
@@ -120,12 +134,15 @@ class BatchedAffineCalibration(BatchedCorrector):
         return {"gain": torch.ones(n_features, 1, dtype=torch.float64),
                 "offset": torch.zeros(n_features, 1, dtype=torch.float64)}
 
-    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        return x * params["gain"] + params["offset"], None
+    def _forward(self, blocks: Blocks, x: torch.Tensor, work: Workspace) -> tuple[torch.Tensor, Any]:
+        layer = blocks[0]  # [K, F, 2]: gain, offset
+        v = x[:, :-1]
+        return torch.addcmul(layer[:, :, 1:], v, layer[:, :, :1], out=work.take("logits", tuple(v.shape))), v
 
-    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
-                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"gain": (dlogits * x).sum(dim=2, keepdim=True), "offset": dlogits.sum(dim=2, keepdim=True)}
+    def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
+                  work: Workspace) -> None:
+        torch.sum(dlogits * cache, dim=2, keepdim=True, out=grads[0][:, :, :1])
+        torch.sum(dlogits, dim=2, keepdim=True, out=grads[0][:, :, 1:])
 
     def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
         """A multiply and an add per voltage forward; a multiply and two adds backward."""
@@ -137,17 +154,19 @@ class BatchedLogisticCorrector(BatchedCorrector):
 
     name = "logistic"
     _penalised = ("w",)
+    _layers = (("w", "b"),)
 
     def _init_params(self, n_features: int, n_classes: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         return {"w": torch.zeros(n_classes, n_features, dtype=torch.float64),
                 "b": torch.zeros(n_classes, 1, dtype=torch.float64)}  # convex: zero start is fine
 
-    def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        return torch.baddbmm(params["b"], params["w"], x), None
+    def _forward(self, blocks: Blocks, x: torch.Tensor, work: Workspace) -> tuple[torch.Tensor, Any]:
+        layer = blocks[0]  # [K, C, F + 1]: the bias on the ones row
+        return torch.bmm(layer, x, out=work.take("logits", (x.shape[0], layer.shape[1], x.shape[2]))), None
 
-    def _backward(self, params: dict[str, torch.Tensor], x: torch.Tensor, cache: Any,
-                  dlogits: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"w": torch.bmm(dlogits, x.transpose(1, 2)), "b": dlogits.sum(dim=2, keepdim=True)}
+    def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
+                  work: Workspace) -> None:
+        torch.bmm(dlogits, x_t, out=grads[0])
 
     def flops_per_evaluation(self, n_features: int, n_classes: int, n_images: int) -> int:
         """One product forward, one backward (the weights' gradient)."""

@@ -78,8 +78,11 @@ def lbfgs(objective: Objective, theta0: torch.Tensor, max_iter: int, tol: float,
     value, grad = value_and_grad(theta, everyone)
     s_hist = torch.zeros(memory, k, p, dtype=dtype, device=device)
     y_hist = torch.zeros(memory, k, p, dtype=dtype, device=device)
-    rho = torch.zeros(memory, k, dtype=dtype, device=device)  # 0 marks a pair a model did not accept (no effect)
-    gamma = torch.ones(k, dtype=dtype, device=device)
+    rho = torch.zeros(memory, k, 1, dtype=dtype, device=device)  # 0 marks a pair a model did not accept (no effect)
+    # Views of each stored pair, made once: the recursion below is a few dozen tiny operations per
+    # iteration, and on models this small each operation costs its dispatch, not its arithmetic.
+    s_slot, y_slot, rho_slot = list(s_hist.unbind(0)), list(y_hist.unbind(0)), list(rho.unbind(0))
+    gamma = torch.ones(k, 1, dtype=dtype, device=device)
     active = torch.ones(k, dtype=torch.bool, device=device)
     iterations = torch.zeros(k, dtype=torch.int64, device=device)
     history = [_numpy(value)]
@@ -87,57 +90,86 @@ def lbfgs(objective: Objective, theta0: torch.Tensor, max_iter: int, tol: float,
         active &= grad.abs().amax(dim=1) > tol
         if not bool(active.any()):
             break
+        everyone_moves = bool(active.all())
         # Two-loop recursion over the stored pairs, newest first, then oldest first.
         slots = [(it - 1 - j) % memory for j in range(min(it, memory))]
         q = grad.clone()
         alphas = []
-        for j in slots:  # fused products: the recursion is a few dozen tiny operations per iteration
-            a = rho[j] * torch.linalg.vecdot(s_hist[j], q)
-            q.addcmul_(a[:, None], y_hist[j], value=-1.0)
+        for j in slots:
+            a = torch.linalg.vecdot(s_slot[j], q).unsqueeze_(1).mul_(rho_slot[j])
+            q.addcmul_(a, y_slot[j], value=-1.0)
             alphas.append(a)
-        r = gamma[:, None] * q
+        direction = q.mul_(gamma)
         for j, a in zip(reversed(slots), reversed(alphas)):
-            b = rho[j] * torch.linalg.vecdot(y_hist[j], r)
-            r.addcmul_(s_hist[j], (a - b)[:, None])
-        direction = -r
-        slope = (grad * direction).sum(dim=1)
+            b = torch.linalg.vecdot(y_slot[j], direction).unsqueeze_(1).mul_(rho_slot[j])
+            direction.addcmul_(s_slot[j], a.sub_(b))
+        direction.neg_()
+        slope = torch.linalg.vecdot(grad, direction)
         uphill = slope >= 0  # lost curvature information: fall back to steepest descent
         if bool(uphill.any()):
             direction[uphill] = -grad[uphill]
-            slope = torch.where(uphill, -(grad * grad).sum(dim=1), slope)
+            slope = torch.where(uphill, -torch.linalg.vecdot(grad, grad), slope)
         # First step scaled as in torch.optim.LBFGS (the gradient's size says nothing yet about curvature).
         t = torch.ones(k, dtype=dtype, device=device) if it else torch.clamp(1.0 / grad.abs().sum(dim=1), max=1.0)
-        # Each trial point is evaluated with its gradient: the first trial (t = 1) is usually accepted,
-        # so an iteration mostly costs one forward and one backward pass.
-        step = torch.zeros(k, dtype=dtype, device=device)
-        new_value, new_grad = value.clone(), grad.clone()
-        waiting = active.clone()
-        for _ in range(40):
-            idx = waiting.nonzero().squeeze(1)
-            trial_value, trial_grad = value_and_grad(theta[idx] + t[idx, None] * direction[idx], idx)
-            ok = trial_value <= value[idx] + 1e-4 * t[idx] * slope[idx]
-            done = idx[ok]
-            step[done] = t[done]
-            new_value[done] = trial_value[ok]
-            new_grad[done] = trial_grad[ok]
-            waiting[done] = False
-            if not bool(waiting.any()):
-                break
-            t = torch.where(waiting, 0.5 * t, t)
+        step, new_value, new_grad = _line_search(value_and_grad, theta, value, grad, direction, slope, t, active,
+                                                 everyone if everyone_moves else None)
         active &= step > 0  # no step lowers this model's loss: it is at its optimum within rounding
-        new_theta = theta + step[:, None] * direction
-        s_vec, y_vec = new_theta - theta, new_grad - grad
-        sy = (s_vec * y_vec).sum(dim=1)
-        accept = active & (sy > tiny)
         slot = it % memory
-        s_hist[slot], y_hist[slot] = s_vec, y_vec
-        rho[slot] = torch.where(accept, 1.0 / torch.where(accept, sy, torch.ones_like(sy)), torch.zeros_like(sy))
-        gamma = torch.where(accept, sy / (y_vec * y_vec).sum(dim=1).clamp_min(tiny), gamma)
-        theta = torch.where(active[:, None], new_theta, theta)
-        value = torch.where(active, new_value, value)
-        grad = torch.where(active[:, None], new_grad, grad)
+        new_theta = torch.addcmul(theta, step[:, None], direction)
+        s_vec = torch.sub(new_theta, theta, out=s_slot[slot])
+        y_vec = torch.sub(new_grad, grad, out=y_slot[slot])
+        sy = torch.linalg.vecdot(s_vec, y_vec).unsqueeze_(1)
+        accept = active[:, None] & (sy > tiny)
+        rho_slot[slot].copy_(torch.where(accept, sy.reciprocal(), 0.0))
+        gamma = torch.where(accept, sy / torch.linalg.vecdot(y_vec, y_vec).unsqueeze_(1).clamp_min_(tiny), gamma)
+        if bool(active.all()):
+            theta, value, grad = new_theta, new_value, new_grad
+        else:
+            theta = torch.where(active[:, None], new_theta, theta)
+            value = torch.where(active, new_value, value)
+            grad = torch.where(active[:, None], new_grad, grad)
         iterations += active
         if it % 50 == 0:
             history.append(_numpy(value))
     history.append(_numpy(value))
     return theta, history, iterations.cpu().numpy(), evaluations
+
+
+def _line_search(value_and_grad: Objective, theta: torch.Tensor, value: torch.Tensor, grad: torch.Tensor,
+                 direction: torch.Tensor, slope: torch.Tensor, t: torch.Tensor, active: torch.Tensor,
+                 everyone: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Backtracking (Armijo) steps ``[K]`` of the ``active`` models from trial steps ``t``, halved until accepted.
+
+    Each trial point is evaluated with its gradient: the first trial (t = 1) is usually accepted, so an
+    iteration mostly costs one forward and one backward pass; ``everyone`` (all model indices, when
+    all are active) lets that common case skip the gathers and scatters of a subset. Returns the steps
+    (0 where none lowered a model's loss within 40 halvings) and the loss and gradient there.
+    """
+    if everyone is not None:
+        trial_value, trial_grad = value_and_grad(torch.addcmul(theta, t[:, None], direction), everyone)
+        ok = trial_value <= value + 1e-4 * t * slope
+        if bool(ok.all()):
+            return t, trial_value, trial_grad
+        first = (everyone, trial_value, trial_grad, ok)
+    else:
+        first = None
+    step = torch.zeros_like(value)
+    new_value, new_grad = value.clone(), grad.clone()
+    waiting = active.clone()
+    for _ in range(40):
+        if first is not None:
+            idx, trial_value, trial_grad, ok = first
+            first = None
+        else:
+            idx = waiting.nonzero().squeeze(1)
+            trial_value, trial_grad = value_and_grad(theta[idx] + t[idx, None] * direction[idx], idx)
+            ok = trial_value <= value[idx] + 1e-4 * t[idx] * slope[idx]
+        done = idx[ok]
+        step[done] = t[done]
+        new_value[done] = trial_value[ok]
+        new_grad[done] = trial_grad[ok]
+        waiting[done] = False
+        if not bool(waiting.any()):
+            break
+        t = torch.where(waiting, 0.5 * t, t)
+    return step, new_value, new_grad
