@@ -24,7 +24,10 @@ SCRIPTS: dict[str, list[list[str]]] = {
     "mitigation_comparison": [["examples/mitigation_comparison.py", "--out", "results/mitigation", "--write-docs"]],
     "restatements": [["examples/restatements.py", "--write-docs"]],
     "correction_study": [["examples/correction_study.py", "--write-docs"],
-                         ["examples/correction_study.py", "--kind", "off", "--write-docs"]],
+                         ["examples/correction_study.py", "--kind", "off", "--write-docs"],
+                         ["examples/correction_study.py", "--mode", "severity", "--write-docs"]],
+    "bench_correction": [["bench/correction.py", "--write-docs"]],
+    "correction_iterations": [["examples/correction_iterations.py", "--write-docs"]],
     "yield_curves": [["examples/yield_curves.py", "--write-docs"]],
     "cnn_mitigation": [["examples/cnn_mitigation.py", "--seeds", "0", "1", "2", "--write-docs"]],
 }
