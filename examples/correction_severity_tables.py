@@ -47,11 +47,12 @@ def cases(res: dict[str, Any]) -> str:
              "| pattern | array | density (achieved) | before (%) | gain, MLP h=8 (pts) | "
              + " | ".join(f"{label} ({n[key]}) (%)" for key, label in CORRECTORS) + " |",
              "|---" * (5 + len(CORRECTORS)) + "|"]
-    reach = 0
+    reach = {key: 0 for key, _ in CORRECTORS}
     for i, case in enumerate(res["cases"]):
         sel = case_of == i
         gains = after["mlp8"][sel] - before[sel]
-        reach += np.median(gains) >= 0.25
+        for key in reach:
+            reach[key] += np.median(after[key][sel] - before[sel]) >= 0.25
         flag = "" if case["in_range"] else " *"
         lines.append(f"| {case['pattern']} | {case['layer']} | {case['density']:.3f} ({case['achieved_density']:.3f}) "
                      f"| {with_ci(before[sel])}{flag} | {with_ci(gains, signed=True)} | "
@@ -60,11 +61,16 @@ def cases(res: dict[str, Any]) -> str:
     starred = "`*`: no density puts the median in 40-60 % (see the notes). " if not all(
         c["in_range"] for c in res["cases"]) else "Every case has a density in the band. "
     lines += ["", f"{starred}Test medians before correction: {100 * min(medians):.1f}-{100 * max(medians):.1f} %. "
-              f"Cases with a median gain of at least 25 points after the MLP h=8: {reach} of {len(res['cases'])}."]
+              f"Cases with a median gain of at least 25 points: " + ", ".join(
+                  f"{label} {reach[key]}" for key, label in CORRECTORS) + f" of {len(res['cases'])}."]
     notes = [f"- {c['pattern']} on array {c['layer']}: {c['note']}" for c in res["cases"] if c["note"]]
-    hits = (before <= 0.55) & (after["mlp8"] >= 0.85)
-    lines += ["", f"Chips from <= 55 % to >= 85 % with the MLP h=8: {int(hits.sum())} of the {int((before <= 0.55).sum())}"
-              f" that start at <= 55 % ({len(before)} chips in all)."]
+    hits = np.flatnonzero((before <= 0.55) & (after["mlp8"] >= 0.85))
+    lines += ["", f"Chips from <= 55 % to >= 85 % with the MLP h=8: {hits.size} of the {int((before <= 0.55).sum())}"
+              f" that start at <= 55 % ({len(before)} chips in all); the largest gains:"]
+    for k in sorted(hits, key=lambda k: after["mlp8"][k] - before[k], reverse=True)[:3]:
+        case = res["cases"][case_of[k]]
+        lines.append(f"- {case['pattern']} on array {case['layer']} (density {case['density']:.3f}): "
+                     f"{100 * before[k]:.1f} % -> {100 * after['mlp8'][k]:.1f} %")
     return "\n".join(lines + (["", "Notes:", *notes] if notes else []))
 
 
