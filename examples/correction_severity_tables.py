@@ -153,11 +153,10 @@ def budget(res: dict[str, Any]) -> str:
     n_chips = len(res["before"])
     lines = [f"Median test accuracy (%) over the {n_chips} chips with 95 % bootstrap intervals over the chips, "
              f"against the labelled images each chip is calibrated on (class-balanced subsets of its "
-             f"{res['n_train']} training images; 'all' = every one).", "",
+             f"{res['n_train']} training images; the last row: all of them).", "",
              "| labelled images per chip | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for j, size in enumerate(res["budget"][names[0]]["budget"]):
-        label = "all" if size is None else str(size)
-        lines.append(f"| {label} | " + " | ".join(with_ci(res["budget"][n]["accuracy"][j]) for n in names) + " |")
+        lines.append(f"| {size} | " + " | ".join(with_ci(res["budget"][n]["accuracy"][j]) for n in names) + " |")
     lines.append("| (no correction) | " + " | ".join(with_ci(res["before"]) for _ in names) + " |")
     t = res["timings"]
     lines += ["", "Time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in t.items())]
