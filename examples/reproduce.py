@@ -28,6 +28,9 @@ SCRIPTS: dict[str, list[list[str]]] = {
                          ["examples/correction_study.py", "--mode", "severity", "--write-docs"]],
     "bench_correction": [["bench/correction.py", "--write-docs"]],
     "correction_iterations": [["examples/correction_iterations.py", "--write-docs"]],
+    "population_corrector": [["examples/population_corrector.py", "--mode", "labels", "--no-cross", "--write-docs"],
+                             ["examples/population_corrector.py", "--mode", "labels+reference", "--no-cross",
+                              "--write-docs"]],
     "yield_curves": [["examples/yield_curves.py", "--write-docs"]],
     "cnn_mitigation": [["examples/cnn_mitigation.py", "--seeds", "0", "1", "2", "--write-docs"]],
 }
