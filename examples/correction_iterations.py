@@ -66,7 +66,7 @@ def sample_chips(n_chips: int, seed: int = 0, study_name: str = "demo") -> ChipS
 def fit_grid(sample: ChipSample, hidden: tuple[int, ...] = HIDDEN,
              iterations: tuple[int, ...] = ITERATIONS) -> dict[tuple[int, int], dict[str, np.ndarray]]:
     """Per (h, iterations): each chip's final loss, iterations run and per-image correctness on validation and test."""
-    a, b = sample.n_train, sample.n_train + sample.n_validation
+    a = sample.n_train
     grid = {}
     for h in hidden:
         for n_iter in iterations:
@@ -96,7 +96,7 @@ def _paired(a: np.ndarray, b: np.ndarray, scale: float, digits: int) -> str:
 
 
 def table(grid: dict[tuple[int, int], dict[str, np.ndarray]], reference: int = REFERENCE) -> str:
-    """The Markdown table: per h and budget, loss and accuracies with intervals, paired differences against ``reference``."""
+    """Markdown table per h and budget: loss and accuracies with intervals, paired differences against ``reference``."""
     lines = ["| hidden h | L-BFGS iterations (budget) | iterations run (mean) | final loss | validation accuracy (%) | "
              f"test accuracy (%) | loss - {reference} it. | test - {reference} it. (pts) |",
              "|---|---|---|---|---|---|---|---|"]

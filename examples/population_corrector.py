@@ -119,7 +119,8 @@ def main() -> None:
                   f"chips; share of the oracle's recovery: (acc - uncorrected) / (oracle - uncorrected) on chip means. "
                   f"{elapsed / 60:.0f} minutes for the seven folds.")
         curve, per_pattern = curve_table(lopo), pattern_table(lopo)
-        print(f"{header}\n\n{curve}\n\nPer held-out pattern (mean test accuracy %, k labelled images):\n\n{per_pattern}")
+        print(f"{header}\n\n{curve}\n\nPer held-out pattern (mean test accuracy %, k labelled images):\n")
+        print(per_pattern)
         if args.write_docs:
             name = "population-" + ("labels" if reference is None else "reference")
             command = f"python examples/population_corrector.py --mode {mode} --no-cross --write-docs" + (
