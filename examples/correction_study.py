@@ -325,8 +325,8 @@ def main() -> None:
                         help="Patterns, comma separated (default: random in physical mode, all seven in severity).")
     parser.add_argument("--out", type=Path, default=Path("out/correction"), help="Folder for figures and results.json.")
     parser.add_argument("--dtype", default="float32",
-                        help="Corrector arithmetic: float32 (default, faster for most sizes) or float64 (batched fits "
-                             "then match one-by-one fits; case medians moved by at most 1.7 points when measured).")
+                        help="Corrector arithmetic: float32 (default, as the published tables) or float64 (the "
+                             "library default: batched fits then match one-by-one fits; bench/correction.py times both).")
     parser.add_argument("--quick", action="store_true",
                         help="physical: 1 seed x 2 instances; severity: 2 instances, h in {1,2,8,32}, 4 budgets.")
     parser.add_argument("--json", action="store_true", help="Print the whole result as one JSON line at the end.")
