@@ -22,6 +22,7 @@ Run from the repository root (writes Markdown tables to stdout, figures and resu
     .venv/bin/python examples/correction_study.py --write-docs     # ... and publish the tables into docs/correction.md
     .venv/bin/python examples/correction_study.py --quick          # 1 seed x 2 instances
     .venv/bin/python examples/correction_study.py --mode severity  # the published figures (~11 min on 2 busy cores)
+    .venv/bin/python examples/correction_study.py --mode severity --write-docs   # ... and publish their tables
     .venv/bin/python examples/correction_study.py --mode severity --quick   # 2 instances, fewer sweeps (~3 min)
     .venv/bin/python examples/correction_study.py --from-results out/correction/physical.json  # redraw only
     .venv/bin/python examples/correction_study.py --mode severity --from-results out/correction/results.json
@@ -40,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below, run from anywhere
 import correction_physical  # noqa: E402
+import correction_severity_tables  # noqa: E402
 from _docblocks import publish  # noqa: E402
 from neurodtco.correction import (BatchedAffineCalibration, BatchedLastLayerRetrain, BatchedLogisticCorrector,
                                   BatchedMLPCorrector, correct_circuits, measure_chip)
@@ -154,6 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "engine": args.engine, "kind": args.kind, "dtype": args.dtype, "instances": args.instances,
+        "train_instances": args.train_instances, "n_train": len(dataset.y_train), "n_test": len(dataset.y_test),
         "healthy_accuracy": healthy,
         "cases": [{"pattern": p.pattern, "layer": p.layer, "density": p.density,
                    "achieved_density": float(np.mean(p.achieved_density)), "in_range": p.in_range, "note": p.note,
@@ -168,94 +171,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    for name, b in budget.items()},
         "timings": timings,
     }
-
-
-def pct(value: float) -> str:
-    """A fraction as a percentage with one decimal."""
-    return f"{100 * value:.1f}"
-
-
-def report(res: dict[str, Any]) -> str:
-    """Markdown tables of everything measured."""
-    healthy = res["healthy_accuracy"]
-    before = np.array(res["before"])
-    case_of = np.array(res["case_of_chip"])
-    after = {k: np.array(v) for k, v in res["after"].items()}
-    lines = [f"Healthy chip: {pct(healthy)} % ({res['engine']} engine); stuck-{res['kind']} defects; "
-             f"{res['instances']} instances per pattern x array; medians over instances.", ""]
-    lines += ["| pattern | array | density (achieved) | before | MLP h=8 (178) | gain (pts) | logistic (110) | "
-              "affine (20) | last layer (90) | MLP h=8 + hidden (370) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    reach = 0
-    for i, case in enumerate(res["cases"]):
-        sel = case_of == i
-        gain = np.median(after["mlp8"][sel] - before[sel])
-        reach += gain >= 0.25
-        flag = "" if case["in_range"] else " *"
-        lines.append(
-            f"| {case['pattern']} | {case['layer']} | {case['density']:.3f} ({case['achieved_density']:.3f}) | "
-            f"{pct(np.median(before[sel]))}{flag} | {pct(np.median(after['mlp8'][sel]))} | {100 * gain:+.1f} | "
-            f"{pct(np.median(after['logistic'][sel]))} | {pct(np.median(after['affine'][sel]))} | "
-            f"{pct(np.median(after['lastlayer'][sel]))} | {pct(np.median(after['mlp8_hidden'][sel]))} |")
-    starred = "`*`: no density puts the median in 40-60 % (see notes). " if any(not c["in_range"] for c in res["cases"]) \
-        else ""
-    lines += ["", f"{starred}Cases with a median gain of at least 25 points after the 178-parameter MLP: "
-              f"{reach} of {len(res['cases'])}."]
-    notes = [f"- {c['pattern']} on array {c['layer']}: {c['note']}" for c in res["cases"] if c["note"]]
-    if notes:
-        lines += ["", "Notes:"] + notes
-    # Per-array summary.
-    lines += ["", "| array | median before | MLP h=8 | logistic | affine | last layer | MLP + hidden |", "|---|---|---|---|---|---|---|"]
-    layers = np.array([res["cases"][c]["layer"] for c in case_of])
-    for layer in sorted(set(layers.tolist())):
-        sel = layers == layer
-        lines.append(f"| {layer} | {pct(np.median(before[sel]))} | " + " | ".join(
-            pct(np.median(after[k][sel])) for k in ("mlp8", "logistic", "affine", "lastlayer", "mlp8_hidden")) + " |")
-    # Headline cases.
-    hits = np.flatnonzero((before <= 0.55) & (after["mlp8"] >= 0.85))
-    lines += ["", f"Chips that go from <= 55 % to >= 85 % with the 178-parameter MLP: {len(hits)} of {len(before)}"
-              f" ({int(np.sum(before <= 0.55))} chips start at <= 55 %)."]
-    best = sorted(hits, key=lambda k: after["mlp8"][k] - before[k], reverse=True)[:5]
-    for k in best:
-        case = res["cases"][case_of[k]]
-        lines.append(f"- {case['pattern']} on array {case['layer']} (density {case['density']:.3f}): "
-                     f"{pct(before[k])} % -> {pct(after['mlp8'][k])} %")
-    # Hidden sweep.
-    lines += ["", "| hidden h | parameters | median after | mean after | median gain (pts) | median recovered "
-              "fraction | chips harmed |", "|---|---|---|---|---|---|---|"]
-    lost = healthy - before
-    for h, values in res["sweep"].items():
-        acc = np.array(values)
-        frac = np.median((acc - before)[lost > 0] / lost[lost > 0])
-        lines.append(f"| {h} | {21 * int(h) + 10} | {pct(np.median(acc))} | {pct(np.mean(acc))} | "
-                     f"{100 * np.median(acc - before):+.1f} | {frac:.2f} | {int(np.sum(acc < before))} of {len(acc)} |")
-    lines.append(f"| (no correction) | 0 | {pct(np.median(before))} | {pct(np.mean(before))} | | | |")
-    # Cross-defect matrices.
-    lines += ["", "Cross-defect matrix (test accuracy %): the MLP h=8 fitted on one chip with the row's defect type "
-              "judged on the test images of a chip with the column's type (same array, same instance number); "
-              "mean over instances and the four arrays. Diagonal: the per-chip protocol. Mixture: one corrector "
-              "fitted on the training images of all seven chips of an instance.", "", res["cross_markdown"]]
-    for m in res["cross_per_array"]:
-        acc = np.array(m["accuracy"])
-        k = len(m["test_types"])
-        off = acc[:k, :k][~np.eye(k, dtype=bool)]
-        lines.append(f"- array {res['cross_per_array'].index(m)}: diagonal mean {pct(np.mean(np.diag(acc[:k, :k])))}, "
-                     f"off-diagonal mean {pct(np.mean(off))}, mixture mean {pct(np.mean(acc[-1]))}, "
-                     f"uncorrected mean {pct(np.mean(m['before']))}")
-    unseen = res["unseen"]
-    lines += ["", f"Unseen chips (test accuracy %): MLP h=8 trained on the pooled training images of "
-              f"{unseen['n_train_chips']} other chips of the row's type (all arrays), judged on the "
-              f"{unseen['n_test_chips']} chips of the column's type used above:", "", res["unseen_markdown"]]
-    # Budget.
-    names = list(res["budget"])
-    sizes = res["budget"][names[0]]["budget"]
-    lines += ["", "| labelled images per chip | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for j, size in enumerate(sizes):
-        lines.append(f"| {size} | " + " | ".join(pct(np.median(res["budget"][n]["accuracy"][j])) for n in names) + " |")
-    lines.append("| (no correction) | " + " | ".join(pct(np.median(before)) for _ in names) + " |")
-    t = res["timings"]
-    lines += ["", "Time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in t.items())]
-    return "\n".join(lines)
 
 
 def plots(res: dict[str, Any], out: Path) -> list[Path]:
@@ -348,6 +263,21 @@ def plots(res: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
+def report_severity(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """The severity study's figures and tables; with ``--write-docs`` published into docs/correction.md."""
+    for path in plots(result, args.out):
+        log(f"wrote {path}")
+    blocks = correction_severity_tables.tables(result)
+    print("\n\n".join(blocks.values()))
+    if args.write_docs:
+        docs = Path(__file__).resolve().parents[1] / "docs"
+        plots(result, docs / "img")
+        command = "python examples/correction_study.py --mode severity --write-docs" + (
+            "" if result["kind"] == "on" else f" --kind {result['kind']}")
+        for block, body in blocks.items():
+            publish("correction.md", block, body, command)
+
+
 def run_physical(args: argparse.Namespace) -> None:
     """The physical-density study: run (or reload), print its tables, draw its figure, publish on request."""
     if args.from_results is not None:
@@ -385,7 +315,7 @@ def main() -> None:
     parser.add_argument("--densities", default=",".join(map(str, correction_physical.DENSITIES)),
                         help="physical mode: stuck-cell densities per array, comma separated.")
     parser.add_argument("--write-docs", action="store_true",
-                        help="physical mode: publish the tables into docs/correction.md and the figure into docs/img/.")
+                        help="publish the tables into docs/correction.md and the figures into docs/img/ (either mode).")
     parser.add_argument("--engine", default="nodal", help="nodal (default, exact) or ideal.")
     parser.add_argument("--instances", type=int, default=5, help="Defect instances per pattern x array (>= 5 for the table).")
     parser.add_argument("--train-instances", type=int, default=2,
@@ -395,24 +325,21 @@ def main() -> None:
                         help="Patterns, comma separated (default: random in physical mode, all seven in severity).")
     parser.add_argument("--out", type=Path, default=Path("out/correction"), help="Folder for figures and results.json.")
     parser.add_argument("--dtype", default="float32",
-                        help="Corrector arithmetic: float32 (default, faster for most sizes) or float64 (batched fits "
-                             "then match one-by-one fits; case medians moved by at most 1.7 points when measured).")
+                        help="Corrector arithmetic: float32 (default, as the published tables) or float64 (the "
+                             "library default: batched fits then match one-by-one fits; bench/correction.py times both).")
     parser.add_argument("--quick", action="store_true",
                         help="physical: 1 seed x 2 instances; severity: 2 instances, h in {1,2,8,32}, 4 budgets.")
     parser.add_argument("--json", action="store_true", help="Print the whole result as one JSON line at the end.")
     parser.add_argument("--from-results", type=Path, default=None,
                         help="Skip the study: redraw the figures and the report from a results.json.")
     args = parser.parse_args()
-    if args.write_docs and (args.mode != "physical" or args.quick):
-        parser.error("--write-docs publishes the full physical-mode run only: drop --quick (and --mode severity)")
+    if args.write_docs and args.quick:
+        parser.error("--write-docs publishes full runs only: drop --quick")
     if args.mode == "physical" and args.from_results is not None:
         run_physical(args)
         return
     if args.from_results is not None:
-        result = json.loads(args.from_results.read_text())
-        for path in plots(result, args.out):
-            log(f"wrote {path}")
-        print(report(result))
+        report_severity(json.loads(args.from_results.read_text()), args)
         return
     default_patterns = "random" if args.mode == "physical" else ",".join(STUDY_PATTERNS)
     args.patterns = tuple(p.strip() for p in (args.patterns or default_patterns).split(",") if p.strip())
@@ -425,9 +352,7 @@ def main() -> None:
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result))
-    for path in plots(result, args.out):
-        log(f"wrote {path}")
-    print(report(result))
+    report_severity(result, args)
     if args.json:
         print(json.dumps(result))
 
