@@ -27,6 +27,9 @@ SCRIPTS: dict[str, list[list[str]]] = {
                          ["examples/correction_study.py", "--kind", "off", "--write-docs"]],
     "yield_curves": [["examples/yield_curves.py", "--write-docs"]],
     "cnn_mitigation": [["examples/cnn_mitigation.py", "--seeds", "0", "1", "2", "--write-docs"]],
+    # engines.md, tiling.md, networks.md, data.md
+    "bench_crossbar": [["bench/crossbar.py", "--both-methods", "--write-docs"]],
+    "tiling_study": [["examples/tiling_study.py", "--write-docs"]],
 }
 
 
