@@ -29,7 +29,13 @@ SCRIPTS: dict[str, list[list[str]]] = {
     "cnn_mitigation": [["examples/cnn_mitigation.py", "--seeds", "0", "1", "2", "--write-docs"]],
     # engines.md, tiling.md, networks.md, data.md
     "bench_crossbar": [["bench/crossbar.py", "--both-methods", "--write-docs"]],
+    "bench_engine": [["bench/engine.py", "--write-docs"]],
+    "bench_power": [["bench/power.py", "--large", "--write-docs"]],
+    "bench_tiles": [["bench/tiles.py", "--model", "cnn", "--write-docs"]],
+    "dataset_parts": [["examples/dataset_parts.py", "--write-docs"]],
     "tiling_study": [["examples/tiling_study.py", "--write-docs"]],
+    "train_presets": [["examples/train_presets.py", "--write-docs"]],
+    "verify_engines": [["examples/verify_engines.py", "--write-docs"]],
 }
 
 
