@@ -195,6 +195,11 @@ def mlp_table(timings: dict, rows: list[dict], images: int) -> str:
     return "\n".join(lines)
 
 
+def ratio_text(ratio: float) -> str:
+    """A ratio with one decimal below 100 (``4.8x``), whole above (``4,263x``)."""
+    return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
 def model_table(row: dict) -> str:
     """The trained model in tiles: PyTorch, nodal with linear cells, nodal with gap-model cells."""
     n = row["images"]
@@ -213,7 +218,7 @@ def model_table(row: dict) -> str:
         same = (f"; {round(r['same_class_as_torch'] * r['images'])} of {r['images']:,} same class as PyTorch"
                 if cell == "gap" else "")
         lines.append(f"| nodal, {name} | {'' if r['images'] == n else 'first '}{r['images']:,} | {duration(r['nodal_s'])} "
-                     f"| {duration(r['per_image_s'])} | {r['ratio_to_torch_per_image']:,.1f}x | within {goal}x: {met} "
+                     f"| {duration(r['per_image_s'])} | {ratio_text(r['ratio_to_torch_per_image'])} | within {goal}x: {met} "
                      f"| {format_accuracy(r['accuracy'], r['accuracy_ci'], r['images'])}{same} |")
     memory = row["peak_memory_gib"]
     lines += ["", f"Peak memory (`resource.getrusage`, the whole process, MLP part included): {memory:.2f} GiB "

@@ -49,6 +49,7 @@ def test_tiles_model_table_marks_goals_and_gives_intervals_that_hold_the_estimat
     lines = tiles.model_table(row).splitlines()
     assert "within 5x: met" in lines[5] and "within 100x: **not met**" in lines[6]
     assert "| first 100 |" in lines[6] and "98 of 100 same class as PyTorch" in lines[6]
+    assert "| 4.0x |" in lines[5] and "| 5,000x |" in lines[6]
     for line in lines[4:7]:
         value, low, high = (float(g) for g in re.search(r"([\d.]+) % \[([\d.]+), ([\d.]+)\]", line).groups())
         assert low <= value <= high
