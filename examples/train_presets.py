@@ -73,7 +73,7 @@ def table(runs: Sequence[dict[str, Any]]) -> str:
         per_epoch = ", ".join(f"{100 * v:.1f}" for v in r["val_per_epoch"])
         acc = r["accuracy"]
         lines.append(f"| `{r['arch']}` | {recipe} | {per_epoch} | {interval_text(acc['validation'], r['n']['validation'])} "
-                     f"| **{interval_text(acc['test'], r['n']['test'])}** | {100 * acc['train']:.2f} % "
+                     f"| **{interval_text(acc['test'], r['n']['test'])}** | {interval_text(acc['train'], r['n']['train'])} "
                      f"| {r['train_s']:.0f} s (load {r['load'][0]:.1f} to {r['load'][1]:.1f}) |")
     return "\n".join(lines)
 
