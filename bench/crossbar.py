@@ -20,7 +20,8 @@ random read vectors in [0, 0.2] V) it times:
    factorization, then the same vectors; capped at ``--splu-max``.
 
 It checks that all three agree, prints a Markdown table with the ratios, the load average (the
-ratios are the signal on a shared machine), and as its last line one JSON object.
+ratios are the signal on a shared machine), and as its last line one JSON object. ``--write-docs``
+publishes the table into docs/engines.md (block ``crossbar``, ``examples/_docblocks.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -84,6 +86,40 @@ def time_badcrossbar(g: np.ndarray, v: np.ndarray, r: float) -> tuple[float, np.
     return time.perf_counter() - start, np.asarray(sol.currents.output).reshape(len(v), -1)
 
 
+def seconds(value: float) -> str:
+    """A time in seconds to three significant digits (at least two decimals)."""
+    return f"{value:.3f} s" if value < 1 else f"{value:.3g} s"
+
+
+def markdown(rows: list[dict], args: argparse.Namespace, load: float) -> str:
+    """The machine line, the table with the ratios, and (``--both-methods``) each method's time."""
+    lines = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, BLAS threads {args.blas_threads}, load average "
+             f"{load:.1f} at the end; NumPy {np.__version__}. 1 ohm segments. neurodtco on {args.vectors} vectors, "
+             f"then all three on {args.reference_vectors} vectors (the ratios).", "",
+             f"| size | neurodtco, {args.vectors} vectors (method) | neurodtco, {args.reference_vectors} vectors "
+             "| badcrossbar | badcrossbar / neurodtco | splu factor + solve | splu / neurodtco "
+             "| largest relative difference |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        ours = row["neurodtco_reference_s"]
+        bc = row.get("badcrossbar_s")
+        lu = row["splu_factor_s"] + row["splu_solve_s"] if "splu_factor_s" in row else None
+        diffs = [row[k] for k in ("badcrossbar_difference", "splu_difference") if k in row]
+        cells = [str(row["size"]), f"{seconds(row['neurodtco_s'])} ({row['method']})", seconds(ours),
+                 seconds(bc) if bc else "not run", f"{bc / ours:.1f}x" if bc else "",
+                 f"{row['splu_factor_s']:.2f} + {row['splu_solve_s']:.2f} s" if lu else "not run",
+                 f"{lu / ours:.1f}x" if lu else "", f"{max(diffs):.1e}" if diffs else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    if args.both_methods:
+        lines += ["", f"Each method on its own, {args.reference_vectors} vectors:", ""]
+        for row in rows:
+            parts = [f"{m} {seconds(row[f'{m}_s'])}" for m in ("dense", "dissection") if f"{m}_s" in row]
+            lines.append(f"- {row['size']} x {row['size']}: " + ", ".join(parts))
+    lines += ["", f"badcrossbar runs up to {args.badcrossbar_max} x {args.badcrossbar_max} and splu up to "
+              f"{args.splu_max} x {args.splu_max} (--badcrossbar-max, --splu-max): beyond, each takes minutes."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Measure every size and print the table and the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -97,6 +133,7 @@ def main() -> None:
                         help="largest size for the dense sweep with --both-methods")
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="BLAS threads; 1 by default: on a busy 2-core machine two threads per solve made every size 4-70x slower (measured)")
+    parser.add_argument("--write-docs", action="store_true", help="publish the table into docs/engines.md")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -141,28 +178,13 @@ def main() -> None:
                       flush=True)
             rows.append(row)
     load = os.getloadavg()[0]
-    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, BLAS threads {args.blas_threads}, load average "
-          f"{load:.1f}; NumPy {np.__version__}. 1 ohm segments. neurodtco on {args.vectors} vectors, then all "
-          f"three on {args.reference_vectors} vectors (the ratios).\n")
-    print(f"| size | neurodtco s, {args.vectors} vectors (method) | neurodtco s | badcrossbar s "
-          "| badcrossbar / neurodtco | splu factor + solve s | splu / neurodtco | largest relative difference |")
-    print("|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        ours = row["neurodtco_reference_s"]
-        bc = row.get("badcrossbar_s")
-        lu = row["splu_factor_s"] + row["splu_solve_s"] if "splu_factor_s" in row else None
-        diffs = [row[k] for k in ("badcrossbar_difference", "splu_difference") if k in row]
-        cells = [str(row["size"]), f"{row['neurodtco_s']:.3f} ({row['method']})", f"{ours:.3f}",
-                 f"{bc:.3f}" if bc else "not run", f"{bc / ours:.1f}x" if bc else "",
-                 f"{row['splu_factor_s']:.2f} + {row['splu_solve_s']:.2f}" if lu else "not run",
-                 f"{lu / ours:.1f}x" if lu else "", f"{max(diffs):.1e}" if diffs else ""]
-        print("| " + " | ".join(cells) + " |")
-    if args.both_methods:
-        for row in rows:
-            parts = [f"{m} {row[f'{m}_s']:.3f} s" for m in ("dense", "dissection") if f"{m}_s" in row]
-            print(f"- {row['size']}x{row['size']}: " + ", ".join(parts))
-    print(f"\nbadcrossbar runs up to {args.badcrossbar_max}x{args.badcrossbar_max} and splu up to "
-          f"{args.splu_max}x{args.splu_max} (--badcrossbar-max, --splu-max): beyond, each takes minutes.")
+    table = markdown(rows, args, load)
+    print("\n" + table)
+    if args.write_docs:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+        from _docblocks import publish
+
+        publish("engines.md", "crossbar", table, "python bench/crossbar.py " + " ".join(sys.argv[1:]))
     print(json.dumps({"benchmark": "crossbar", "load_average": load, "blas_threads": args.blas_threads,
                       "rows": rows}))
 

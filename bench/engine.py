@@ -12,7 +12,8 @@ Measures
    one ngspice run (its fastest mode: the matrix is ordered once per run), at the tolerances
    that make it agree with nodal to 1 uV; and the largest output difference on that subset.
 
-Prints a Markdown table with per-image times and ratios, and the goals it checks.
+Prints a Markdown table with per-image times and ratios, and the goals it checks; ``--write-docs``
+publishes it into docs/engines.md (block ``engine``, ``examples/_docblocks.py``).
 
 ``--device`` (a torch device) runs what has a device path there: ``solve_crossbar``'s product with
 the transfer matrix and the nodal engine with linear cells (their factorizations stay on the CPU);
@@ -42,7 +43,7 @@ from neurodtco import MappingConfig, map_network, solve_crossbar, to_voltages  #
 from neurodtco.data import load_digits  # noqa: E402
 from neurodtco.engines import get_engine  # noqa: E402
 from neurodtco.network import default_network  # noqa: E402
-from timing import best_time  # noqa: E402
+from timing import best_time, duration  # noqa: E402
 
 
 def bench_crossbar(repeats: int, device: str | None = None) -> list[dict]:
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="repeats of each nodal timing (the best is kept)")
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads for the nodal solves")
     parser.add_argument("--device", default=None, help="torch device for what runs on one (e.g. cuda); default NumPy")
+    parser.add_argument("--write-docs", action="store_true", help="publish the table into docs/engines.md")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -123,41 +125,49 @@ def run(args: argparse.Namespace) -> None:
             difference = float(np.max(np.abs(reference.outputs_v - ours.outputs_v)))
             results[cell].update(ngspice_per_image_s=seconds / len(subset), max_difference_v=difference)
 
-    print_table(crossbar, results, len(images), args.spice_images if have_spice else 0, args.blas_threads)
-    print(f"Device: {args.device or 'none (NumPy)'}; gap cells on the CPU.")
+    table = markdown(crossbar, results, len(images), args.spice_images if have_spice else 0, args.blas_threads,
+                     args.device)
+    print(table)
+    if args.write_docs:
+        sys.path.insert(0, str(ROOT / "examples"))
+        from _docblocks import publish
+
+        publish("engines.md", "engine", table, "python bench/engine.py " + " ".join(sys.argv[1:]))
 
 
-def print_table(crossbar: list[dict], results: dict, n_images: int, n_spice: int, blas: int) -> None:
-    """The Markdown table and the goal checks."""
+def markdown(crossbar: list[dict], results: dict, n_images: int, n_spice: int, blas: int, device: str | None) -> str:
+    """The machine line, the Markdown table, the agreement with ngspice and the goal checks."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {blas}, "
-          f"load average {load:.1f}; Python {platform.python_version()}, NumPy {np.__version__}.\n")
-    print("| measurement | time | per image | ngspice per image | speed-up |")
-    print("|---|---|---|---|---|")
+    lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {blas}, "
+             f"load average {load:.1f} at the end; Python {platform.python_version()}, NumPy {np.__version__}; "
+             f"device: {device or 'none (NumPy)'}, gap cells on the CPU.", "",
+             "| measurement | time | per image | ngspice per image | speed-up |", "|---|---|---|---|---|"]
     for row in crossbar:
-        print(f"| {row['case']} | {row['seconds']:.3f} s | | | |")
+        lines.append(f"| {row['case']} | {duration(row['seconds'])} | | | |")
     for cell, r in results.items():
         spice = r.get("ngspice_per_image_s")
-        spice_text = f"{spice:.3f} s ({n_spice} images, one run)" if spice else "not measured (no ngspice)"
+        spice_text = f"{duration(spice)} ({n_spice} images, one run)" if spice else "not measured (no ngspice)"
         ratio = f"{spice / r['nodal_per_image_s']:,.0f}x" if spice else ""
-        print(f"| nodal, default network, {cell} cells, {n_images} images | {r['nodal_s'] * 1e3:.1f} ms "
-              f"| {r['nodal_per_image_s'] * 1e6:.1f} us | {spice_text} | {ratio} |")
-    print("\nSettings: 1 ohm word and bit segments, op-amp open-loop gain 1e4; ngspice at the engine's "
-          "default tolerances (those that agree with nodal to 1 uV).")
+        lines.append(f"| nodal, default network, {cell} cells, {n_images} images | {duration(r['nodal_s'])} "
+                     f"| {duration(r['nodal_per_image_s'])} | {spice_text} | {ratio} |")
+    lines += ["", "Settings: 1 ohm word and bit segments, op-amp open-loop gain 1e4; ngspice at the engine's "
+              "default tolerances (those that agree with nodal to 1 uV)."]
     for cell, r in results.items():
         if "max_difference_v" in r:
-            print(f"Largest |nodal - ngspice| output difference, {cell} cells: {r['max_difference_v']:.2e} V")
-    print("\nGoals:")
+            lines.append(f"Largest |nodal - ngspice| output difference on those {n_spice} images, {cell} cells: "
+                         f"{r['max_difference_v']:.1e} V.")
+    lines += ["", "Goals:", ""]
     big = crossbar[-1]["seconds"]
-    print(f"- 256x256 with 1000 vectors in < 5 s: {big:.2f} s -> {'met' if big < 5 else 'NOT met'}")
+    lines.append(f"- 256x256 with 1000 vectors in < 5 s: {big:.2f} s -> {'met' if big < 5 else 'NOT met'}")
     for cell, goal in (("linear", 10_000), ("gap", 100)):
         r = results[cell]
         if "ngspice_per_image_s" in r:
             ratio = r["ngspice_per_image_s"] / r["nodal_per_image_s"]
-            print(f"- nodal >= {goal:,}x ngspice per image, {cell} cells: {ratio:,.0f}x -> "
-                  f"{'met' if ratio >= goal else 'NOT met'}")
+            lines.append(f"- nodal >= {goal:,}x ngspice per image, {cell} cells: {ratio:,.0f}x -> "
+                         f"{'met' if ratio >= goal else 'NOT met'}")
         else:
-            print(f"- nodal >= {goal:,}x ngspice per image, {cell} cells: ngspice not available")
+            lines.append(f"- nodal >= {goal:,}x ngspice per image, {cell} cells: ngspice not available")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -14,3 +14,9 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def duration(value: float) -> str:
+    """A time in seconds, milliseconds or microseconds, whichever gives it two or three significant digits."""
+    unit, scale = next(((u, k) for u, k in (("s", 1.0), ("ms", 1e-3)) if value >= k), ("us", 1e-6))
+    return f"{value / scale:.3g} {unit}"

@@ -1,4 +1,4 @@
-"""Regenerate every published table of docs/ from the scripts that make it (long: about two hours on 2 cores).
+"""Regenerate every published table of docs/ from the scripts that make it (long: several hours on 2 cores).
 
     .venv/bin/python examples/reproduce.py            # every script, one after the other
     .venv/bin/python examples/reproduce.py --list     # what would run
@@ -15,7 +15,6 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from _docblocks import ROOT, check
 
@@ -56,6 +55,15 @@ SCRIPTS: dict[str, list[list[str]]] = {
                        ["examples/study_tables.py", "--results", "results/reviewed", "--prefix", "reviewed-",
                         "--write-docs"]],
     "system_energy": [["examples/system_energy.py", "--ratios", "16", "8", "4", "--jobs", "2", "--write-docs"]],
+    # docs/engines.md, tiling.md, networks.md, data.md
+    "bench_crossbar": [["bench/crossbar.py", "--both-methods", "--write-docs"]],
+    "bench_engine": [["bench/engine.py", "--write-docs"]],
+    "bench_power": [["bench/power.py", "--large", "--write-docs"]],
+    "bench_tiles": [["bench/tiles.py", "--model", "cnn", "--write-docs"]],
+    "dataset_parts": [["examples/dataset_parts.py", "--write-docs"]],
+    "tiling_study": [["examples/tiling_study.py", "--write-docs"]],
+    "train_presets": [["examples/train_presets.py", "--write-docs"]],
+    "verify_engines": [["examples/verify_engines.py", "--write-docs"]],
 }
 
 

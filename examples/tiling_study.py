@@ -13,28 +13,35 @@ test images:
    binomial test of the discordant images at p = 1/2) says which entries are distinguishable from
    software at the 5 % level.
 
-Prints Markdown tables on stdout and writes ``results.json`` and ``tiling_heatmap.png`` to ``--out``.
-Run from the repository root (about 3 minutes for the CNN on a shared 2-core machine):
+It also counts the arrays each square tile size makes of the network. Without ``--model`` the
+network is the ``cnn`` preset as ``neurodtco train --dataset fashion-mnist --arch cnn`` trains it
+(trained once and cached by ``network.cached_fit``).
 
-    .venv/bin/python examples/tiling_study.py --model cnn.pt --out results/tiling
+Prints Markdown tables on stdout and writes ``results.json`` and ``tiling_heatmap.png`` to ``--out``;
+``--write-docs`` publishes the tables into docs/tiling.md (``examples/_docblocks.py``) and the
+heatmap into docs/img/. Run from the repository root (about 3 minutes for the CNN on a shared
+2-core machine):
+
+    .venv/bin/python examples/tiling_study.py [--model cnn.pt] [--out results/tiling] [--write-docs]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from neurodtco.data import load_dataset, to_voltages
+from neurodtco.data import load_fashion_mnist, to_voltages
 from neurodtco.engines import simulate
 from neurodtco.mapping import MappingConfig, map_network
-from neurodtco.network import load_network
+from neurodtco.network import TrainedNetwork, load_network
+from neurodtco.network.training import cached_fit, make_config
 from neurodtco.plots import pyplot, save_figure
 from neurodtco.stats import mcnemar_counts as mcnemar_p
 from neurodtco.stats import wilson_interval
@@ -71,6 +78,20 @@ def tiled_config(tile: int, wire_ohm: float, gain: float) -> MappingConfig:
     """Linear cells, square ``tile`` x ``tile`` tiles with shared row tiles, equal word and bit segments."""
     return MappingConfig(cell="linear", r_word_ohm=wire_ohm, r_bit_ohm=wire_ohm, open_loop_gain=gain,
                          tile_rows=tile, tile_cols=tile)
+
+
+def layout(net, tiles: Sequence[int]) -> list[dict[str, Any]]:
+    """For each square tile size: arrays per layer, their total, and the largest array (rows, columns)."""
+    rows = []
+    for tile in tiles:
+        circuit = map_network(net, tiled_config(tile, 1.0, GAIN))
+        shapes = [(t.rows.stop - t.rows.start, t.columns.stop - t.columns.start)
+                  for layer in circuit.layers for t in layer.tiles]
+        rows.append({"tile": tile, "arrays_per_layer": [len(layer.tiles) for layer in circuit.layers],
+                     "n_arrays": circuit.n_arrays, "n_cells": circuit.n_cells,
+                     "layer_shapes": [list(layer.conductance.shape) for layer in circuit.layers],
+                     "largest_array": list(max(shapes, key=lambda shape: shape[0] * shape[1]))})
+    return rows
 
 
 def exactness(net, x: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
@@ -112,35 +133,44 @@ def p_text(p: float) -> str:
     return f"p = {p:.2g}" if p > 0 else "p < 1e-300"
 
 
-def markdown(results: dict[str, Any]) -> str:
-    """The study's tables in Markdown."""
-    sw, ex, rows = results["software"], results["exactness"], results["dtco"]
-    lines = [f"Software: {percent(sw['accuracy'])} % [{percent(sw['ci95'][0])}, {percent(sw['ci95'][1])}] "
-             f"on {results['n_test']} test images ({results['model']}).", "",
-             f"| ideal engine, {ex['tile']} x {ex['tile']} tiles | arrays | cells | class differs from software "
-             "| largest relative output error | largest output error |",
-             "| --- | --- | --- | --- | --- | --- |",
-             f"| | {ex['n_arrays']} | {ex['n_cells']:,} | {ex['class_differs']} | {ex['max_relative_error']:.1e} "
-             f"| {ex['max_abs_error_v']:.1e} V |", ""]
+def sections(results: dict[str, Any]) -> dict[str, str]:
+    """The study's tables in Markdown, by the name of the block each is published as."""
+    sw, ex, rows, n = results["software"], results["exactness"], results["dtco"], results["n_test"]
+    shapes = [f"{r} x {c}" for r, c in results["layout"][0]["layer_shapes"]]
+    out = {"layout": "\n".join(
+        [f"Physical matrices {', '.join(shapes[:-1])} and {shapes[-1]}, {results['layout'][0]['n_cells']:,} cells:", "",
+         "| tile | arrays per layer | arrays | largest array |", "| --- | --- | --- | --- |"]
+        + [f"| {r['tile']} x {r['tile']} | {', '.join(map(str, r['arrays_per_layer']))} | {r['n_arrays']} "
+           f"| {r['largest_array'][0]} x {r['largest_array'][1]} |" for r in results["layout"]])}
+    out["exactness"] = "\n".join(
+        [f"The `ideal` engine on {ex['n_arrays']} arrays of at most {ex['tile']} x {ex['tile']} ({ex['n_cells']:,} cells), "
+         f"{n:,} test images:", "",
+         "| images whose class differs from software | largest relative output error | largest output error |",
+         "| --- | --- | --- |",
+         f"| {ex['class_differs']} of {n:,} | {ex['max_relative_error']:.1e} | {ex['max_abs_error_v']:.1e} V |"])
     tiles = sorted({r["tile"] for r in rows})
     wires = sorted({r["wire_ohm"] for r in rows})
     cell = {(r["tile"], r["wire_ohm"]): r for r in rows}
-    lines += ["Nodal accuracy (%) [95 % Wilson interval], linear cells, gain "
-              f"{results['gain']:g}; * = distinguishable from software (exact McNemar, p < {ALPHA}):", "",
-              "| tile | arrays | " + " | ".join(f"{w:g} ohm" for w in wires) + " |",
-              "| --- | --- | " + " | ".join("---" for _ in wires) + " |"]
+    lines = [f"Accuracy in % with its 95 % Wilson interval on {n:,} test images; software "
+             f"{percent(sw['accuracy'])} % [{percent(sw['ci95'][0])}, {percent(sw['ci95'][1])}]; `*`: "
+             f"distinguishable from software (exact McNemar, p < {ALPHA}, table below):", "",
+             "| tile | arrays | " + " | ".join(f"{w:g} ohm" for w in wires) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in wires) + " |"]
     for t in tiles:
         entries = [f"{percent(cell[t, w]['accuracy'])} [{percent(cell[t, w]['ci95'][0])}, "
                    f"{percent(cell[t, w]['ci95'][1])}]{' *' if cell[t, w]['distinguishable'] else ''}" for w in wires]
         lines.append(f"| {t} x {t} | {cell[t, wires[0]]['n_arrays']} | " + " | ".join(entries) + " |")
-    lines += ["", "Paired with software: images lost (software right, circuit wrong) / gained (the reverse); "
-              "McNemar p:", "",
-              "| tile | " + " | ".join(f"{w:g} ohm" for w in wires) + " |",
-              "| --- | " + " | ".join("---" for _ in wires) + " |"]
+    load = results["load_average_1min"]
+    lines += ["", f"{results['wall_s']:.0f} s wall for the whole study on {load['cpus']} CPUs shared with other jobs "
+              f"(1-minute load average {load['start']:.1f} at the start, {load['end']:.1f} at the end)."]
+    out["dtco"] = "\n".join(lines)
+    lines = ["| tile | " + " | ".join(f"{w:g} ohm" for w in wires) + " |",
+             "| --- | " + " | ".join("---" for _ in wires) + " |"]
     for t in tiles:
         lines.append(f"| {t} x {t} | " + " | ".join(
             f"-{cell[t, w]['lost']} / +{cell[t, w]['gained']}, {p_text(cell[t, w]['mcnemar_p'])}" for w in wires) + " |")
-    return "\n".join(lines)
+    out["flips"] = "\n".join(lines)
+    return out
 
 
 def heatmap(rows: list[dict[str, Any]], software: float, path: Path) -> Path:
@@ -169,20 +199,27 @@ def heatmap(rows: list[dict[str, Any]], software: float, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def run(model: Path, tiles: Sequence[int] = TILES, wires: Sequence[float] = WIRES_OHM, gain: float = GAIN,
+def cnn_preset() -> TrainedNetwork:
+    """The ``cnn`` preset trained on Fashion-MNIST with its default recipe (seed 0), cached."""
+    data = load_fashion_mnist()
+    return cached_fit(data, make_config("cnn", data))
+
+
+def run(model: Path | None, tiles: Sequence[int] = TILES, wires: Sequence[float] = WIRES_OHM, gain: float = GAIN,
         n_images: int | None = None) -> dict[str, Any]:
     """Software accuracy, ideal-engine exactness and the nodal DTCO table on the Fashion-MNIST test images."""
     start, load_start = time.perf_counter(), os.getloadavg()[0]
-    dataset = load_dataset("fashion-mnist")
-    net = load_network(model)
+    dataset = load_fashion_mnist()
+    net = cnn_preset() if model is None else load_network(model)
     x, y = dataset.x_test[:n_images], dataset.y_test[:n_images]
     logits = net.logits(x)
     software = logits.argmax(axis=1)
     correct = int(np.sum(software == y))
     results: dict[str, Any] = {
-        "model": str(model), "arch": net.arch, "dataset": "fashion-mnist", "n_test": int(len(y)), "gain": gain,
+        "model": "cnn preset (network.cached_fit)" if model is None else str(model), "arch": net.arch, "dataset": "fashion-mnist", "n_test": int(len(y)), "gain": gain,
         "cells": "linear", "combine": "shared", "pair_encoding": "low",
         "software": {"accuracy": correct / len(y), "ci95": list(wilson_interval(correct, len(y)))},
+        "layout": layout(net, tiles),
         "exactness": exactness(net, x, logits),
         "dtco": dtco_table(net, x, y, software, tiles, wires, gain),
     }
@@ -193,20 +230,29 @@ def run(model: Path, tiles: Sequence[int] = TILES, wires: Sequence[float] = WIRE
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="a trained network file (neurodtco train --out)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a trained network file (neurodtco train --out); default: the cnn preset, trained once and cached")
     parser.add_argument("--out", type=Path, default=Path("results/tiling"), help="folder for results.json and the heatmap")
     parser.add_argument("--n-images", type=int, default=None, help="only the first N test images (default: all 10,000)")
+    parser.add_argument("--write-docs", action="store_true", help="publish the tables into docs/tiling.md")
     args = parser.parse_args()
-    if not args.model.is_file():
+    if args.model is not None and not args.model.is_file():
         parser.error(f"--model {str(args.model)!r} is not a file: give a network saved by `neurodtco train --out`")
     results = run(args.model, n_images=args.n_images)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     heatmap(results["dtco"], results["software"]["accuracy"], args.out / "tiling_heatmap.png")
-    print(markdown(results))
-    load = results["load_average_1min"]
-    print(f"\n{results['wall_s']:.0f} s wall (1-minute load average {load['start']:.2f} at start, {load['end']:.2f} at "
-          f"end, {load['cpus']} CPUs); results.json and tiling_heatmap.png in {args.out}")
+    tables = sections(results)
+    print("\n\n".join(tables.values()))
+    print(f"\nresults.json and tiling_heatmap.png in {args.out}")
+    if args.write_docs:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _docblocks import DOCS, publish
+
+        command = "python examples/tiling_study.py " + " ".join(sys.argv[1:])
+        for name, body in tables.items():
+            publish("tiling.md", name, body, command)
+        heatmap(results["dtco"], results["software"]["accuracy"], DOCS / "img" / "tiling_heatmap.png")
 
 
 if __name__ == "__main__":

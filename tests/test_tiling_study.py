@@ -67,6 +67,24 @@ def test_accuracy_entry_marks_only_a_significant_loss_as_distinguishable():
     assert low < 0.97 < high
 
 
+def test_layout_counts_the_tiles_a_ceil_division_gives():
+    import math
+
+    from neurodtco.network import MLP, NetworkConfig, TrainedNetwork
+
+    config = NetworkConfig(widths=(100, 40, 10))
+    net = TrainedNetwork(config, MLP(config.widths))
+    # Physical matrices 101 x 80 and 41 x 20 (bias row, one pair of columns per neuron); a column tile holds
+    # tile // 2 neurons, so at tile 32 the layers are 4 x 3 and 2 x 1 arrays.
+    rows = study.layout(net, (32, 128))
+    assert [r["layer_shapes"] for r in rows] == [[[101, 80], [41, 20]]] * 2
+    for row, tile in zip(rows, (32, 128)):
+        expected = [math.ceil(r / tile) * math.ceil(n / (tile // 2)) for r, n in ((101, 40), (41, 10))]
+        assert row["arrays_per_layer"] == expected and row["n_arrays"] == sum(expected)
+        assert row["n_cells"] == 101 * 80 + 41 * 20
+    assert rows[0]["largest_array"] == [32, 32] and rows[1]["largest_array"] == [101, 80]
+
+
 def test_markdown_table_places_each_entry_and_marks_the_distinguishable_one(tmp_path):
     labels = np.zeros(100, dtype=int)
     rows = []
@@ -77,8 +95,15 @@ def test_markdown_table_places_each_entry_and_marks_the_distinguishable_one(tmp_
                      **study.accuracy_entry(predictions, labels, labels)})
     results = {"software": {"accuracy": 1.0, "ci95": [0.96, 1.0]}, "n_test": 100, "model": "m.pt", "gain": 1e4,
                "exactness": {"tile": 64, "n_arrays": 1, "n_cells": 10, "class_differs": 0,
-                             "max_relative_error": 1e-15, "max_abs_error_v": 1e-16}, "dtco": rows}
-    text = study.markdown(results)
+                             "max_relative_error": 1e-15, "max_abs_error_v": 1e-16}, "dtco": rows,
+               "layout": [{"tile": 32, "arrays_per_layer": [2, 1], "n_arrays": 3, "n_cells": 1234,
+                           "layer_shapes": [[40, 16], [9, 4]], "largest_array": [32, 16]}],
+               "wall_s": 12.0, "load_average_1min": {"start": 1.0, "end": 2.0, "cpus": 2}}
+    tables = study.sections(results)
+    assert list(tables) == ["layout", "exactness", "dtco", "flips"]
+    assert "| 32 x 32 | 2, 1 | 3 | 32 x 16 |" in tables["layout"] and "40 x 16 and 9 x 4, 1,234 cells" in tables["layout"]
+    assert "| 0 of 100 | 1.0e-15 | 1.0e-16 V |" in tables["exactness"]
+    text = "\n".join(tables.values())
     assert "| 32 x 32 | 3 | 100.00 [96.30, 100.00] | 99.00 [94.55, 99.82] |" in text
     assert "| 64 x 64 | 1 | 98.00 [93.00, 99.45] | 60.00 [50.20, 69.06] * |" in text
     assert text.count("] *") == 1
