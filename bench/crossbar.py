@@ -182,9 +182,9 @@ def main() -> None:
     print("\n" + table)
     if args.write_docs:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-        from _docblocks import publish
+        from _docblocks import command_line, publish
 
-        publish("engines.md", "crossbar", table, "python bench/crossbar.py " + " ".join(sys.argv[1:]))
+        publish("engines.md", "crossbar", table, command_line(__file__))
     print(json.dumps({"benchmark": "crossbar", "load_average": load, "blas_threads": args.blas_threads,
                       "rows": rows}))
 

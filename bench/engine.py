@@ -130,9 +130,9 @@ def run(args: argparse.Namespace) -> None:
     print(table)
     if args.write_docs:
         sys.path.insert(0, str(ROOT / "examples"))
-        from _docblocks import publish
+        from _docblocks import command_line, publish
 
-        publish("engines.md", "engine", table, "python bench/engine.py " + " ".join(sys.argv[1:]))
+        publish("engines.md", "engine", table, command_line(__file__))
 
 
 def markdown(crossbar: list[dict], results: dict, n_images: int, n_spice: int, blas: int, device: str | None) -> str:

@@ -90,9 +90,9 @@ def main() -> None:
     print(body)
     if args.write_docs:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-        from _docblocks import publish
+        from _docblocks import command_line, publish
 
-        publish("engines.md", "power", body, "python bench/power.py " + " ".join(sys.argv[1:]))
+        publish("engines.md", "power", body, command_line(__file__))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -24,7 +23,7 @@ from typing import Any, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "examples"))
-from _docblocks import publish  # noqa: E402
+from _docblocks import command_line, publish  # noqa: E402
 from timing import best_time  # noqa: E402
 
 from neurodtco.data import load_digits, to_voltages  # noqa: E402
@@ -76,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(body)
     if args.write_docs:
         publish("imperfections.md", "read-noise-bench", body,
-                shlex.join(["python", "bench/read_noise.py", *(sys.argv[1:] if argv is None else argv)]))
+                command_line(__file__, argv))
 
 
 if __name__ == "__main__":

@@ -300,10 +300,10 @@ def main() -> None:
         print(f"\n{body}\n\n{footer}", file=sys.stderr)
     if args.write_docs:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-        from _docblocks import publish
+        from _docblocks import command_line, publish
 
         for (page, name), body in tables.items():
-            publish(page, name, f"{body}\n\n{footer}", "python bench/tiles.py " + " ".join(sys.argv[1:]))
+            publish(page, name, f"{body}\n\n{footer}", command_line(__file__))
     print(json.dumps({
         "network": list(WIDTHS), "images": args.images, "cells": "linear", "wire_ohm": 1.0, "gain": 1e4,
         "device": args.device,

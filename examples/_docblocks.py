@@ -14,12 +14,22 @@ Another page (README.md, or a page of docs/) may *quote* a block: ``<!-- PAGE_ST
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RESULTS = DOCS / "results"
 _BLOCK = re.compile(r"<!-- ([\w.-]+):start -->\n(.*?)<!-- \1:end -->", re.S)
+
+
+def command_line(script: str, argv: Optional[Sequence[str]] = None) -> str:
+    """The command that ran ``script`` (pass ``__file__``) with ``argv`` (default: this process's), as a block names it."""
+    path = Path(script).resolve()
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    return shlex.join(["python", str(shown), *(sys.argv[1:] if argv is None else argv)])
 
 
 def blocks(text: str) -> dict[str, str]:

@@ -77,9 +77,9 @@ def main() -> None:
     print(body)
     if args.write_docs:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _docblocks import publish
+        from _docblocks import command_line, publish
 
-        publish("data.md", "parts", body, "python examples/dataset_parts.py " + " ".join(sys.argv[1:]))
+        publish("data.md", "parts", body, command_line(__file__))
 
 
 if __name__ == "__main__":

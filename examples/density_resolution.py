@@ -14,7 +14,6 @@ targets a pattern cannot reach (a ring cannot cover the whole array). Run from t
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -22,7 +21,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _docblocks import publish  # noqa: E402
+from _docblocks import command_line, publish  # noqa: E402
 
 from neurodtco.circuit import Circuit  # noqa: E402
 from neurodtco.data import load_digits  # noqa: E402
@@ -96,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(body)
     if args.write_docs:
         publish("defects.md", "density-resolution", body,
-                shlex.join(["python", "examples/density_resolution.py", *(sys.argv[1:] if argv is None else argv)]))
+                command_line(__file__, argv))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _docblocks import publish  # noqa: E402
+from _docblocks import command_line, publish  # noqa: E402
 
 from neurodtco.data import load_digits, to_voltages  # noqa: E402
 from neurodtco.engines import simulate  # noqa: E402
@@ -204,7 +203,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help=f"publish each table into its block of docs/{PAGE} (baselines-TABLE)")
     args = parser.parse_args(argv)
     wanted = set(args.only or TABLES)
-    command = shlex.join(["python", "examples/imperfections_baselines.py", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(__file__, argv)
 
     dataset = load_digits(seed=0)
     net = default_network(dataset)

@@ -247,9 +247,9 @@ def main() -> None:
     print(f"\nresults.json and tiling_heatmap.png in {args.out}")
     if args.write_docs:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _docblocks import DOCS, publish
+        from _docblocks import DOCS, command_line, publish
 
-        command = "python examples/tiling_study.py " + " ".join(sys.argv[1:])
+        command = command_line(__file__)
         for name, body in tables.items():
             publish("tiling.md", name, body, command)
         heatmap(results["dtco"], results["software"]["accuracy"], DOCS / "img" / "tiling_heatmap.png")

@@ -96,9 +96,9 @@ def main() -> None:
     print(body)
     if args.write_docs:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _docblocks import publish
+        from _docblocks import command_line, publish
 
-        publish("networks.md", "training", body, "python examples/train_presets.py " + " ".join(sys.argv[1:]))
+        publish("networks.md", "training", body, command_line(__file__))
 
 
 if __name__ == "__main__":

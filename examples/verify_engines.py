@@ -57,9 +57,9 @@ def main() -> None:
     print(body)
     if args.write_docs:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _docblocks import publish
+        from _docblocks import command_line, publish
 
-        publish("engines.md", "verify", body, "python examples/verify_engines.py " + " ".join(sys.argv[1:]))
+        publish("engines.md", "verify", body, command_line(__file__))
 
 
 if __name__ == "__main__":

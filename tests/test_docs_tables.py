@@ -45,3 +45,10 @@ def test_publish_needs_the_markers(tmp_path):
 def test_every_published_table_in_docs_equals_its_stored_copy():
     # A table edited by hand, or a script rerun without publishing, shows up here; `make reproduce` refreshes all.
     assert docblocks.check() == []
+
+
+def test_command_line_names_the_script_from_the_root_and_quotes_its_arguments():
+    script = docblocks.ROOT / "bench" / "engine.py"
+    assert docblocks.command_line(str(script), ["--write-docs"]) == "python bench/engine.py --write-docs"
+    assert docblocks.command_line(str(script), ["--defect", "row:p=0.1, kind=on"]) == \
+        "python bench/engine.py --defect 'row:p=0.1, kind=on'"
