@@ -16,8 +16,9 @@ Prints a Markdown table with per-image times and ratios, and the goals it checks
 publishes it into docs/engines.md (block ``engine``, ``examples/_docblocks.py``).
 
 ``--device`` (a torch device) runs what has a device path there: ``solve_crossbar``'s product with
-the transfer matrix and the nodal engine with linear cells (their factorizations stay on the CPU);
-gap-model cells always run on the CPU. ``bench/crossbar.py`` times large arrays (up to 1024 x 1024)
+the transfer matrix, the nodal engine's affine maps with linear cells (their factorizations stay on
+the CPU) and its chord Newton with gap-model cells (each array a dense map on the device,
+``_nodal/device_chord.py``). ``bench/crossbar.py`` times large arrays (up to 1024 x 1024)
 against badcrossbar and SciPy's sparse LU.
 
 BLAS runs single-threaded by default (``--blas-threads 1``): ngspice uses one core too, and on a
@@ -103,8 +104,7 @@ def run(args: argparse.Namespace) -> None:
     made, images = circuits()
     results = {}
     for cell, circuit in made.items():
-        # gap cells have no device path: they run on the CPU whatever --device says
-        nodal = get_engine("nodal", device=args.device if cell == "linear" else None)
+        nodal = get_engine("nodal", device=args.device)
         nodal.run(circuit, images[:50])  # warm caches and imports
         seconds = best_time(lambda: nodal.run(circuit, images), args.repeats if cell == "linear" else 3)
         results[cell] = {"nodal_s": seconds, "nodal_per_image_s": seconds / len(images)}
@@ -140,7 +140,7 @@ def markdown(crossbar: list[dict], results: dict, n_images: int, n_spice: int, b
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {blas}, "
              f"load average {load:.1f} at the end; Python {platform.python_version()}, NumPy {np.__version__}; "
-             f"device: {device or 'none (NumPy)'}, gap cells on the CPU.", "",
+             f"device: {device or 'none (NumPy)'}, gap cells on {device or 'the CPU'}.", "",
              "| measurement | time | per image | ngspice per image | speed-up |", "|---|---|---|---|---|"]
     for row in crossbar:
         lines.append(f"| {row['case']} | {duration(row['seconds'])} | | | |")
