@@ -8,7 +8,10 @@ Sections: ``tolerance`` (defect tolerance with and without defect-aware retraini
 (memory-state choice: energy vs worst accuracy over 25-100 C), ``circuit`` (differential vs
 shared reference, wires, op-amp gain, read voltage), ``tuning`` (basic vs ordered/adaptive
 write-verify; 64x64 passive arrays), ``compare`` (the side-by-side table). Every accuracy is a
-circuit simulated by the exact ``nodal`` engine on the 180 held-out test images. Results go to
+circuit simulated by the exact ``nodal`` engine on the 180 held-out test images, printed with its 95 %
+interval (Wilson over the images for one chip, bootstrap over instances for a mean) and its count;
+a row compared with another carries the paired difference on the same images with its bootstrap
+interval, from per-image correctness (``per_image=True`` of the library functions). Results go to
 ``--out`` as CSV (``mitigation.csv`` is the comparison that ``mitigation_table`` reads);
 ``--write-docs`` publishes the tables into the marked blocks of docs/mitigation.md, with a stored copy in
 docs/results/ that the tests compare against (``examples/_docblocks.py``).
