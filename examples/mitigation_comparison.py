@@ -71,10 +71,16 @@ def rate_cell(correct) -> str:
     return interval_cell(float(c.mean()), *wilson_interval(float(c.sum()), c.size))
 
 
+def points_cell(value: float, low: float, high: float) -> str:
+    """A difference of accuracies in points with its interval: ``+3.9 [-0.6, +8.3]`` (never ``-0.0``)."""
+    v, lo, hi = (f"{round(100 * x, 1) + 0.0:+.1f}" for x in (value, low, high))  # + 0.0 turns -0.0 into 0.0
+    return f"{v} [{lo}, {hi}]"
+
+
 def paired_cell(a, b) -> str:
     """``a - b`` in points over the same images with its paired bootstrap interval: ``+3.9 [-0.6, +8.3]``."""
     d, (low, high) = paired_bootstrap_ci(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    return f"{100 * d:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return points_cell(d, low, high)
 
 
 def density_cell(value: float, low: float, high: float, grid) -> str:
@@ -116,8 +122,8 @@ def section_tolerance(net, data, out: Path) -> str:
             # The healthy circuit is one fixed chip on the same images, so the drop's interval is the mean's, shifted.
             rows.append({"p (per cell)": f"{density:g}", "retrained": label,
                          "mean accuracy [95% CI]": interval_cell(r["mean"], r["low"], r["high"]),
-                         "vs healthy (pts) [95% CI]": f"{100 * (r['mean'] - healthy):+.1f} "
-                                                      f"[{100 * (r['low'] - healthy):+.1f}, {100 * (r['high'] - healthy):+.1f}]",
+                         "vs healthy (pts) [95% CI]": points_cell(r["mean"] - healthy, r["low"] - healthy,
+                                                                  r["high"] - healthy),
                          "instances x images": f"{int(r['instances'])} x {n}"})
     table = md(pd.DataFrame(rows))
     drops = (0.01, 0.02, 0.05)

@@ -71,3 +71,7 @@ def test_per_image_correctness_averages_to_the_reported_accuracy(digits, default
         # Per image, the fraction of the two reads that got it right: 0, 1/2 or 1.
         assert set(np.unique(row["correct"])) <= {0.0, 0.5, 1.0}
         assert row["correct"].mean() == pytest.approx(row["accuracy"])
+
+
+def test_points_cell_never_prints_a_negative_zero():
+    assert mc.points_cell(-0.0003, -0.008, 0.0004) == "+0.0 [-0.8, +0.0]"
