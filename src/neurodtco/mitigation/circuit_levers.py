@@ -106,7 +106,8 @@ def sweep_circuit(network: TrainedNetwork, dataset: Dataset, *, arrangements: It
                   v_read_v: Iterable[float] = (0.2,), open_loop_gain: Iterable[float] = (math.inf,),
                   wire_ohm: Iterable[float] = (1.0,), temperatures_c: Iterable[float] = (25.0,),
                   base: MappingConfig = MappingConfig(), imperfection: Optional[Any] = None,
-                  engine: Any = "nodal", read_time_s: float = 1e-7, seed: int = 0) -> pd.DataFrame:
+                  engine: Any = "nodal", read_time_s: float = 1e-7, seed: int = 0,
+                  per_image: bool = False) -> pd.DataFrame:
     """Accuracy and array energy per inference over a grid of circuit choices (and temperatures).
 
     Each row of the grid maps the network with the given arrangement, read voltage (the input
@@ -114,6 +115,7 @@ def sweep_circuit(network: TrainedNetwork, dataset: Dataset, *, arrangements: It
     applies ``imperfection`` (an ``apply_imperfections`` spec, e.g. programming) and the temperature
     (the ReRAM model of ``imperfections.temperature``; 25 C is the reference, no change), and runs
     ``engine`` on the test images (a read-noise item of ``imperfection`` is drawn per inference group).
+    With ``per_image`` each row also carries ``correct``, the boolean correctness of every test image.
     """
     eng = resolve_engine(engine)
     items = parse_imperfections(imperfection if imperfection is not None else [])
@@ -137,6 +139,8 @@ def sweep_circuit(network: TrainedNetwork, dataset: Dataset, *, arrangements: It
                                      "accuracy": result.accuracy(dataset.y_test),
                                      "energy_j": float(np.mean(result.power_w)) * read_time_s,
                                      "columns": int(sum(layer.n_columns for layer in hot.layers))})
+                        if per_image:
+                            rows[-1]["correct"] = result.predictions() == np.asarray(dataset.y_test)
     return pd.DataFrame(rows)
 
 

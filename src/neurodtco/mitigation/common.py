@@ -21,17 +21,19 @@ def resolve_engine(engine: Any) -> Any:
 
 
 def circuit_accuracy(circuit: Circuit, dataset: Dataset, engine: Any = "ideal", split: str = "test",
-                     return_power: bool = False) -> Any:
+                     return_power: bool = False, per_image: bool = False) -> Any:
     """Accuracy of ``circuit`` simulated by ``engine`` on the test (or train) images.
 
     With ``return_power`` it returns ``(accuracy, mean array power in W)``: the power drawn from the
-    row drivers of every array, averaged over the images (the engines' ``power_w``).
+    row drivers of every array, averaged over the images (the engines' ``power_w``). With
+    ``per_image`` the accuracy is replaced by the boolean correctness of each image (for
+    intervals and paired comparisons); its mean is the accuracy.
     """
     if split not in ("test", "train"):
         raise ValueError(f"split={split!r} is not accepted: choose 'test' or 'train'")
     x, y = (dataset.x_test, dataset.y_test) if split == "test" else (dataset.x_train, dataset.y_train)
     result = resolve_engine(engine).run(circuit, to_voltages(x, circuit.input_scale_v), return_power=return_power)
-    acc = result.accuracy(y)
+    acc = result.predictions() == np.asarray(y) if per_image else result.accuracy(y)
     if return_power:
         return acc, float(np.mean(result.power_w))
     return acc

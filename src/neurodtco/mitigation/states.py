@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 
 from ..data import Dataset, split_validation, to_voltages
+from ..engines import simulate
 from ..imperfections import apply_imperfections, evaluate, parse_imperfections
+from ..imperfections.energy import energy_per_inference_j
 from ..stats import wilson_interval
 from ..mapping import MappingConfig, map_network
 from ..network import TrainedNetwork
@@ -91,13 +93,16 @@ def evaluate_candidates(network: TrainedNetwork, dataset: Dataset, candidates: S
                         temperatures_c: Iterable[float] = (25.0, 50.0, 75.0, 100.0),
                         read_noise: Optional[dict] = None, base: MappingConfig = MappingConfig(),
                         engine: Any = "nodal", read_time_s: float = 1e-7, seeds: Sequence[int] = (0,),
-                        programming: Optional[dict] = None, n_validation: int = 180) -> pd.DataFrame:
+                        programming: Optional[dict] = None, n_validation: int = 180,
+                        per_image: bool = False) -> pd.DataFrame:
     """Test and validation accuracy and test energy per inference of every candidate at every temperature.
 
     Means over seeds. ``read_noise``: an ``apply_imperfections`` read-noise item (e.g. ``{"kind":
     "read_noise", "relative_sigma": 0.01, "group_size": 20}``), drawn per inference group;
     ``programming``: an optional programming item applied first (tuning error at 25 C). A dataset
     without a validation part has ``n_validation`` images held out of its training part for it.
+    With ``per_image`` each row also carries ``correct``: per test image, the fraction of the
+    seeds' reads that classified it correctly (its mean is ``accuracy``), for paired comparisons.
     """
     eng = resolve_engine(engine)
     if not dataset.has_validation:
@@ -110,7 +115,7 @@ def evaluate_candidates(network: TrainedNetwork, dataset: Dataset, candidates: S
         x = to_voltages(dataset.x_test, circuit.input_scale_v)
         xv = to_voltages(x_val, circuit.input_scale_v)
         for t in temperatures_c:
-            accs, energies, vals = [], [], []
+            accs, energies, vals, correct = [], [], [], []
             for seed in seeds:
                 spec = parse_imperfections(([programming] if programming else []) + [temperature_spec(cand, t)]
                                            + ([read_noise] if read_noise else []))
@@ -118,10 +123,10 @@ def evaluate_candidates(network: TrainedNetwork, dataset: Dataset, candidates: S
                 if cand.feedback == "tracking":
                     params = {"g_threshold_s": cand.g_threshold_s} if cand.g_threshold_s is not None else {}
                     hot = track_temperature(circuit, hot, t, technology=cand.technology, **params)
-                out = evaluate(hot, x, dataset.y_test, engine=eng, seed=seed, read_time_s=read_time_s,
-                               read_noise=spec.read_noise)
-                accs.append(out["accuracy"])
-                energies.append(out["energy_per_inference_j"])
+                result = simulate(hot, x, engine=eng, read_noise=spec.read_noise, seed=seed, return_power=True)
+                correct.append(result.predictions() == np.asarray(dataset.y_test))
+                accs.append(float(np.mean(correct[-1])))
+                energies.append(float(energy_per_inference_j(result, read_time_s).mean()))
                 # A distinct seed: the validation read is another read of the chip, not the test read again.
                 vals.append(evaluate(hot, xv, y_val, engine=eng, seed=seed + 1, read_time_s=read_time_s,
                                      read_noise=spec.read_noise)["accuracy"])
@@ -130,6 +135,8 @@ def evaluate_candidates(network: TrainedNetwork, dataset: Dataset, candidates: S
                          "g_threshold_s": cand.g_threshold_s, "feedback": cand.feedback, "temperature_c": float(t),
                          "accuracy": float(np.mean(accs)), "accuracy_validation": float(np.mean(vals)),
                          "n_test": int(len(dataset.y_test)) * len(seeds), "energy_j": float(np.mean(energies))})
+            if per_image:
+                rows[-1]["correct"] = np.mean(correct, axis=0)
     return pd.DataFrame(rows)
 
 
