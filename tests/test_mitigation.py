@@ -354,6 +354,9 @@ def test_choose_memory_states_takes_the_cheapest_candidate_within_the_bound():
     assert best["candidate"] == "cheap-ok" and best["energy_saving"] == 5.0
     assert not choice.set_index("candidate").loc["cheap-bad", "meets_bound"]
     assert best["worst_accuracy"] == 0.80 and best["worst_accuracy_ci"][0] < 0.80 < best["worst_accuracy_ci"][1]
+    from neurodtco.stats import wilson_interval
+
+    assert best["worst_accuracy_ci"] == pytest.approx(list(wilson_interval(160, 200)))  # over the 200 images
 
 
 # ---------------------------------------------------------------- tolerance

@@ -134,7 +134,9 @@ def evaluate_candidates(network: TrainedNetwork, dataset: Dataset, candidates: S
                          "r_off_ohm": cand.r_off_ohm, "pair_encoding": cand.pair_encoding,
                          "g_threshold_s": cand.g_threshold_s, "feedback": cand.feedback, "temperature_c": float(t),
                          "accuracy": float(np.mean(accs)), "accuracy_validation": float(np.mean(vals)),
-                         "n_test": int(len(dataset.y_test)) * len(seeds), "energy_j": float(np.mean(energies))})
+                         # The seeds' reads repeat the same images: the images are what the interval counts.
+                         "n_test": int(len(dataset.y_test)), "n_reads": len(seeds),
+                         "energy_j": float(np.mean(energies))})
             if per_image:
                 rows[-1]["correct"] = np.mean(correct, axis=0)
     return pd.DataFrame(rows)
@@ -145,7 +147,8 @@ def choose_memory_states(table: pd.DataFrame, reference: str, max_drop: float = 
 
     The bound and the test are on **validation** accuracy: the reference candidate's worst-case
     validation accuracy minus ``max_drop``. ``worst_accuracy`` (test, with ``worst_accuracy_ci``, a
-    Wilson interval) and ``accuracy_cost`` (test) only report. The energy saving is the reference's
+    Wilson interval over the ``n_test`` images, however many reads were averaged) and ``accuracy_cost``
+    (test) only report. The energy saving is the reference's
     energy at its reference temperature over the candidate's. Sorted by energy; the first row with
     ``meets_bound`` is the choice.
     """
@@ -163,6 +166,6 @@ def choose_memory_states(table: pd.DataFrame, reference: str, max_drop: float = 
     summary["energy_saving"] = float(summary.loc[reference, "energy_j"]) / summary["energy_j"]
     summary["accuracy_cost"] = float(summary.loc[reference, "worst_accuracy"]) - summary["worst_accuracy"]
     summary["meets_bound"] = summary["worst_validation"] >= bound - 1e-12
-    summary["worst_accuracy_ci"] = [list(wilson_interval(int(round(a * n)), int(n)))
+    summary["worst_accuracy_ci"] = [list(wilson_interval(a * n, int(n)))
                                     for a, n in zip(summary["worst_accuracy"], summary["n_test"])]
     return summary.sort_values("energy_j").reset_index()
