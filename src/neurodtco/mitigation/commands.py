@@ -14,9 +14,8 @@ from ..imperfections import SwitchingDevice, WriteVerifyConfig, apply_passive_pr
 from ..mapping import MappingConfig, map_network
 from ..network import TrainedNetwork
 from .circuit_levers import sweep_circuit
-from ..data import to_voltages
 from ..stats import paired_accuracy_comparison, wilson_interval, with_ci, with_wilson
-from .common import resolve_engine
+from .common import circuit_accuracy
 from .compare import LEVERS, SCENARIOS, ComparisonConfig, run_comparison
 from .states import choose_memory_states, evaluate_candidates, window_grid
 from .tolerance import defect_tolerance, single_fault_tolerance, tolerance_thresholds
@@ -38,8 +37,8 @@ def mitigate_retrain(net: TrainedNetwork, dataset: Dataset, config: MappingConfi
     fixed = retrain_defect_aware(chip, record, dataset, RetrainConfig(epochs=epochs, batch_size=256,
                                                                       learning_rate=2e-2))
     elapsed = time.perf_counter() - start
-    correct = {name: _correct(c, dataset, engine) for name, c in (("healthy", healthy), ("before", chip),
-                                                                    ("after", fixed))}
+    correct = {name: circuit_accuracy(c, dataset, engine, per_image=True)
+               for name, c in (("healthy", healthy), ("before", chip), ("after", fixed))}
     out = {f"accuracy_{name}": float(c.mean()) for name, c in correct.items()}
     with_wilson(out, list(out), len(dataset.y_test))
     out.update(_paired(correct["after"], correct["before"]))
@@ -83,7 +82,7 @@ def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, 
 
     circuit = map_network(net, config)
     device, wv = SwitchingDevice(threshold_variation=threshold_variation), WriteVerifyConfig()
-    ideal = _correct(circuit, dataset, engine)
+    ideal = circuit_accuracy(circuit, dataset, engine, per_image=True)
     out: dict[str, Any] = with_wilson({"accuracy_ideal_programming": float(ideal.mean())},
                                       ["accuracy_ideal_programming"], ideal.size)
     out.update(scheme=scheme, threshold_variation=threshold_variation, n_test=int(ideal.size))
@@ -94,7 +93,7 @@ def mitigate_tune(net: TrainedNetwork, dataset: Dataset, config: MappingConfig, 
                                                                           np.random.default_rng(seed), scheme=scheme)))
     for name, fn in runs:
         prog, rec = fn()
-        correct = _correct(prog, dataset, engine)
+        correct = circuit_accuracy(prog, dataset, engine, per_image=True)
         # The paired difference is against ideal programming of the same network on the same images.
         out[name] = {**with_wilson({"accuracy": float(correct.mean())}, ["accuracy"], correct.size),
                      **_paired(correct, ideal), "pulses_per_cell": rec["pulses_mean"],
@@ -141,12 +140,6 @@ def mitigate_compare(net: TrainedNetwork, dataset: Dataset, scenarios: Sequence[
     table = run_comparison(net, dataset, scenarios=scenarios or SCENARIOS, levers=levers or LEVERS,
                            config=ComparisonConfig(engine=engine, seed=seed, quick=quick))
     return _json_safe({"rows": table.to_dict(orient="records"), "quick": quick})
-
-
-def _correct(circuit: Any, dataset: Dataset, engine: Any) -> np.ndarray:
-    """Per test image, whether ``circuit`` on ``engine`` classifies it correctly."""
-    result = resolve_engine(engine).run(circuit, to_voltages(dataset.x_test, circuit.input_scale_v))
-    return result.predictions() == np.asarray(dataset.y_test)
 
 
 def _paired(correct: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
