@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from torch.utils.flop_counter import FlopCounterMode
 
-from neurodtco.correction import BatchedAffineCalibration, BatchedLogisticCorrector, BatchedMLPCorrector
+from neurodtco.correction import BatchedAffineCalibration, BatchedLogisticCorrector, BatchedMLPCorrector, native
 from neurodtco.study.floor import floor_seconds, gemm_rate, study_floor
 
 
@@ -28,14 +28,18 @@ def test_mlp_flops_per_evaluation_are_the_hand_count():
 
 @pytest.mark.parametrize("model", [BatchedMLPCorrector(hidden=3, max_iter=15), BatchedLogisticCorrector(max_iter=15)],
                          ids=["mlp", "logistic"])
-def test_a_fit_reports_the_product_flops_it_ran(model):
+def test_a_fit_reports_the_product_flops_it_ran(model, monkeypatch):
     """fit_flops_ is what torch's own flop counter sees in the fit's matrix products (line searches included),
     less the biases: the fit carries each bias as one more column of its layer's product (a row of ones
-    under the layer's inputs), which the floor, the flops of the linear maps themselves, does not count."""
+    under the layer's inputs), which the floor, the flops of the linear maps themselves, does not count.
+    Counted on the torch fit (the compiled one, which torch cannot see into, runs the same evaluations:
+    tests/test_native_fits.py)."""
+    monkeypatch.setattr(native, "available", lambda: False)
     k, n, f, c = 3, 40, 6, 4
     x, y = _data(k, n, f, c)
     with FlopCounterMode(display=False) as counter:
         model.fit(x, y)
+    assert model.backend_ == "torch"
     # Each output row of a layer's forward product and of its weight gradient gets one more multiply-add per image.
     bias_rows = int(model.hidden) + c if model.name == "mlp" else c
     bias_flops = 2 * 2 * n * bias_rows * model.n_evaluations_ * k

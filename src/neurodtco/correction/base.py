@@ -23,6 +23,7 @@ import numpy as np
 import sklearn.base
 import torch
 
+from . import native
 from .objective import Blocks, Workspace, batched_objective, unflatten, with_ones_row
 from .solvers import adam, lbfgs
 
@@ -189,6 +190,10 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
         """Flops of the linear maps in one model's loss and gradient on ``n_images`` (the least a fit evaluation costs)."""
         raise NotImplementedError
 
+    def _native(self) -> Optional[tuple[str, str, int]]:
+        """What the compiled fit (``native``) computes for this corrector: (kind, activation, hidden), or None."""
+        return None
+
     def _live_rows(self, n_features: int, n_classes: int) -> int:
         """Rows of one model's arrays alive at once in an evaluation (their columns are the images): inputs and logits."""
         return n_features + 1 + n_classes
@@ -286,15 +291,29 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
                                                                  dtype=dtype), (0, 1)).flatten()
                               for (w, _), (rows, cols) in zip(self._layers, shapes)]).to(device)
             penalised = mask if self._penalised and weight_decay > 0 else None
-            # On a CPU, models go through the loss in groups whose arrays alive at once ([models, rows, N])
-            # stay in cache: the elementwise passes, not the products, bound these small models.
-            group = max(1, _GROUP_BYTES // (self._live_rows(f, c) * n * xs.element_size())) if device.type == "cpu" else k
-            objective = batched_objective(self, with_ones_row(xs), yt, shapes, group, penalised, weight_decay)
-            if settings["solver"] == "lbfgs":
-                theta, history, iterations, evaluations = lbfgs(objective, theta0, self.iterations, settings["tol"])
+            compiled = self._native()
+            if (settings["solver"] == "lbfgs" and device.type == "cpu" and dtype == torch.float64
+                    and compiled is not None and native.available()):
+                kind, activation, hidden = compiled
+                fitted, history, iterations, evaluations = native.fit(
+                    kind, activation, with_ones_row(xs).numpy(), yt[:, 0].numpy(), theta0.numpy(), c, hidden,
+                    None if penalised is None else penalised.numpy(), weight_decay, self.iterations, settings["tol"],
+                    threads=settings["n_threads"])
+                theta, self.backend_ = torch.from_numpy(fitted), "native"
             else:
-                theta, history, iterations, evaluations = adam(objective, theta0, self.iterations,
-                                                               settings["learning_rate"])
+                # On a CPU, models go through the loss in groups whose arrays alive at once ([models, rows, N])
+                # stay in cache: the elementwise passes, not the products, bound these small models.
+                group = (max(1, _GROUP_BYTES // (self._live_rows(f, c) * n * xs.element_size()))
+                         if device.type == "cpu" else k)
+                objective = batched_objective(self, with_ones_row(xs), yt, shapes, group, penalised, weight_decay)
+                if settings["solver"] == "lbfgs":
+                    theta, history, iterations, evaluations = lbfgs(objective, theta0, self.iterations,
+                                                                    settings["tol"])
+                else:
+                    theta, history, iterations, evaluations = adam(objective, theta0, self.iterations,
+                                                                   settings["learning_rate"])
+                self.backend_ = "torch"
+
         finally:
             torch.set_num_threads(threads)
         self.params_ = {name: p.detach().cpu() for name, p in self._params(unflatten(theta, shapes)).items()}

@@ -103,6 +103,9 @@ class BatchedMLPCorrector(BatchedCorrector):
         torch.bmm(da, x_t, out=grads[0])
         torch.bmm(dlogits, hidden.transpose(1, 2), out=grads[1])
 
+    def _native(self) -> Optional[tuple[str, str, int]]:
+        return "mlp", self.activation, int(self.hidden)
+
     def _live_rows(self, n_features: int, n_classes: int) -> int:
         """Inputs with their ones row, pre-activations (then their gradient), hidden values with theirs, logits."""
         h = int(self.hidden)
@@ -139,6 +142,9 @@ class BatchedAffineCalibration(BatchedCorrector):
         v = x[:, :-1]
         return torch.addcmul(layer[:, :, 1:], v, layer[:, :, :1], out=work.take("logits", tuple(v.shape))), v
 
+    def _native(self) -> Optional[tuple[str, str, int]]:
+        return "affine", "tanh", 0
+
     def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
                   work: Workspace) -> None:
         torch.sum(dlogits * cache, dim=2, keepdim=True, out=grads[0][:, :, :1])
@@ -163,6 +169,9 @@ class BatchedLogisticCorrector(BatchedCorrector):
     def _forward(self, blocks: Blocks, x: torch.Tensor, work: Workspace) -> tuple[torch.Tensor, Any]:
         layer = blocks[0]  # [K, C, F + 1]: the bias on the ones row
         return torch.bmm(layer, x, out=work.take("logits", (x.shape[0], layer.shape[1], x.shape[2]))), None
+
+    def _native(self) -> Optional[tuple[str, str, int]]:
+        return "linear", "tanh", 0
 
     def _backward(self, blocks: Blocks, x_t: torch.Tensor, cache: Any, dlogits: torch.Tensor, grads: Blocks,
                   work: Workspace) -> None:

@@ -1,0 +1,456 @@
+/* Corrector fits in one pass per model: the loss and gradient of a small classifier, fused over
+ * blocks of images that stay in the core's first-level cache, inside the same L-BFGS as
+ * neurodtco.correction.solvers.lbfgs.
+ *
+ * Built by neurodtco.correction.native with the system's C compiler (-O3 -march=native); the
+ * fits fall back to the torch implementation where no compiler is found. Layouts are those of
+ * neurodtco.correction.objective: each layer is a row-major matrix whose last column is its bias,
+ * inputs are features-major [F + 1, N] with a last row of ones, parameters are flat [P].
+ *
+ * The image axis is the vector axis: every pass runs over NV vectors of VL images, so that a block
+ * of intermediates ([h, B] hidden values, [C, B] logits) lives in registers or the L1 cache, and the
+ * activation, softmax and cross-entropy cost a few vector instructions per value instead of a
+ * sweep over memory each. exp, log and tanh are written here as vector polynomials (within a few
+ * ulp of libm) because the C library's scalar calls would cost more than the products.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VL 8                 /* doubles per vector */
+#ifndef NV
+#define NV 8                 /* vectors per block */
+#endif
+#define BLOCK (VL * NV)      /* images per block */
+
+typedef double vd __attribute__((vector_size(VL * sizeof(double))));
+typedef int64_t vl __attribute__((vector_size(VL * sizeof(int64_t))));
+
+enum { KIND_AFFINE = 0, KIND_LINEAR = 1, KIND_MLP = 2 };
+enum { ACT_TANH = 0, ACT_RELU = 1, ACT_HARDTANH = 2 };
+
+static inline vd splat(double x) { return (vd){x, x, x, x, x, x, x, x}; }
+
+/* Lanes of a where the comparison mask is set (all bits of a lane), else of b; casts between vector
+ * types of one size reinterpret the bits. */
+static inline vd vsel(vl mask, vd a, vd b) { return (vd)((mask & (vl)a) | (~mask & (vl)b)); }
+
+static inline vd vmax(vd a, vd b) { return vsel(a > b, a, b); }
+
+static inline vd vmin(vd a, vd b) { return vsel(a < b, a, b); }
+
+static inline vd bits_to_vd(vl x) { return (vd)x; }
+
+static inline vl vd_to_bits(vd x) { return (vl)x; }
+
+/* e^x = scale (1 + q) for x <= 0 (the softmax's shifted logits, tanh's argument); below -700 as
+ * at -700, which no sum with a term of 1 can tell from zero. Cody-Waite reduction x = k ln2 + r,
+ * |r| <= ln2/2, scale = 2^k, and q = e^r - 1 by a degree-12 Taylor polynomial without its constant
+ * term (truncation below 2e-16 relative): q keeps its relative precision for small r, so that
+ * e^x - 1 = scale q + (scale - 1) does too. */
+static inline vd vexp_parts(vd x, vd *scale) {
+    const vd shifter = splat(0x1.8p52);
+    x = vmax(x, splat(-700.0));
+    vd kd = x * splat(0x1.71547652b82fep0) + shifter;
+    vl k = vd_to_bits(kd) - vd_to_bits(shifter);
+    kd -= shifter;
+    vd r = x - kd * splat(0x1.62e42fefa39efp-1);
+    r -= kd * splat(0x1.abc9e3b39803fp-56);
+    vd p = splat(1.0 / 479001600.0);
+    p = p * r + splat(1.0 / 39916800.0);
+    p = p * r + splat(1.0 / 3628800.0);
+    p = p * r + splat(1.0 / 362880.0);
+    p = p * r + splat(1.0 / 40320.0);
+    p = p * r + splat(1.0 / 5040.0);
+    p = p * r + splat(1.0 / 720.0);
+    p = p * r + splat(1.0 / 120.0);
+    p = p * r + splat(1.0 / 24.0);
+    p = p * r + splat(1.0 / 6.0);
+    p = p * r + splat(0.5);
+    p = p * r + splat(1.0);
+    *scale = bits_to_vd((k + 1023) << 52);
+    return p * r;
+}
+
+static inline vd vexp_nonpositive(vd x) {
+    vd scale, q = vexp_parts(x, &scale);
+    return scale * q + scale;
+}
+
+/* log(x) for x >= 1 (a softmax's sum of exponentials about its largest term): the exponent, and
+ * 2 atanh(s) of the mantissa brought to [sqrt(1/2), sqrt(2)), s = (m - 1)/(m + 1), |s| <= 0.172. */
+static inline vd vlog_atleast1(vd x) {
+    vl bits = vd_to_bits(x);
+    vl e = (bits >> 52) - 1023;
+    vd m = bits_to_vd((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+    vl big = m > splat(1.4142135623730951);
+    m = vsel(big, m * splat(0.5), m);
+    e -= big;  /* a true comparison is -1 in every bit */
+    vd s = (m - splat(1.0)) / (m + splat(1.0));
+    vd s2 = s * s;
+    vd p = splat(2.0 / 23.0);
+    p = p * s2 + splat(2.0 / 21.0);
+    p = p * s2 + splat(2.0 / 19.0);
+    p = p * s2 + splat(2.0 / 17.0);
+    p = p * s2 + splat(2.0 / 15.0);
+    p = p * s2 + splat(2.0 / 13.0);
+    p = p * s2 + splat(2.0 / 11.0);
+    p = p * s2 + splat(2.0 / 9.0);
+    p = p * s2 + splat(2.0 / 7.0);
+    p = p * s2 + splat(2.0 / 5.0);
+    p = p * s2 + splat(2.0 / 3.0);
+    p = p * s2 + splat(2.0);
+    vd ed = __builtin_convertvector(e, vd);
+    return ed * splat(0x1.62e42fefa39efp-1) + (s * p + ed * splat(0x1.abc9e3b39803fp-56));
+}
+
+/* tanh |x| = -m / (2 + m) with m = e^(-2|x|) - 1, and the sign of x: within a few ulp, small x included. */
+static inline vd vtanh(vd x) {
+    vd ax = vmax(x, -x), scale;
+    vd q = vexp_parts(splat(-2.0) * ax, &scale);
+    vd m = scale * q + (scale - splat(1.0));
+    vd y = -m / (splat(2.0) + m);
+    return vsel(x < splat(0.0), -y, y);
+}
+
+/* sum_v a[v] b[v] over a block, as two interleaved chains (half the latency of one). */
+static inline vd dot_block(const vd *restrict a, const vd *restrict b) {
+    vd s0 = a[0] * b[0], s1 = a[1] * b[1];
+    for (int v = 2; v < NV; v += 2) {
+        s0 += a[v] * b[v];
+        s1 += a[v + 1] * b[v + 1];
+    }
+    return s0 + s1;
+}
+
+/* One model's data and scratch: inputs padded to whole blocks, the padded images weighted 0. */
+typedef struct {
+    int kind, act, f1, c, h, nb;  /* f1: features + 1 (the ones row); nb: blocks */
+    const double *x;               /* [f1, nb * BLOCK] */
+    const int32_t *y;              /* [nb * BLOCK] */
+    const double *w;               /* [nb * BLOCK]: 1/N, or 0 on padding */
+    double *hid, *pre, *logit, *glog, *acc;  /* [h, BLOCK] twice (pre then takes dz), [c, BLOCK] twice, lanes of each gradient */
+    const double *mask;            /* [P] 1 on penalised weights, or NULL */
+    double decay;
+    int p;
+} Model;
+
+/* Loss and gradient (written to grad [P]) at theta [P]. */
+static double evaluate(const Model *m, const double *theta, double *grad) {
+    const int f1 = m->f1, c = m->c, h = m->h, stride = m->nb * BLOCK;
+    const int rows = m->kind == KIND_MLP ? h : 0;
+    const int gcols = m->kind == KIND_AFFINE ? 2 : (m->kind == KIND_LINEAR ? f1 : h + 1);
+    const double *w1 = theta, *w2 = theta + rows * f1;  /* MLP: [h, f1], [c, h + 1]; else w2 is the only layer */
+    vd *acc1 = (vd *)m->acc, *acc2 = acc1 + rows * f1;   /* lanes of the gradients, summed at the end */
+    memset(m->acc, 0, sizeof(vd) * (size_t)(rows * f1 + c * gcols));
+    vd loss = splat(0.0);
+    vd *logit = (vd *)m->logit;
+    for (int b = 0; b < m->nb; b++) {
+        const double *xb = m->x + (size_t)b * BLOCK;
+        const vd *wb = (const vd *)(m->w + (size_t)b * BLOCK);
+        const int32_t *yb = m->y + (size_t)b * BLOCK;
+        /* forward to the logits [c, BLOCK] */
+        if (m->kind == KIND_MLP) {
+            vd *hid = (vd *)m->hid, *pre = (vd *)m->pre;
+            for (int j = 0; j < h; j++) {
+                vd a[NV];
+                for (int v = 0; v < NV; v++) a[v] = splat(w1[j * f1 + f1 - 1]);
+                for (int f = 0; f < f1 - 1; f++) {
+                    const vd wv = splat(w1[j * f1 + f]);
+                    const vd *xr = (const vd *)(xb + (size_t)f * stride);
+                    for (int v = 0; v < NV; v++) a[v] += wv * xr[v];
+                }
+                for (int v = 0; v < NV; v++) {
+                    pre[j * NV + v] = a[v];
+                    hid[j * NV + v] = m->act == ACT_TANH ? vtanh(a[v])
+                                      : m->act == ACT_RELU ? vmax(a[v], splat(0.0))
+                                      : vmin(vmax(a[v], splat(-1.0)), splat(1.0));
+                }
+            }
+            for (int k = 0; k < c; k++) {
+                vd a[NV];
+                for (int v = 0; v < NV; v++) a[v] = splat(w2[k * (h + 1) + h]);
+                for (int j = 0; j < h; j++) {
+                    const vd wv = splat(w2[k * (h + 1) + j]);
+                    for (int v = 0; v < NV; v++) a[v] += wv * hid[j * NV + v];
+                }
+                for (int v = 0; v < NV; v++) logit[k * NV + v] = a[v];
+            }
+        } else if (m->kind == KIND_LINEAR) {
+            for (int k = 0; k < c; k++) {
+                vd a[NV];
+                for (int v = 0; v < NV; v++) a[v] = splat(w2[k * f1 + f1 - 1]);
+                for (int f = 0; f < f1 - 1; f++) {
+                    const vd wv = splat(w2[k * f1 + f]);
+                    const vd *xr = (const vd *)(xb + (size_t)f * stride);
+                    for (int v = 0; v < NV; v++) a[v] += wv * xr[v];
+                }
+                for (int v = 0; v < NV; v++) logit[k * NV + v] = a[v];
+            }
+        } else {  /* affine: logit k = gain_k v_k + offset_k */
+            for (int k = 0; k < c; k++) {
+                const vd g = splat(w2[2 * k]), o = splat(w2[2 * k + 1]);
+                const vd *xr = (const vd *)(xb + (size_t)k * stride);
+                for (int v = 0; v < NV; v++) logit[k * NV + v] = g * xr[v] + o;
+            }
+        }
+        /* softmax cross-entropy about each image's largest logit; the logits' memory takes the gradient */
+        for (int v = 0; v < NV; v++) {
+            vd top = logit[v];
+            for (int k = 1; k < c; k++) top = vmax(top, logit[k * NV + v]);
+            vd total = splat(0.0);
+            for (int k = 0; k < c; k++) {
+                vd e = vexp_nonpositive(logit[k * NV + v] - top);
+                logit[k * NV + v] -= top;
+                total += e;
+                ((vd *)m->glog)[k * NV + v] = e;
+            }
+            loss += wb[v] * vlog_atleast1(total);
+            const vd scale = wb[v] / total;
+            for (int k = 0; k < c; k++) ((vd *)m->glog)[k * NV + v] *= scale;
+        }
+        double *g = m->glog, *lg = m->logit;
+        double picked = 0.0;
+        for (int i = 0; i < BLOCK; i++) {  /* the label's logit and the one-hot */
+            const double wi = m->w[(size_t)b * BLOCK + i];
+            picked += wi * lg[yb[i] * BLOCK + i];
+            g[yb[i] * BLOCK + i] -= wi;
+        }
+        loss[0] -= picked;
+        const vd *gl = (const vd *)g;  /* dlogits [c, BLOCK] */
+        /* gradient of the last (or only) layer */
+        if (m->kind == KIND_MLP) {
+            const vd *hid = (const vd *)m->hid;
+            for (int k = 0; k < c; k++) {
+                vd g[NV];  /* a local copy stays in registers: the stores below cannot alias it */
+                vd sb = acc2[k * (h + 1) + h];
+                for (int v = 0; v < NV; v++) sb += g[v] = gl[k * NV + v];
+                acc2[k * (h + 1) + h] = sb;
+                for (int j = 0; j < h; j++) acc2[k * (h + 1) + j] += dot_block(g, hid + j * NV);
+            }
+            /* back through the activation: dz [h, BLOCK] reuses pre's memory */
+            vd *pre = (vd *)m->pre;
+            for (int j = 0; j < h; j++) {
+                vd a[NV];
+                for (int v = 0; v < NV; v++) a[v] = splat(0.0);
+                for (int k = 0; k < c; k++) {
+                    const vd wv = splat(w2[k * (h + 1) + j]);
+                    for (int v = 0; v < NV; v++) a[v] += wv * gl[k * NV + v];
+                }
+                for (int v = 0; v < NV; v++) {
+                    const vd hv = hid[j * NV + v], pv = pre[j * NV + v];
+                    const vd zero = splat(0.0);
+                    pre[j * NV + v] = m->act == ACT_TANH ? a[v] * (splat(1.0) - hv * hv)
+                                      : m->act == ACT_RELU ? vsel(pv > zero, a[v], zero)
+                                      : vsel((pv < splat(-1.0)) | (pv > splat(1.0)), zero, a[v]);
+                }
+            }
+            for (int j = 0; j < h; j++) {
+                vd d[NV];
+                vd sb = acc1[j * f1 + f1 - 1];
+                for (int v = 0; v < NV; v++) sb += d[v] = pre[j * NV + v];
+                acc1[j * f1 + f1 - 1] = sb;
+                for (int f = 0; f < f1 - 1; f++) acc1[j * f1 + f] += dot_block(d, (const vd *)(xb + (size_t)f * stride));
+            }
+        } else if (m->kind == KIND_LINEAR) {
+            for (int k = 0; k < c; k++) {
+                vd g[NV];
+                vd sb = acc2[k * f1 + f1 - 1];
+                for (int v = 0; v < NV; v++) sb += g[v] = gl[k * NV + v];
+                acc2[k * f1 + f1 - 1] = sb;
+                for (int f = 0; f < f1 - 1; f++) acc2[k * f1 + f] += dot_block(g, (const vd *)(xb + (size_t)f * stride));
+            }
+        } else {
+            for (int k = 0; k < c; k++) {
+                const vd *xr = (const vd *)(xb + (size_t)k * stride);
+                vd sg = acc2[2 * k], so = acc2[2 * k + 1];
+                for (int v = 0; v < NV; v++) {
+                    sg += gl[k * NV + v] * xr[v];
+                    so += gl[k * NV + v];
+                }
+                acc2[2 * k] = sg;
+                acc2[2 * k + 1] = so;
+            }
+        }
+    }
+    const vd *lanes = (const vd *)m->acc;
+    for (int i = 0; i < m->p; i++) {
+        double s = 0.0;
+        for (int l = 0; l < VL; l++) s += lanes[i][l];
+        grad[i] = s;
+    }
+    double value = 0.0;
+    for (int l = 0; l < VL; l++) value += loss[l];
+    if (m->mask) {
+        double penalty = 0.0;
+        for (int i = 0; i < m->p; i++) {
+            const double wi = theta[i] * m->mask[i];
+            penalty += wi * wi;
+            grad[i] += m->decay * wi;
+        }
+        value += 0.5 * m->decay * penalty;
+    }
+    return value;
+}
+
+static double dot(const double *a, const double *b, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* L-BFGS with a backtracking (Armijo) line search, as solvers.lbfgs runs it for each model.
+ * Writes the starting loss, then the loss after every 50th iteration, into history (n_history
+ * slots; the frozen value once the model stops) and the last loss into *final; returns the loop
+ * index at which the model stopped; *iterations counts accepted steps. */
+static int lbfgs(const Model *m, double *theta, int max_iter, double tol, int memory, double *history,
+                 int n_history, int64_t *iterations, double *evaluations, double *final, double *scratch) {
+    const int p = m->p;
+    double *grad = scratch, *q = grad + p, *trial = q + p, *tgrad = trial + p;
+    double *s_hist = tgrad + p, *y_hist = s_hist + (size_t)memory * p, *rho = y_hist + (size_t)memory * p;
+    double *alpha = rho + memory;
+    const double tiny = 2.2250738585072014e-308;
+    double value = evaluate(m, theta, grad), gamma = 1.0;
+    *evaluations += 1.0;
+    int stopped = max_iter, slot_hist = 0;
+    if (slot_hist < n_history) history[slot_hist++] = value;
+    for (int i = 0; i < memory; i++) rho[i] = 0.0;
+    *iterations = 0;
+    for (int it = 0; it < max_iter; it++) {
+        double gmax = 0.0;
+        for (int i = 0; i < p; i++) gmax = fmax(gmax, fabs(grad[i]));
+        if (!(gmax > tol)) { stopped = it; break; }
+        const int used = it < memory ? it : memory;
+        memcpy(q, grad, sizeof(double) * p);
+        for (int jj = 0; jj < used; jj++) {
+            const int j = ((it - 1 - jj) % memory + memory) % memory;
+            const double a = dot(s_hist + (size_t)j * p, q, p) * rho[j];
+            const double *yj = y_hist + (size_t)j * p;
+            for (int i = 0; i < p; i++) q[i] -= a * yj[i];
+            alpha[jj] = a;
+        }
+        for (int i = 0; i < p; i++) q[i] *= gamma;
+        for (int jj = used - 1; jj >= 0; jj--) {
+            const int j = ((it - 1 - jj) % memory + memory) % memory;
+            const double b = dot(y_hist + (size_t)j * p, q, p) * rho[j];
+            const double *sj = s_hist + (size_t)j * p;
+            const double a = alpha[jj] - b;
+            for (int i = 0; i < p; i++) q[i] += a * sj[i];
+        }
+        for (int i = 0; i < p; i++) q[i] = -q[i];  /* the direction */
+        double slope = dot(grad, q, p);
+        if (slope >= 0) {  /* lost curvature information: steepest descent */
+            for (int i = 0; i < p; i++) q[i] = -grad[i];
+            slope = -dot(grad, grad, p);
+        }
+        double t = 1.0;
+        if (it == 0) {
+            double g1 = 0.0;
+            for (int i = 0; i < p; i++) g1 += fabs(grad[i]);
+            t = fmin(1.0 / g1, 1.0);
+        }
+        double step = 0.0, new_value = value;
+        for (int trial_no = 0; trial_no < 40; trial_no++) {
+            for (int i = 0; i < p; i++) trial[i] = theta[i] + t * q[i];
+            const double v = evaluate(m, trial, tgrad);
+            *evaluations += 1.0;
+            if (v <= value + 1e-4 * t * slope) { step = t; new_value = v; break; }
+            t *= 0.5;
+        }
+        if (!(step > 0)) {  /* no step lowers the loss: at the optimum within rounding */
+            if (it % 50 == 0 && slot_hist < n_history) history[slot_hist++] = value;
+            stopped = it + 1;
+            break;
+        }
+        const int slot = it % memory;
+        double *sv = s_hist + (size_t)slot * p, *yv = y_hist + (size_t)slot * p;
+        for (int i = 0; i < p; i++) {
+            const double nt = theta[i] + step * q[i];
+            sv[i] = nt - theta[i];
+            yv[i] = tgrad[i] - grad[i];
+            theta[i] = nt;
+        }
+        const double sy = dot(sv, yv, p);
+        if (sy > tiny) {
+            rho[slot] = 1.0 / sy;
+            gamma = sy / fmax(dot(yv, yv, p), tiny);
+        } else {
+            rho[slot] = 0.0;
+        }
+        memcpy(grad, tgrad, sizeof(double) * p);
+        value = new_value;
+        *iterations += 1;
+        if (it % 50 == 0 && slot_hist < n_history) history[slot_hist++] = value;
+    }
+    while (slot_hist < n_history) history[slot_hist++] = value;
+    *final = value;
+    return stopped;
+}
+
+/* Fit k models. x [k, f1, n] (last row ones), y [k, n], theta [k, p] in and out, mask [p] or NULL;
+ * history [k, n_history], iterations [k], stopped [k], final_loss [k]; returns the objective
+ * evaluations summed over the models, or -1 if memory ran out. */
+double neurodtco_fit(int kind, int act, int k, int f1, int n, int h, int c, const double *x, const int64_t *y,
+                     double *theta, const double *mask, double decay, int max_iter, double tol, int memory,
+                     double *history, int n_history, int64_t *iterations, int64_t *stopped, double *final_loss) {
+    const int nb = (n + BLOCK - 1) / BLOCK, np = nb * BLOCK;
+    const int rows = kind == KIND_MLP ? h : 0;
+    const int gcols = kind == KIND_AFFINE ? 2 : (kind == KIND_LINEAR ? f1 : h + 1);
+    const int p = rows * f1 + c * gcols;
+    const int hh = h > 0 ? h : 1;
+    size_t doubles = (size_t)f1 * np + np + 3 * (size_t)hh * BLOCK + 2 * (size_t)c * BLOCK + (size_t)VL * p
+                     + 4 * (size_t)p + 2 * (size_t)memory * p + 2 * (size_t)memory + 64;
+    double *mem = aligned_alloc(64, ((doubles * sizeof(double) + 63) / 64) * 64);
+    int32_t *ys = aligned_alloc(64, ((np * sizeof(int32_t) + 63) / 64) * 64);
+    if (!mem || !ys) { free(mem); free(ys); return -1.0; }
+    double *xp = mem, *wp = xp + (size_t)f1 * np, *hid = wp + np, *pre = hid + (size_t)hh * BLOCK;
+    double *glog = pre + (size_t)hh * BLOCK, *logit = glog + (size_t)c * BLOCK;
+    double *acc = logit + (size_t)c * BLOCK, *scratch = acc + (size_t)VL * p;
+    double evaluations = 0.0;
+    for (int i = 0; i < np; i++) wp[i] = i < n ? 1.0 / n : 0.0;
+    for (int km = 0; km < k; km++) {
+        for (int f = 0; f < f1; f++) {
+            memcpy(xp + (size_t)f * np, x + ((size_t)km * f1 + f) * n, sizeof(double) * n);
+            for (int i = n; i < np; i++) xp[(size_t)f * np + i] = 0.0;
+        }
+        for (int i = 0; i < np; i++) ys[i] = i < n ? (int32_t)y[(size_t)km * n + i] : 0;
+        Model m = {kind, act, f1, c, h, nb, xp, ys, wp, hid, pre, logit, glog, acc, mask, decay, p};
+        double *th = theta + (size_t)km * p;
+        double ev = 0.0;
+        stopped[km] = lbfgs(&m, th, max_iter, tol, memory, history + (size_t)km * n_history, n_history,
+                            iterations + km, &ev, final_loss + km, scratch);
+        evaluations += ev;
+    }
+    free(mem);
+    free(ys);
+    return evaluations;
+}
+
+/* The loss and gradient of one model at theta, for tests against an independent implementation. */
+double neurodtco_objective(int kind, int act, int f1, int n, int h, int c, const double *x, const int64_t *y,
+                           const double *theta, const double *mask, double decay, double *grad) {
+    const int nb = (n + BLOCK - 1) / BLOCK, np = nb * BLOCK;
+    const int rows = kind == KIND_MLP ? h : 0;
+    const int gcols = kind == KIND_AFFINE ? 2 : (kind == KIND_LINEAR ? f1 : h + 1);
+    const int p = rows * f1 + c * gcols;
+    const int hh = h > 0 ? h : 1;
+    size_t doubles = (size_t)f1 * np + np + 3 * (size_t)hh * BLOCK + 2 * (size_t)c * BLOCK + (size_t)VL * p + 64;
+    double *mem = aligned_alloc(64, ((doubles * sizeof(double) + 63) / 64) * 64);
+    int32_t *ys = aligned_alloc(64, ((np * sizeof(int32_t) + 63) / 64) * 64);
+    if (!mem || !ys) { free(mem); free(ys); return NAN; }
+    double *xp = mem, *wp = xp + (size_t)f1 * np, *hid = wp + np, *pre = hid + (size_t)hh * BLOCK;
+    double *glog = pre + (size_t)hh * BLOCK, *logit = glog + (size_t)c * BLOCK;
+    double *acc = logit + (size_t)c * BLOCK;
+    for (int i = 0; i < np; i++) wp[i] = i < n ? 1.0 / n : 0.0;
+    for (int f = 0; f < f1; f++) {
+        memcpy(xp + (size_t)f * np, x + (size_t)f * n, sizeof(double) * n);
+        for (int i = n; i < np; i++) xp[(size_t)f * np + i] = 0.0;
+    }
+    for (int i = 0; i < np; i++) ys[i] = i < n ? (int32_t)y[i] : 0;
+    Model m = {kind, act, f1, c, h, nb, xp, ys, wp, hid, pre, logit, glog, acc, mask, decay, p};
+    double value = evaluate(&m, theta, grad);
+    free(mem);
+    free(ys);
+    return value;
+}
