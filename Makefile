@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 
-.PHONY: demo test venv test-env system-tools datasets bench reproduce clean
+.PHONY: demo test venv test-env system-tools datasets compiler bench reproduce clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,17 @@ venv: $(VENV)/.installed
 
 test-env: $(VENV)/.test-installed system-tools
 
-# Debian packages: ngspice (version 39) and chromium (headless, for the report) the tests drive, and
-# Fashion-MNIST (dataset-fashion-mnist, see docs/data.md) the tests and the demo read. Each is installed
+# Debian packages: ngspice (version 39) and chromium (headless, for the report) the tests drive,
+# Fashion-MNIST (dataset-fashion-mnist, see docs/data.md) the tests and the demo read, and gcc, which
+# builds the corrector fits for this machine on first use (without it they run in torch, about 2-3x
+# slower; neurodtco.correction.native). Each is installed
 # only when missing, with one `apt-get update` for all of them; APT="sudo apt-get" where not root.
 APT ?= apt-get
 FASHION_MNIST_DIR ?= $(or $(NEURODTCO_FASHION_MNIST_DIR),/usr/share/datasets/fashion-mnist)
 installed.ngspice := command -v ngspice
 installed.chromium := command -v chromium
 installed.dataset-fashion-mnist := test -d $(FASHION_MNIST_DIR)
+installed.gcc := command -v gcc
 
 # $(call apt_ensure,PACKAGES): install those of PACKAGES whose installed.PACKAGE check fails.
 define apt_ensure
@@ -44,12 +47,15 @@ define apt_ensure
 endef
 
 system-tools:
-	$(call apt_ensure,ngspice chromium dataset-fashion-mnist)
+	$(call apt_ensure,ngspice chromium dataset-fashion-mnist gcc)
 
 datasets:
 	$(call apt_ensure,dataset-fashion-mnist)
 
-demo: venv datasets
+compiler:
+	$(call apt_ensure,gcc)
+
+demo: venv datasets compiler
 	$(VENV)/bin/neurodtco demo
 
 test: test-env

@@ -18,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef VL
 #define VL 8                 /* doubles per vector */
+#endif
 #ifndef NV
-#define NV 8                 /* vectors per block */
+#define NV (64 / VL)         /* vectors per block */
 #endif
 #define BLOCK (VL * NV)      /* images per block */
 
@@ -30,7 +32,7 @@ typedef int64_t vl __attribute__((vector_size(VL * sizeof(int64_t))));
 enum { KIND_AFFINE = 0, KIND_LINEAR = 1, KIND_MLP = 2 };
 enum { ACT_TANH = 0, ACT_RELU = 1, ACT_HARDTANH = 2 };
 
-static inline vd splat(double x) { return (vd){x, x, x, x, x, x, x, x}; }
+static inline vd splat(double x) { return (vd){} + x; }
 
 /* Lanes of a where the comparison mask is set (all bits of a lane), else of b; casts between vector
  * types of one size reinterpret the bits. */
