@@ -6,6 +6,7 @@ Run on demand (not in CI)::
     .venv/bin/python bench/study.py --study quick      # the small study (about a minute)
     .venv/bin/python bench/study.py --skip-demo --dask-workers 4   # only the Dask scaling, 1 and 4 workers
     .venv/bin/python bench/study.py --device cuda      # the corrector fits on a GPU
+    .venv/bin/python bench/study.py --torch-fits       # the fits in torch instead of compiled C (the comparison)
 
 A circuit-inference is one image through one whole (defective) circuit on the exact engine; the
 throughput counts the whole study (simulation, every corrector fit, the cross-defect matrix),
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from neurodtco.correction import native
 from neurodtco.correction.base import check_device
 from neurodtco.store import load_task_info
 from neurodtco.study import DaskExecutor, LocalExecutor, Study, load_study, run_study
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-scaling", action="store_true", help="only measure the demo throughput")
     parser.add_argument("--dask-workers", type=int, default=2, help="Dask workers of the scaling run against 1 (N >= 2)")
     parser.add_argument("--device", default="cpu", help="torch device of the corrector fits, e.g. cuda")
+    parser.add_argument("--torch-fits", action="store_true",
+                        help="fit the correctors in torch (NEURODTCO_NATIVE=0) instead of the compiled C fits")
     parser.add_argument("--keep", type=Path, default=None, help="keep the results folders here")
     args = parser.parse_args(argv)
     if args.dask_workers < 2:
@@ -140,14 +144,18 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as exc:
         parser.error(f"--device: {exc}")
     os.environ.setdefault("NEURODTCO_CACHE", str(Path(__file__).resolve().parents[1] / ".neurodtco-cache"))
-    result: dict = {"cpu_count": os.cpu_count(), "load_before": _load(), "device": args.device}
+    if args.torch_fits:
+        os.environ["NEURODTCO_NATIVE"] = "0"  # the workers inherit it
+    # Which fits the workers run: the compiled ones need a CPU, float64 and a C compiler.
+    fits = "compiled" if args.device == "cpu" and native.available() else "torch"
+    result: dict = {"cpu_count": os.cpu_count(), "load_before": _load(), "device": args.device, "fits": fits}
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         if not args.skip_demo:
             d = bench_demo(args.study, args.workers, root, args.device)
             result["demo"] = d
             result.update(wall_s=d["wall_s"], floor_s=d["floor_s"], ratio=d["ratio"])
-            print(f"{d['study']}: {d['circuits']} circuits, {d['inferences']:,} circuit-inferences in {d['run_s']:.1f} s "
+            print(f"{d['study']} ({fits} corrector fits): {d['circuits']} circuits, {d['inferences']:,} circuit-inferences in {d['run_s']:.1f} s "
                   f"on {d['workers']} local workers = {d['throughput_inferences_per_s']:,.0f} inferences/s; report "
                   f"{d['report_s']:.1f} s; total {d['total_s']:.1f} s. Task CPU time {d['task_cpu_s']:.0f} s "
                   f"(simulation {d['simulate_s']:.0f} s, corrector fits {d['fit_s']:.0f} s of task wall time): "

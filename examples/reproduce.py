@@ -48,7 +48,7 @@ SCRIPTS: dict[str, list[list[str]]] = {
                             "--transistor-corners", "NOM:25,SS:100,FF:100", "--jobs", "2", "--write-docs"]],
     "fit_agreement": [["bench/fit_agreement.py", "--reference-commit", "1e19f8a", "--write-docs"]],
     "periphery_loads": [["examples/periphery_loads.py", "--write-docs"]],
-    "study_bench_tables": [["examples/study_bench_tables.py", "--write-docs"]],
+    "study_bench_tables": [["examples/study_bench_tables.py", "--compare-torch-fits", "--write-docs"]],
     "study_tables": [["-m", "neurodtco", "demo", "--out", "results/demo", "--force"],
                      ["examples/study_tables.py", "--results", "results/demo", "--write-docs"]],
     "reviewed_study": [["-m", "neurodtco", "demo", "--study", "reviewed", "--out", "results/reviewed"],

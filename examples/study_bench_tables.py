@@ -2,12 +2,15 @@
 
     .venv/bin/python examples/study_bench_tables.py [BENCH OPTIONS] [--write-docs]
     .venv/bin/python examples/study_bench_tables.py --study quick --skip-scaling --write-docs
+    .venv/bin/python examples/study_bench_tables.py --compare-torch-fits --write-docs
 
 Runs ``bench/study.py`` with the given options (the full demo and the scaling by default: tens of
 minutes on 2 cores), reads its JSON line and formats what it measured: the block ``floor`` (wall
 time, the tasks' CPU seconds, the fits' flops at the GEMM rate measured in the same run, the floor
 and the two ratios) and, when the scaling ran, the block ``scaling`` (the same sub-grid on 1 and N
-Dask workers). Both carry the load average of the run. ``--write-docs`` publishes them into
+Dask workers). Both carry the load average of the run. ``--compare-torch-fits`` first runs the demo
+with the corrector fits in torch (``bench/study.py --torch-fits --skip-scaling``), then as asked,
+and puts the two side by side in the block ``floor``. ``--write-docs`` publishes them into
 docs/studies.md with the command that made them.
 """
 
@@ -30,23 +33,26 @@ def _load(result: dict) -> str:
             f"on {result['cpu_count']} cores")
 
 
-def floor_table(result: dict) -> str:
-    """A study's wall time and task CPU seconds against its floor, as bench/study.py measured them."""
-    d = result["demo"]
-    f = d["floor"]
-    return "\n".join([
-        "| measure | value |", "|---|---|",
-        f"| study; local workers | {d['study']}; {d['workers']} |",
-        f"| circuits; circuit-inferences | {d['circuits']:,}; {d['inferences']:,} |",
-        f"| wall time: run + report | {d['run_s']:.0f} s + {d['report_s']:.0f} s "
-        f"({d['throughput_inferences_per_s']:,.0f} circuit-inferences/s) |",
-        f"| task CPU seconds; estimate on {d['workers']} idle cores | {d['task_cpu_s']:.0f} s; {d['ideal_run_s']:.0f} s |",
-        f"| fit flops; GEMM rate measured in this run | {f['fit_flops'] / 1e9:,.1f} GFLOP; "
-        f"{f['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s |",
-        f"| floor: fit products + simulation, over {d['workers']} workers | {f['fit_floor_s']:.1f} s + "
-        f"{f['simulate_s']:.1f} s -> {d['floor_s']:.1f} s |",
-        f"| `ratio` (wall / floor); `cpu_ratio` (task CPU / floor CPU) | {d['ratio']:.1f}; {d['cpu_ratio']:.2f} |",
-        f"| machine | {_load(result)} |"])
+def floor_table(results: list[dict]) -> str:
+    """Studies' wall times and task CPU seconds against their floors, as bench/study.py measured them, side by side."""
+    head = [f"{r.get('fits', 'torch')} corrector fits" for r in results]
+    rows = [("study; local workers", lambda r, d, f: f"{d['study']}; {d['workers']}"),
+            ("circuits; circuit-inferences", lambda r, d, f: f"{d['circuits']:,}; {d['inferences']:,}"),
+            ("wall time: run + report", lambda r, d, f: f"{d['run_s']:.0f} s + {d['report_s']:.0f} s "
+             f"({d['throughput_inferences_per_s']:,.0f} circuit-inferences/s)"),
+            ("task CPU seconds; estimate on the workers' idle cores",
+             lambda r, d, f: f"{d['task_cpu_s']:.0f} s; {d['ideal_run_s']:.0f} s"),
+            ("fit flops; GEMM rate measured in this run",
+             lambda r, d, f: f"{f['fit_flops'] / 1e9:,.1f} GFLOP; {f['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s"),
+            ("floor: fit products + simulation, over the workers",
+             lambda r, d, f: f"{f['fit_floor_s']:.1f} s + {f['simulate_s']:.1f} s -> {d['floor_s']:.1f} s"),
+            ("`ratio` (wall / floor); `cpu_ratio` (task CPU / floor CPU)",
+             lambda r, d, f: f"{d['ratio']:.1f}; {d['cpu_ratio']:.2f}"),
+            ("machine", lambda r, d, f: _load(r))]
+    lines = ["| measure | " + " | ".join(head) + " |", "|---|" + "---|" * len(results)]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(r, r["demo"], r["demo"]["floor"]) for r in results) + " |")
+    return "\n".join(lines)
 
 
 def scaling_table(result: dict) -> str:
@@ -73,19 +79,26 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Run the bench, print its tables and publish them on request."""
     args = list(sys.argv[1:] if argv is None else argv)
     write = "--write-docs" in args
-    bench_args = [a for a in args if a != "--write-docs"]
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "study.py"), *bench_args], stdout=subprocess.PIPE,
-                         text=True, check=True)
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    compare = "--compare-torch-fits" in args
+    bench_args = [a for a in args if a not in ("--write-docs", "--compare-torch-fits")]
+
+    def bench(*extra: str) -> dict:
+        run = subprocess.run([sys.executable, str(ROOT / "bench" / "study.py"), *bench_args, *extra],
+                             stdout=subprocess.PIPE, text=True, check=True)
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
+    before = [bench("--torch-fits", "--skip-scaling")] if compare else []
+    result = bench()
     tables = {}
     if "demo" in result:
-        tables["floor"] = floor_table(result)
+        tables["floor"] = floor_table(before + [result])
     if "scaling" in result:
         tables["scaling"] = scaling_table(result)
     for name, body in tables.items():
         print(f"\n{name}:\n{body}")
     if write:
-        command = " ".join(["python examples/study_bench_tables.py", *bench_args, "--write-docs"])
+        command = " ".join(["python examples/study_bench_tables.py", *bench_args,
+                            *(["--compare-torch-fits"] if compare else []), "--write-docs"])
         for name, body in tables.items():
             publish(PAGE, name, body, command)
 

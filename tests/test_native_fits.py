@@ -221,3 +221,22 @@ def test_bad_shapes_are_refused_before_the_c_code_reads_them(bad, match):
     with pytest.raises(ValueError, match=match):
         native.objective(bad.get("kind", "mlp"), "tanh", x, np.zeros(8, np.int64), bad.get("theta", np.zeros(218)),
                          10, 8)
+
+
+def test_the_portable_build_computes_the_same(monkeypatch, tmp_path):
+    """Machines without AVX-512 compile the generic vector code (min, max, rounding and 2^k by hand)."""
+    monkeypatch.setenv("NEURODTCO_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_FLAGS", (["-O2", "-DNEURODTCO_GENERIC"],))
+    native._library.cache_clear()
+    try:
+        assert native.available(), native.unavailable_reason()
+        assert list(tmp_path.glob("native/fit-*.so"))
+        for kind, activation, hidden, scale in [("mlp", "tanh", 6, 0.3), ("mlp", "tanh", 6, 30.0),
+                                                ("linear", "tanh", 0, 300.0), ("affine", "tanh", 0, 1.0)]:
+            x, y, theta, mask = _problem(100, hidden, kind, scale, seed=11)
+            want_loss, want_grad = _reference(kind, activation, x, y, theta, 10, hidden, 0.0)
+            loss, grad = native.objective(kind, activation, x.numpy(), y.numpy(), theta.numpy(), 10, hidden)
+            assert math.isclose(loss, want_loss, rel_tol=1e-12)
+            np.testing.assert_allclose(grad, want_grad, rtol=1e-9, atol=1e-12 * max(1.0, np.abs(want_grad).max()))
+    finally:
+        native._library.cache_clear()

@@ -25,12 +25,22 @@ def _result() -> dict:
 
 
 def test_floor_table_shows_the_floor_as_its_parts_over_the_workers():
-    lines = example.floor_table(_result()).splitlines()
-    assert lines[0] == "| measure | value |" and all(line.count("|") == 3 for line in lines)
+    lines = example.floor_table([_result()]).splitlines()
+    assert lines[0] == "| measure | torch corrector fits |" and all(line.count("|") == 3 for line in lines)
     floor = next(line for line in lines if line.startswith("| floor"))
     assert floor.endswith("| 3.0 s + 4.0 s -> 3.5 s |")
     assert "| `ratio` (wall / floor); `cpu_ratio` (task CPU / floor CPU) | 20.0; 2.00 |" in lines
     assert "load average (1/5/15 min) 1.0/2.0/3.0 before, 4.0/5.0/6.0 after, on 2 cores" in lines[-1]
+
+
+def test_floor_table_puts_torch_and_compiled_fits_side_by_side():
+    torch_run, compiled = _result(), _result()
+    torch_run["fits"], compiled["fits"] = "torch", "compiled"
+    compiled["demo"] = {**compiled["demo"], "run_s": 35.0, "ratio": 35.0 / compiled["demo"]["floor_s"]}
+    lines = example.floor_table([torch_run, compiled]).splitlines()
+    assert lines[0] == "| measure | torch corrector fits | compiled corrector fits |"
+    assert all(line.count("|") == 4 for line in lines)
+    assert "| `ratio` (wall / floor); `cpu_ratio` (task CPU / floor CPU) | 20.0; 2.00 | 10.0; 2.00 |" in lines
 
 
 def test_scaling_table_gives_both_worker_counts_and_the_speed_up():

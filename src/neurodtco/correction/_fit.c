@@ -17,6 +17,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #ifndef VL
 #define VL 8                 /* doubles per vector */
@@ -38,27 +41,51 @@ static inline vd splat(double x) { return (vd){} + x; }
  * types of one size reinterpret the bits. */
 static inline vd vsel(vl mask, vd a, vd b) { return (vd)((mask & (vl)a) | (~mask & (vl)b)); }
 
-static inline vd vmax(vd a, vd b) { return vsel(a > b, a, b); }
-
-static inline vd vmin(vd a, vd b) { return vsel(a < b, a, b); }
-
 static inline vd bits_to_vd(vl x) { return (vd)x; }
 
 static inline vl vd_to_bits(vd x) { return (vl)x; }
 
-/* e^x = scale (1 + q) for x <= 0 (the softmax's shifted logits, tanh's argument); below -700 as
- * at -700, which no sum with a term of 1 can tell from zero. Cody-Waite reduction x = k ln2 + r,
- * |r| <= ln2/2, scale = 2^k, and q = e^r - 1 by a degree-12 Taylor polynomial without its constant
- * term (truncation below 2e-16 relative): q keeps its relative precision for small r, so that
- * e^x - 1 = scale q + (scale - 1) does too. */
-static inline vd vexp_parts(vd x, vd *scale) {
-    const vd shifter = splat(0x1.8p52);
-    x = vmax(x, splat(-700.0));
-    vd kd = x * splat(0x1.71547652b82fep0) + shifter;
-    vl k = vd_to_bits(kd) - vd_to_bits(shifter);
-    kd -= shifter;
-    vd r = x - kd * splat(0x1.62e42fefa39efp-1);
-    r -= kd * splat(0x1.abc9e3b39803fp-56);
+static inline vd vabs(vd x) { return (vd)((vl)x & ((vl){} + 0x7fffffffffffffffLL)); }
+
+/* |y| with the sign of x */
+static inline vd vcopysign(vd y, vd x) { return (vd)((vl)vabs(y) | ((vl)x & ((vl){} + (int64_t)0x8000000000000000ULL))); }
+
+#define LOG2E 0x1.71547652b82fep0
+#define LN2_HI 0x1.62e42fefa39efp-1
+#define LN2_LO 0x1.abc9e3b39803fp-56
+
+#if defined(__AVX512F__) && VL == 8 && !defined(NEURODTCO_GENERIC)
+/* One instruction each where AVX-512 has them: min, max, rounding, and scaling by a power of two. */
+static inline vd vmax(vd a, vd b) { return (vd)_mm512_max_pd((__m512d)a, (__m512d)b); }
+
+static inline vd vmin(vd a, vd b) { return (vd)_mm512_min_pd((__m512d)a, (__m512d)b); }
+
+static inline vd vround(vd x) { return (vd)_mm512_roundscale_pd((__m512d)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+static inline vd vscale(vd v, vd k) { return (vd)_mm512_scalef_pd((__m512d)v, (__m512d)k); }
+#else
+static inline vd vmax(vd a, vd b) { return vsel(a > b, a, b); }
+
+static inline vd vmin(vd a, vd b) { return vsel(a < b, a, b); }
+
+/* to the nearest integer (ties to even) for |x| < 2^51: adding 1.5 * 2^52 leaves no fraction bits */
+static inline vd vround(vd x) { return (x + splat(0x1.8p52)) - splat(0x1.8p52); }
+
+/* v 2^k for integer-valued k in [-1022, 0] through the exponent bits of 2^k */
+static inline vd vscale(vd v, vd k) {
+    vl ki = __builtin_convertvector(k, vl);
+    return v * bits_to_vd((ki + 1023) << 52);
+}
+#endif
+
+/* e^x = 2^k (1 + q) for x in [-700, 0] (the softmax's shifted logits, tanh's argument): the
+ * Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, and q = e^r - 1 by a degree-12 Taylor
+ * polynomial without its constant term (truncation below 2e-16 relative). q keeps its relative
+ * precision for small r, so that e^x - 1 = 2^k q + (2^k - 1) does too. */
+static inline vd vexp_parts(vd x, vd *k) {
+    *k = vround(x * splat(LOG2E));
+    vd r = x - *k * splat(LN2_HI);
+    r -= *k * splat(LN2_LO);
     vd p = splat(1.0 / 479001600.0);
     p = p * r + splat(1.0 / 39916800.0);
     p = p * r + splat(1.0 / 3628800.0);
@@ -71,13 +98,13 @@ static inline vd vexp_parts(vd x, vd *scale) {
     p = p * r + splat(1.0 / 6.0);
     p = p * r + splat(0.5);
     p = p * r + splat(1.0);
-    *scale = bits_to_vd((k + 1023) << 52);
     return p * r;
 }
 
+/* e^x for x <= 0; below -700 as at -700, which no sum with a term of 1 can tell from zero. */
 static inline vd vexp_nonpositive(vd x) {
-    vd scale, q = vexp_parts(x, &scale);
-    return scale * q + scale;
+    vd k, q = vexp_parts(vmax(x, splat(-700.0)), &k);
+    return vscale(q + splat(1.0), k);
 }
 
 /* log(x) for x >= 1 (a softmax's sum of exponentials about its largest term): the exponent, and
@@ -107,13 +134,11 @@ static inline vd vlog_atleast1(vd x) {
     return ed * splat(0x1.62e42fefa39efp-1) + (s * p + ed * splat(0x1.abc9e3b39803fp-56));
 }
 
-/* tanh |x| = -m / (2 + m) with m = e^(-2|x|) - 1, and the sign of x: within a few ulp, small x included. */
+/* tanh |x| = m / (-2 - m) with m = e^(-2|x|) - 1, and the sign of x: within a few ulp, small x included. */
 static inline vd vtanh(vd x) {
-    vd ax = vmax(x, -x), scale;
-    vd q = vexp_parts(splat(-2.0) * ax, &scale);
-    vd m = scale * q + (scale - splat(1.0));
-    vd y = -m / (splat(2.0) + m);
-    return vsel(x < splat(0.0), -y, y);
+    vd k, q = vexp_parts(vmax(splat(-2.0) * vabs(x), splat(-700.0)), &k);
+    vd m = vscale(q, k) + (vscale(splat(1.0), k) - splat(1.0));
+    return vcopysign(m / (splat(-2.0) - m), x);
 }
 
 /* sum_v a[v] b[v] over a block, as two interleaved chains (half the latency of one). */
@@ -126,12 +151,35 @@ static inline vd dot_block(const vd *restrict a, const vd *restrict b) {
     return s0 + s1;
 }
 
+/* The softmax cross-entropy of one vector of images (logits lg[k NV], k < c, labels y, weights w):
+ * dlogits (softmax - onehot) w into g[k NV]; subtracts w times the label's shifted logit from *loss
+ * and multiplies each sum of exponentials (>= 1; 1 on padding) into *prod, whose log the caller
+ * takes once per block: a log per image would cost more than its ten exponentials' share. */
+static inline __attribute__((always_inline)) void softmax_vector(const int c, const vd *lg, vd *g, const vd y,
+                                                                 const vd w, vd *loss, vd *prod) {
+    vd top = lg[0];
+    for (int k = 1; k < c; k++) top = vmax(top, lg[k * NV]);
+    vd total = splat(0.0), picked = splat(0.0);
+    for (int k = 0; k < c; k++) {
+        const vd l = lg[k * NV] - top;
+        const vd e = vexp_nonpositive(l);
+        total += e;
+        g[k * NV] = e;
+        picked += vsel(y == splat((double)k), l, splat(0.0));
+    }
+    const vd scale = w / total;
+    for (int k = 0; k < c; k++) g[k * NV] = g[k * NV] * scale - vsel(y == splat((double)k), w, splat(0.0));
+    *loss -= w * picked;
+    *prod *= vsel(w > splat(0.0), total, splat(1.0));
+}
+
 /* One model's data and scratch: inputs padded to whole blocks, the padded images weighted 0. */
 typedef struct {
     int kind, act, f1, c, h, nb;  /* f1: features + 1 (the ones row); nb: blocks */
     const double *x;               /* [f1, nb * BLOCK] */
-    const int32_t *y;              /* [nb * BLOCK] */
+    const double *y;               /* [nb * BLOCK]: the labels, -1 on padding */
     const double *w;               /* [nb * BLOCK]: 1/N, or 0 on padding */
+    double inv_n;                  /* 1/N */
     double *hid, *pre, *logit, *glog, *acc;  /* [h, BLOCK] twice (pre then takes dz), [c, BLOCK] twice, lanes of each gradient */
     const double *mask;            /* [P] 1 on penalised weights, or NULL */
     double decay;
@@ -147,11 +195,11 @@ static double evaluate(const Model *m, const double *theta, double *grad) {
     vd *acc1 = (vd *)m->acc, *acc2 = acc1 + rows * f1;   /* lanes of the gradients, summed at the end */
     memset(m->acc, 0, sizeof(vd) * (size_t)(rows * f1 + c * gcols));
     vd loss = splat(0.0);
-    vd *logit = (vd *)m->logit;
+    vd *logit = (vd *)m->logit, *glog = (vd *)m->glog;
     for (int b = 0; b < m->nb; b++) {
         const double *xb = m->x + (size_t)b * BLOCK;
         const vd *wb = (const vd *)(m->w + (size_t)b * BLOCK);
-        const int32_t *yb = m->y + (size_t)b * BLOCK;
+        const vd *yv = (const vd *)(m->y + (size_t)b * BLOCK);
         /* forward to the logits [c, BLOCK] */
         if (m->kind == KIND_MLP) {
             vd *hid = (vd *)m->hid, *pre = (vd *)m->pre;
@@ -197,30 +245,15 @@ static double evaluate(const Model *m, const double *theta, double *grad) {
                 for (int v = 0; v < NV; v++) logit[k * NV + v] = g * xr[v] + o;
             }
         }
-        /* softmax cross-entropy about each image's largest logit; the logits' memory takes the gradient */
-        for (int v = 0; v < NV; v++) {
-            vd top = logit[v];
-            for (int k = 1; k < c; k++) top = vmax(top, logit[k * NV + v]);
-            vd total = splat(0.0);
-            for (int k = 0; k < c; k++) {
-                vd e = vexp_nonpositive(logit[k * NV + v] - top);
-                logit[k * NV + v] -= top;
-                total += e;
-                ((vd *)m->glog)[k * NV + v] = e;
-            }
-            loss += wb[v] * vlog_atleast1(total);
-            const vd scale = wb[v] / total;
-            for (int k = 0; k < c; k++) ((vd *)m->glog)[k * NV + v] *= scale;
+        /* softmax cross-entropy about each image's largest logit, into dlogits [c, BLOCK] */
+        vd prod = splat(1.0);
+        if (c == 10) {  /* the common case with its class loop unrolled: the logits stay in registers */
+            for (int v = 0; v < NV; v++) softmax_vector(10, logit + v, glog + v, yv[v], wb[v], &loss, &prod);
+        } else {
+            for (int v = 0; v < NV; v++) softmax_vector(c, logit + v, glog + v, yv[v], wb[v], &loss, &prod);
         }
-        double *g = m->glog, *lg = m->logit;
-        double picked = 0.0;
-        for (int i = 0; i < BLOCK; i++) {  /* the label's logit and the one-hot */
-            const double wi = m->w[(size_t)b * BLOCK + i];
-            picked += wi * lg[yb[i] * BLOCK + i];
-            g[yb[i] * BLOCK + i] -= wi;
-        }
-        loss[0] -= picked;
-        const vd *gl = (const vd *)g;  /* dlogits [c, BLOCK] */
+        loss += splat(m->inv_n) * vlog_atleast1(prod);
+        const vd *gl = glog;
         /* gradient of the last (or only) layer */
         if (m->kind == KIND_MLP) {
             const vd *hid = (const vd *)m->hid;
@@ -404,7 +437,7 @@ double neurodtco_fit(int kind, int act, int k, int f1, int n, int h, int c, cons
     size_t doubles = (size_t)f1 * np + np + 3 * (size_t)hh * BLOCK + 2 * (size_t)c * BLOCK + (size_t)VL * p
                      + 4 * (size_t)p + 2 * (size_t)memory * p + 2 * (size_t)memory + 64;
     double *mem = aligned_alloc(64, ((doubles * sizeof(double) + 63) / 64) * 64);
-    int32_t *ys = aligned_alloc(64, ((np * sizeof(int32_t) + 63) / 64) * 64);
+    double *ys = aligned_alloc(64, ((np * sizeof(double) + 63) / 64) * 64);
     if (!mem || !ys) { free(mem); free(ys); return -1.0; }
     double *xp = mem, *wp = xp + (size_t)f1 * np, *hid = wp + np, *pre = hid + (size_t)hh * BLOCK;
     double *glog = pre + (size_t)hh * BLOCK, *logit = glog + (size_t)c * BLOCK;
@@ -416,8 +449,8 @@ double neurodtco_fit(int kind, int act, int k, int f1, int n, int h, int c, cons
             memcpy(xp + (size_t)f * np, x + ((size_t)km * f1 + f) * n, sizeof(double) * n);
             for (int i = n; i < np; i++) xp[(size_t)f * np + i] = 0.0;
         }
-        for (int i = 0; i < np; i++) ys[i] = i < n ? (int32_t)y[(size_t)km * n + i] : 0;
-        Model m = {kind, act, f1, c, h, nb, xp, ys, wp, hid, pre, logit, glog, acc, mask, decay, p};
+        for (int i = 0; i < np; i++) ys[i] = i < n ? (double)y[(size_t)km * n + i] : -1.0;
+        Model m = {kind, act, f1, c, h, nb, xp, ys, wp, 1.0 / n, hid, pre, logit, glog, acc, mask, decay, p};
         double *th = theta + (size_t)km * p;
         double ev = 0.0;
         stopped[km] = lbfgs(&m, th, max_iter, tol, memory, history + (size_t)km * n_history, n_history,
@@ -439,7 +472,7 @@ double neurodtco_objective(int kind, int act, int f1, int n, int h, int c, const
     const int hh = h > 0 ? h : 1;
     size_t doubles = (size_t)f1 * np + np + 3 * (size_t)hh * BLOCK + 2 * (size_t)c * BLOCK + (size_t)VL * p + 64;
     double *mem = aligned_alloc(64, ((doubles * sizeof(double) + 63) / 64) * 64);
-    int32_t *ys = aligned_alloc(64, ((np * sizeof(int32_t) + 63) / 64) * 64);
+    double *ys = aligned_alloc(64, ((np * sizeof(double) + 63) / 64) * 64);
     if (!mem || !ys) { free(mem); free(ys); return NAN; }
     double *xp = mem, *wp = xp + (size_t)f1 * np, *hid = wp + np, *pre = hid + (size_t)hh * BLOCK;
     double *glog = pre + (size_t)hh * BLOCK, *logit = glog + (size_t)c * BLOCK;
@@ -449,8 +482,8 @@ double neurodtco_objective(int kind, int act, int f1, int n, int h, int c, const
         memcpy(xp + (size_t)f * np, x + (size_t)f * n, sizeof(double) * n);
         for (int i = n; i < np; i++) xp[(size_t)f * np + i] = 0.0;
     }
-    for (int i = 0; i < np; i++) ys[i] = i < n ? (int32_t)y[i] : 0;
-    Model m = {kind, act, f1, c, h, nb, xp, ys, wp, hid, pre, logit, glog, acc, mask, decay, p};
+    for (int i = 0; i < np; i++) ys[i] = i < n ? (double)y[i] : -1.0;
+    Model m = {kind, act, f1, c, h, nb, xp, ys, wp, 1.0 / n, hid, pre, logit, glog, acc, mask, decay, p};
     double value = evaluate(&m, theta, grad);
     free(mem);
     free(ys);
