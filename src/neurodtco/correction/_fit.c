@@ -141,14 +141,84 @@ static inline vd vtanh(vd x) {
     return vcopysign(m / (splat(-2.0) - m), x);
 }
 
-/* sum_v a[v] b[v] over a block, as two interleaved chains (half the latency of one). */
-static inline vd dot_block(const vd *restrict a, const vd *restrict b) {
-    vd s0 = a[0] * b[0], s1 = a[1] * b[1];
-    for (int v = 2; v < NV; v += 2) {
-        s0 += a[v] * b[v];
-        s1 += a[v + 1] * b[v + 1];
+/* out[r] = bias[r] + sum_i W(r, i) in[i] for r < rows, over a block of images: W(r, i) = w[r rs + i is],
+ * bias[r] = w[r rs + bias_at], in[i] = in + i in_stride (vectors), out[r] = out + r NV. Two rows at a
+ * time, so that each input vector loaded feeds two multiply-adds. */
+static inline void rows_times_block(int rows, int inputs, const double *w, int rs, int is, int bias_at,
+                                    const vd *in, int in_stride, vd *out) {
+    int r = 0;
+    for (; r + 1 < rows; r += 2) {
+        vd a0[NV], a1[NV];
+        const vd b0 = splat(bias_at < 0 ? 0.0 : w[r * rs + bias_at]);
+        const vd b1 = splat(bias_at < 0 ? 0.0 : w[(r + 1) * rs + bias_at]);
+        for (int v = 0; v < NV; v++) a0[v] = b0, a1[v] = b1;
+        for (int i = 0; i < inputs; i++) {
+            const vd w0 = splat(w[r * rs + i * is]), w1 = splat(w[(r + 1) * rs + i * is]);
+            const vd *x = in + (size_t)i * in_stride;
+            for (int v = 0; v < NV; v++) {
+                a0[v] += w0 * x[v];
+                a1[v] += w1 * x[v];
+            }
+        }
+        for (int v = 0; v < NV; v++) out[r * NV + v] = a0[v], out[(r + 1) * NV + v] = a1[v];
     }
-    return s0 + s1;
+    for (; r < rows; r++) {
+        vd a0[NV];
+        const vd b0 = splat(bias_at < 0 ? 0.0 : w[r * rs + bias_at]);
+        for (int v = 0; v < NV; v++) a0[v] = b0;
+        for (int i = 0; i < inputs; i++) {
+            const vd w0 = splat(w[r * rs + i * is]);
+            const vd *x = in + (size_t)i * in_stride;
+            for (int v = 0; v < NV; v++) a0[v] += w0 * x[v];
+        }
+        for (int v = 0; v < NV; v++) out[r * NV + v] = a0[v];
+    }
+}
+
+/* acc[r (inputs + 1) + i] += sum_v g[r][v] in[i][v] for r < rows, i < inputs, and the bias column
+ * acc[r (inputs + 1) + inputs] += sum_v g[r][v]: the weight gradients' products over a block of
+ * images, into per-lane sums. g[r] = g + r NV, in[i] = in + i in_stride. Two rows at a time, each
+ * with two chains of multiply-adds (half the latency of one). */
+static inline void accumulate_block(int rows, int inputs, const vd *g, const vd *in, int in_stride, vd *acc) {
+    const int as = inputs + 1;
+    int r = 0;
+    for (; r + 1 < rows; r += 2) {
+        vd g0[NV], g1[NV];  /* local copies stay in registers: the stores below cannot alias them */
+        vd s0 = splat(0.0), s1 = splat(0.0);
+        for (int v = 0; v < NV; v++) {
+            s0 += g0[v] = g[r * NV + v];
+            s1 += g1[v] = g[(r + 1) * NV + v];
+        }
+        acc[r * as + inputs] += s0;
+        acc[(r + 1) * as + inputs] += s1;
+        for (int i = 0; i < inputs; i++) {
+            const vd *x = in + (size_t)i * in_stride;
+            vd p0 = g0[0] * x[0], q0 = g0[1] * x[1], p1 = g1[0] * x[0], q1 = g1[1] * x[1];
+            for (int v = 2; v < NV; v += 2) {
+                p0 += g0[v] * x[v];
+                q0 += g0[v + 1] * x[v + 1];
+                p1 += g1[v] * x[v];
+                q1 += g1[v + 1] * x[v + 1];
+            }
+            acc[r * as + i] += p0 + q0;
+            acc[(r + 1) * as + i] += p1 + q1;
+        }
+    }
+    for (; r < rows; r++) {
+        vd g0[NV];
+        vd s0 = splat(0.0);
+        for (int v = 0; v < NV; v++) s0 += g0[v] = g[r * NV + v];
+        acc[r * as + inputs] += s0;
+        for (int i = 0; i < inputs; i++) {
+            const vd *x = in + (size_t)i * in_stride;
+            vd p0 = g0[0] * x[0], q0 = g0[1] * x[1];
+            for (int v = 2; v < NV; v += 2) {
+                p0 += g0[v] * x[v];
+                q0 += g0[v + 1] * x[v + 1];
+            }
+            acc[r * as + i] += p0 + q0;
+        }
+    }
 }
 
 /* The softmax cross-entropy of one vector of images (logits lg[k NV], k < c, labels y, weights w):
@@ -177,10 +247,10 @@ static inline __attribute__((always_inline)) void softmax_vector(const int c, co
 typedef struct {
     int kind, act, f1, c, h, nb;  /* f1: features + 1 (the ones row); nb: blocks */
     const double *x;               /* [f1, nb * BLOCK] */
-    const double *y;               /* [nb * BLOCK]: the labels, -1 on padding */
+    const double *y;               /* [nb * BLOCK]: the labels as numbers, -1 on padding */
     const double *w;               /* [nb * BLOCK]: 1/N, or 0 on padding */
     double inv_n;                  /* 1/N */
-    double *hid, *pre, *logit, *glog, *acc;  /* [h, BLOCK] twice (pre then takes dz), [c, BLOCK] twice, lanes of each gradient */
+    double *hid, *pre, *dz, *logit, *glog, *acc;  /* [h, BLOCK] three times (pre then takes dz), [c, BLOCK] twice, lanes of each gradient */
     const double *mask;            /* [P] 1 on penalised weights, or NULL */
     double decay;
     int p;
@@ -203,41 +273,14 @@ static double evaluate(const Model *m, const double *theta, double *grad) {
         /* forward to the logits [c, BLOCK] */
         if (m->kind == KIND_MLP) {
             vd *hid = (vd *)m->hid, *pre = (vd *)m->pre;
-            for (int j = 0; j < h; j++) {
-                vd a[NV];
-                for (int v = 0; v < NV; v++) a[v] = splat(w1[j * f1 + f1 - 1]);
-                for (int f = 0; f < f1 - 1; f++) {
-                    const vd wv = splat(w1[j * f1 + f]);
-                    const vd *xr = (const vd *)(xb + (size_t)f * stride);
-                    for (int v = 0; v < NV; v++) a[v] += wv * xr[v];
-                }
-                for (int v = 0; v < NV; v++) {
-                    pre[j * NV + v] = a[v];
-                    hid[j * NV + v] = m->act == ACT_TANH ? vtanh(a[v])
-                                      : m->act == ACT_RELU ? vmax(a[v], splat(0.0))
-                                      : vmin(vmax(a[v], splat(-1.0)), splat(1.0));
-                }
-            }
-            for (int k = 0; k < c; k++) {
-                vd a[NV];
-                for (int v = 0; v < NV; v++) a[v] = splat(w2[k * (h + 1) + h]);
-                for (int j = 0; j < h; j++) {
-                    const vd wv = splat(w2[k * (h + 1) + j]);
-                    for (int v = 0; v < NV; v++) a[v] += wv * hid[j * NV + v];
-                }
-                for (int v = 0; v < NV; v++) logit[k * NV + v] = a[v];
-            }
+            rows_times_block(h, f1 - 1, w1, f1, 1, f1 - 1, (const vd *)xb, stride / VL, pre);
+            for (int i = 0; i < h * NV; i++)
+                hid[i] = m->act == ACT_TANH ? vtanh(pre[i])
+                         : m->act == ACT_RELU ? vmax(pre[i], splat(0.0))
+                         : vmin(vmax(pre[i], splat(-1.0)), splat(1.0));
+            rows_times_block(c, h, w2, h + 1, 1, h, hid, NV, logit);
         } else if (m->kind == KIND_LINEAR) {
-            for (int k = 0; k < c; k++) {
-                vd a[NV];
-                for (int v = 0; v < NV; v++) a[v] = splat(w2[k * f1 + f1 - 1]);
-                for (int f = 0; f < f1 - 1; f++) {
-                    const vd wv = splat(w2[k * f1 + f]);
-                    const vd *xr = (const vd *)(xb + (size_t)f * stride);
-                    for (int v = 0; v < NV; v++) a[v] += wv * xr[v];
-                }
-                for (int v = 0; v < NV; v++) logit[k * NV + v] = a[v];
-            }
+            rows_times_block(c, f1 - 1, w2, f1, 1, f1 - 1, (const vd *)xb, stride / VL, logit);
         } else {  /* affine: logit k = gain_k v_k + offset_k */
             for (int k = 0; k < c; k++) {
                 const vd g = splat(w2[2 * k]), o = splat(w2[2 * k + 1]);
@@ -257,45 +300,20 @@ static double evaluate(const Model *m, const double *theta, double *grad) {
         /* gradient of the last (or only) layer */
         if (m->kind == KIND_MLP) {
             const vd *hid = (const vd *)m->hid;
-            for (int k = 0; k < c; k++) {
-                vd g[NV];  /* a local copy stays in registers: the stores below cannot alias it */
-                vd sb = acc2[k * (h + 1) + h];
-                for (int v = 0; v < NV; v++) sb += g[v] = gl[k * NV + v];
-                acc2[k * (h + 1) + h] = sb;
-                for (int j = 0; j < h; j++) acc2[k * (h + 1) + j] += dot_block(g, hid + j * NV);
+            accumulate_block(c, h, gl, hid, NV, acc2);
+            /* back through the activation: dz [h, BLOCK] takes pre's memory, da = W2^T dlogits passes through dz first */
+            vd *pre = (vd *)m->pre, *dz = (vd *)m->dz;
+            rows_times_block(h, c, w2, 1, h + 1, -1, gl, NV, dz);
+            const vd zero = splat(0.0);
+            for (int i = 0; i < h * NV; i++) {
+                const vd hv = hid[i], pv = pre[i], da = dz[i];
+                pre[i] = m->act == ACT_TANH ? da * (splat(1.0) - hv * hv)
+                         : m->act == ACT_RELU ? vsel(pv > zero, da, zero)
+                         : vsel((pv < splat(-1.0)) | (pv > splat(1.0)), zero, da);
             }
-            /* back through the activation: dz [h, BLOCK] reuses pre's memory */
-            vd *pre = (vd *)m->pre;
-            for (int j = 0; j < h; j++) {
-                vd a[NV];
-                for (int v = 0; v < NV; v++) a[v] = splat(0.0);
-                for (int k = 0; k < c; k++) {
-                    const vd wv = splat(w2[k * (h + 1) + j]);
-                    for (int v = 0; v < NV; v++) a[v] += wv * gl[k * NV + v];
-                }
-                for (int v = 0; v < NV; v++) {
-                    const vd hv = hid[j * NV + v], pv = pre[j * NV + v];
-                    const vd zero = splat(0.0);
-                    pre[j * NV + v] = m->act == ACT_TANH ? a[v] * (splat(1.0) - hv * hv)
-                                      : m->act == ACT_RELU ? vsel(pv > zero, a[v], zero)
-                                      : vsel((pv < splat(-1.0)) | (pv > splat(1.0)), zero, a[v]);
-                }
-            }
-            for (int j = 0; j < h; j++) {
-                vd d[NV];
-                vd sb = acc1[j * f1 + f1 - 1];
-                for (int v = 0; v < NV; v++) sb += d[v] = pre[j * NV + v];
-                acc1[j * f1 + f1 - 1] = sb;
-                for (int f = 0; f < f1 - 1; f++) acc1[j * f1 + f] += dot_block(d, (const vd *)(xb + (size_t)f * stride));
-            }
+            accumulate_block(h, f1 - 1, pre, (const vd *)xb, stride / VL, acc1);
         } else if (m->kind == KIND_LINEAR) {
-            for (int k = 0; k < c; k++) {
-                vd g[NV];
-                vd sb = acc2[k * f1 + f1 - 1];
-                for (int v = 0; v < NV; v++) sb += g[v] = gl[k * NV + v];
-                acc2[k * f1 + f1 - 1] = sb;
-                for (int f = 0; f < f1 - 1; f++) acc2[k * f1 + f] += dot_block(g, (const vd *)(xb + (size_t)f * stride));
-            }
+            accumulate_block(c, f1 - 1, gl, (const vd *)xb, stride / VL, acc2);
         } else {
             for (int k = 0; k < c; k++) {
                 const vd *xr = (const vd *)(xb + (size_t)k * stride);
@@ -423,69 +441,74 @@ static int lbfgs(const Model *m, double *theta, int max_iter, double tol, int me
     return stopped;
 }
 
+/* A model's buffers: its inputs padded to whole blocks, labels, weights, the block's intermediates
+ * and the gradient lanes, then `extra` doubles for the caller. Returns the memory to free (NULL if
+ * none could be had); load_model fills in one model's inputs. */
+static double *new_model(Model *m, int kind, int act, int f1, int n, int h, int c, size_t extra, double **rest) {
+    const int nb = (n + BLOCK - 1) / BLOCK, np = nb * BLOCK, hh = h > 0 ? h : 1;
+    const int p = (kind == KIND_MLP ? h * f1 : 0) + c * (kind == KIND_AFFINE ? 2 : (kind == KIND_LINEAR ? f1 : h + 1));
+    const size_t doubles = (size_t)f1 * np + 2 * (size_t)np + 3 * (size_t)hh * BLOCK + 2 * (size_t)c * BLOCK
+                           + (size_t)VL * p + extra;
+    double *mem = aligned_alloc(64, ((doubles * sizeof(double) + 63) / 64) * 64);
+    if (!mem) return NULL;
+    double *xp = mem, *yp = xp + (size_t)f1 * np, *wp = yp + np, *hid = wp + np;
+    double *pre = hid + (size_t)hh * BLOCK, *dz = pre + (size_t)hh * BLOCK, *glog = dz + (size_t)hh * BLOCK;
+    double *logit = glog + (size_t)c * BLOCK, *acc = logit + (size_t)c * BLOCK;
+    *rest = acc + (size_t)VL * p;
+    for (int i = 0; i < np; i++) wp[i] = i < n ? 1.0 / n : 0.0;
+    *m = (Model){kind, act, f1, c, h, nb, xp, yp, wp, 1.0 / n, hid, pre, dz, logit, glog, acc, NULL, 0.0, p};
+    return mem;
+}
+
+static void load_model(Model *m, int n, const double *x, const int64_t *y) {
+    const int np = m->nb * BLOCK;
+    double *xp = (double *)m->x, *yp = (double *)m->y;
+    for (int f = 0; f < m->f1; f++) {
+        memcpy(xp + (size_t)f * np, x + (size_t)f * n, sizeof(double) * n);
+        for (int i = n; i < np; i++) xp[(size_t)f * np + i] = 0.0;
+    }
+    for (int i = 0; i < np; i++) yp[i] = i < n ? (double)y[i] : -1.0;  /* -1: padding, no class */
+}
+
 /* Fit k models. x [k, f1, n] (last row ones), y [k, n], theta [k, p] in and out, mask [p] or NULL;
  * history [k, n_history], iterations [k], stopped [k], final_loss [k]; returns the objective
  * evaluations summed over the models, or -1 if memory ran out. */
 double neurodtco_fit(int kind, int act, int k, int f1, int n, int h, int c, const double *x, const int64_t *y,
                      double *theta, const double *mask, double decay, int max_iter, double tol, int memory,
                      double *history, int n_history, int64_t *iterations, int64_t *stopped, double *final_loss) {
-    const int nb = (n + BLOCK - 1) / BLOCK, np = nb * BLOCK;
-    const int rows = kind == KIND_MLP ? h : 0;
-    const int gcols = kind == KIND_AFFINE ? 2 : (kind == KIND_LINEAR ? f1 : h + 1);
-    const int p = rows * f1 + c * gcols;
-    const int hh = h > 0 ? h : 1;
-    size_t doubles = (size_t)f1 * np + np + 3 * (size_t)hh * BLOCK + 2 * (size_t)c * BLOCK + (size_t)VL * p
-                     + 4 * (size_t)p + 2 * (size_t)memory * p + 2 * (size_t)memory + 64;
-    double *mem = aligned_alloc(64, ((doubles * sizeof(double) + 63) / 64) * 64);
-    double *ys = aligned_alloc(64, ((np * sizeof(double) + 63) / 64) * 64);
-    if (!mem || !ys) { free(mem); free(ys); return -1.0; }
-    double *xp = mem, *wp = xp + (size_t)f1 * np, *hid = wp + np, *pre = hid + (size_t)hh * BLOCK;
-    double *glog = pre + (size_t)hh * BLOCK, *logit = glog + (size_t)c * BLOCK;
-    double *acc = logit + (size_t)c * BLOCK, *scratch = acc + (size_t)VL * p;
+    Model m;
+    double *scratch;
+    const int p = (kind == KIND_MLP ? h * f1 : 0) + c * (kind == KIND_AFFINE ? 2 : (kind == KIND_LINEAR ? f1 : h + 1));
+    double *mem = new_model(&m, kind, act, f1, n, h, c, 4 * (size_t)p + 2 * (size_t)memory * p + 2 * (size_t)memory,
+                            &scratch);
+    if (!mem) return -1.0;
+    m.mask = mask;
+    m.decay = decay;
     double evaluations = 0.0;
-    for (int i = 0; i < np; i++) wp[i] = i < n ? 1.0 / n : 0.0;
     for (int km = 0; km < k; km++) {
-        for (int f = 0; f < f1; f++) {
-            memcpy(xp + (size_t)f * np, x + ((size_t)km * f1 + f) * n, sizeof(double) * n);
-            for (int i = n; i < np; i++) xp[(size_t)f * np + i] = 0.0;
-        }
-        for (int i = 0; i < np; i++) ys[i] = i < n ? (double)y[(size_t)km * n + i] : -1.0;
-        Model m = {kind, act, f1, c, h, nb, xp, ys, wp, 1.0 / n, hid, pre, logit, glog, acc, mask, decay, p};
-        double *th = theta + (size_t)km * p;
+        load_model(&m, n, x + (size_t)km * f1 * n, y + (size_t)km * n);
         double ev = 0.0;
-        stopped[km] = lbfgs(&m, th, max_iter, tol, memory, history + (size_t)km * n_history, n_history,
-                            iterations + km, &ev, final_loss + km, scratch);
+        stopped[km] = lbfgs(&m, theta + (size_t)km * p, max_iter, tol, memory, history + (size_t)km * n_history,
+                            n_history, iterations + km, &ev, final_loss + km, scratch);
         evaluations += ev;
     }
     free(mem);
-    free(ys);
     return evaluations;
 }
 
-/* The loss and gradient of one model at theta, for tests against an independent implementation. */
+/* The loss and gradient of one model at theta (repeated `repeats` times, for timing), for tests
+ * against an independent implementation and for benchmarks. */
 double neurodtco_objective(int kind, int act, int f1, int n, int h, int c, const double *x, const int64_t *y,
-                           const double *theta, const double *mask, double decay, double *grad) {
-    const int nb = (n + BLOCK - 1) / BLOCK, np = nb * BLOCK;
-    const int rows = kind == KIND_MLP ? h : 0;
-    const int gcols = kind == KIND_AFFINE ? 2 : (kind == KIND_LINEAR ? f1 : h + 1);
-    const int p = rows * f1 + c * gcols;
-    const int hh = h > 0 ? h : 1;
-    size_t doubles = (size_t)f1 * np + np + 3 * (size_t)hh * BLOCK + 2 * (size_t)c * BLOCK + (size_t)VL * p + 64;
-    double *mem = aligned_alloc(64, ((doubles * sizeof(double) + 63) / 64) * 64);
-    double *ys = aligned_alloc(64, ((np * sizeof(double) + 63) / 64) * 64);
-    if (!mem || !ys) { free(mem); free(ys); return NAN; }
-    double *xp = mem, *wp = xp + (size_t)f1 * np, *hid = wp + np, *pre = hid + (size_t)hh * BLOCK;
-    double *glog = pre + (size_t)hh * BLOCK, *logit = glog + (size_t)c * BLOCK;
-    double *acc = logit + (size_t)c * BLOCK;
-    for (int i = 0; i < np; i++) wp[i] = i < n ? 1.0 / n : 0.0;
-    for (int f = 0; f < f1; f++) {
-        memcpy(xp + (size_t)f * np, x + (size_t)f * n, sizeof(double) * n);
-        for (int i = n; i < np; i++) xp[(size_t)f * np + i] = 0.0;
-    }
-    for (int i = 0; i < np; i++) ys[i] = i < n ? (double)y[i] : -1.0;
-    Model m = {kind, act, f1, c, h, nb, xp, ys, wp, 1.0 / n, hid, pre, logit, glog, acc, mask, decay, p};
-    double value = evaluate(&m, theta, grad);
+                           const double *theta, const double *mask, double decay, double *grad, int repeats) {
+    Model m;
+    double *rest;
+    double *mem = new_model(&m, kind, act, f1, n, h, c, 0, &rest);
+    if (!mem) return NAN;
+    m.mask = mask;
+    m.decay = decay;
+    load_model(&m, n, x, y);
+    double value = NAN;
+    for (int r = 0; r < repeats; r++) value = evaluate(&m, theta, grad);
     free(mem);
-    free(ys);
     return value;
 }

@@ -114,7 +114,7 @@ def _build() -> tuple[Optional[ctypes.CDLL], str]:
         lib.neurodtco_fit.restype = _F
         lib.neurodtco_fit.argtypes = [_I, _I, _I, _I, _I, _I, _I, _D, _L, _D, _D, _F, _I, _F, _I, _D, _I, _L, _L, _D]
         lib.neurodtco_objective.restype = _F
-        lib.neurodtco_objective.argtypes = [_I, _I, _I, _I, _I, _I, _D, _L, _D, _D, _F, _D]
+        lib.neurodtco_objective.argtypes = [_I, _I, _I, _I, _I, _I, _D, _L, _D, _D, _F, _D, _I]
         return lib, ""
     return None, "; ".join(reasons)
 
@@ -203,8 +203,12 @@ def fit(kind: str, activation: str, x: np.ndarray, labels: np.ndarray, theta0: n
 
 
 def objective(kind: str, activation: str, x: np.ndarray, labels: np.ndarray, theta: np.ndarray, n_classes: int,
-              hidden: int, mask: Optional[np.ndarray] = None, weight_decay: float = 0.0) -> tuple[float, np.ndarray]:
-    """One model's loss and gradient ``[P]`` at ``theta`` ``[P]``, on ``x`` ``[F + 1, N]`` and ``labels`` ``[N]``."""
+              hidden: int, mask: Optional[np.ndarray] = None, weight_decay: float = 0.0,
+              repeats: int = 1) -> tuple[float, np.ndarray]:
+    """One model's loss and gradient ``[P]`` at ``theta`` ``[P]``, on ``x`` ``[F + 1, N]`` and ``labels`` ``[N]``.
+
+    ``repeats`` > 1 evaluates it that many times (the same result), for timing one evaluation.
+    """
     lib = _library()[0]
     if lib is None:
         raise RuntimeError(f"the compiled corrector fits are not available: {unavailable_reason()}")
@@ -217,7 +221,7 @@ def objective(kind: str, activation: str, x: np.ndarray, labels: np.ndarray, the
     grad = np.zeros_like(theta)
     value = lib.neurodtco_objective(KINDS[kind], ACTIVATIONS[activation], f1, n, hidden, n_classes, _pointer(x),
                                     _pointer(y, _L), _pointer(theta), None if m is None else _pointer(m),
-                                    weight_decay, _pointer(grad))
+                                    weight_decay, _pointer(grad), max(1, int(repeats)))
     if np.isnan(value):
         raise MemoryError(f"the compiled objective could not allocate its buffers for {n} images")
     return float(value), grad
