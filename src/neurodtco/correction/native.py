@@ -25,9 +25,10 @@ import subprocess
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -127,9 +128,22 @@ def _library() -> tuple[Optional[ctypes.CDLL], str]:
     return lib, why
 
 
+_torch_only = [0]  # depth of torch_fits blocks
+
+
+@contextmanager
+def torch_fits() -> Iterator[None]:
+    """Within this block the corrector fits run in torch (as ``NEURODTCO_NATIVE=0`` asks), e.g. to compare the two."""
+    _torch_only[0] += 1
+    try:
+        yield
+    finally:
+        _torch_only[0] -= 1
+
+
 def available() -> bool:
-    """True if the compiled fits can run here (a C compiler built them, and NEURODTCO_NATIVE is not 0)."""
-    return _library()[0] is not None
+    """True if the compiled fits can run here (a C compiler built them, NEURODTCO_NATIVE is not 0, not in torch_fits)."""
+    return not _torch_only[0] and _library()[0] is not None
 
 
 def unavailable_reason() -> str:
