@@ -130,7 +130,7 @@ def test_the_compiled_lbfgs_follows_the_torch_one(make):
     """Same iterations, evaluations, loss history and parameters as solvers.lbfgs, up to rounding."""
     x, y = _data(3, 150, seed=5)
     model = make().fit(x, y)
-    assert model.backend_ == "native"
+    assert model.backend_ == "compiled"
     theta, history, iterations, evaluations = _torch_fit(make(), x, y, model.iterations)
     np.testing.assert_array_equal(model.n_iter_, iterations)
     assert model.n_evaluations_ == pytest.approx(evaluations)

@@ -110,6 +110,8 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
     ``learning_rate`` (Adam), ``weight_decay`` (L2 on weight matrices), ``tol`` (L-BFGS stops a
     model when its largest gradient entry is below), ``dtype``, ``n_threads`` (torch threads in fit),
     ``device`` (the torch device the fit runs on, e.g. ``"cuda"``; the fitted models live on the CPU).
+    After ``fit``, ``backend_`` says how it ran: ``"compiled"`` (the C fits of ``native``, on a CPU in
+    float64 with L-BFGS) or ``"torch"``.
     """
 
     name = "base"
@@ -299,7 +301,7 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
                     kind, activation, with_ones_row(xs).numpy(), yt[:, 0].numpy(), theta0.numpy(), c, hidden,
                     None if penalised is None else penalised.numpy(), weight_decay, self.iterations, settings["tol"],
                     threads=settings["n_threads"])
-                theta, self.backend_ = torch.from_numpy(fitted), "native"
+                theta, self.backend_ = torch.from_numpy(fitted), "compiled"
             else:
                 # On a CPU, models go through the loss in groups whose arrays alive at once ([models, rows, N])
                 # stay in cache: the elementwise passes, not the products, bound these small models.

@@ -138,6 +138,15 @@ def _grid_sections(d: ReportData) -> list[tuple[str, str, str]]:
     return sections
 
 
+def fits_text(info: pd.DataFrame) -> str:
+    """How the tasks' correctors were fitted, in words (compiled C or torch, on how many tasks); '' if not recorded."""
+    if "fits" not in info or info.empty:
+        return ""
+    words = {"compiled": "compiled C", "torch": "torch", "compiled+torch": "compiled C and torch"}
+    counts = info["fits"].fillna("").value_counts()
+    return "; ".join(f"{words.get(name, name)} on {plural(int(n), 'task')}" for name, n in counts.items() if name)
+
+
 def _study_section(d: ReportData) -> tuple[str, str, str]:
     """The study's settings, the time per stage, the code and the environment."""
     study = d.study
@@ -172,6 +181,7 @@ def _study_section(d: ReportData) -> tuple[str, str, str]:
          f"<tr><td>Seeds</td><td>{_e(study['seeds'])}</td></tr>"
          f"<tr><td>Tasks finished</td><td>{n_done}</td></tr>"
          f"<tr><td>Time per stage</td><td>{_e(time_text)}</td></tr>"
+         + (f"<tr><td>Corrector fits</td><td>{_e(fits_text(d.info))}</td></tr>" if fits_text(d.info) else "") +
          f"<tr><td>Code</td><td>git {_e(git.get('commit') or 'unknown')}{' (uncommitted changes)' if git.get('dirty') else ''}</td></tr>"
          f"<tr><td>Packages</td><td>{_e(versions)}</td></tr>"
          f"<tr><td>Python, platform</td><td>{_e(env.get('python', ''))}, {_e(env.get('platform', ''))}</td></tr>"

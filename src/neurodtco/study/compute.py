@@ -247,8 +247,9 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     t1 = time.perf_counter()
     fit_s: dict[str, float] = {}
     fit_flops: list[float] = []
+    backends: list[str] = []
     results.extend(_fit_correctors(study, v, y_tr, y_held, n_tr, np.stack(hidden) if hidden else None, fit_s,
-                                   fit_flops))
+                                   fit_flops, backends))
     t_fit = time.perf_counter() - t1
 
     n_val, n_test = ctx.n_validation, ctx.n_test
@@ -287,8 +288,14 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
     info = {"n_circuits": len(task.circuits), "n_images": int(v.shape[1]),
             "n_inferences": int(v.shape[0] * v.shape[1]), "build_s": t_build, "factorize_s": t_factorize,
             "simulate_s": t_sim, "fit_s": t_fit, **{f"{FIT_PREFIX}{k}": v_s for k, v_s in fit_s.items()},
-            "n_fits": len(task.circuits) * (len(results) - 1), "fit_flops": sum(fit_flops)}
+            "n_fits": len(task.circuits) * (len(results) - 1), "fit_flops": sum(fit_flops),
+            "fits": fits_backend(backends)}
     return TaskOutput(table=table, arrays=arrays, info=info)
+
+
+def fits_backend(backends: list[str]) -> str:
+    """How a task's correctors were fitted: ``compiled`` (C), ``torch``, both joined by ``+``, or '' if none were."""
+    return "+".join(sorted(set(backends)))
 
 
 CIRCUIT_COLUMNS = ["task_id", "circuit_id", "network_seed", "pattern", "kind", "array", "severity", "instance",
@@ -301,16 +308,19 @@ CROSS_COLUMNS = ["task_id", "network_seed", "array", "kind", "severity", "instan
 
 def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndarray, n_tr: int,
                     last_hidden: Optional[np.ndarray] = None, fit_s: Optional[dict[str, float]] = None,
-                    fit_flops: Optional[list[float]] = None) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
+                    fit_flops: Optional[list[float]] = None,
+                    backends: Optional[list[str]] = None) -> list[tuple[str, int, int, np.ndarray, np.ndarray]]:
     """Fit every corrector of the study on every circuit of the task, each kind in one batched fit.
 
     Returns per corrector its per-image correctness ``[K, images]`` on the held-out images
     ``x[:, n_tr:]`` (labels ``y_te``) and its training accuracy ``[K]``. ``fit_s`` receives the wall
-    seconds of each corrector's fit (``mlp-h8``, ``affine``, ...) and ``fit_flops`` the flops each
-    fit's linear maps cost at the evaluations it ran (``study.floor``).
+    seconds of each corrector's fit (``mlp-h8``, ``affine``, ...), ``fit_flops`` the flops each
+    fit's linear maps cost at the evaluations it ran (``study.floor``), and ``backends`` how each was
+    fitted (``compiled`` or ``torch``).
     """
     fit_s = {} if fit_s is None else fit_s
     fit_flops = [] if fit_flops is None else fit_flops
+    backends = [] if backends is None else backends
     out = []
     spec = study.correctors
     options = {**spec.options, "device": study.device}
@@ -328,6 +338,7 @@ def _fit_correctors(study: Study, v: np.ndarray, y_tr: np.ndarray, y_te: np.ndar
         model.fit(x[:, :n_tr], y_tr)
         fit_s[f"{name}-h{h}" if name == "mlp" else name] = time.perf_counter() - start
         fit_flops.append(model.fit_flops_)
+        backends.append(model.backend_)
         correct = np.asarray(model.predict(x[:, n_tr:])) == y_te
         acc_train = _accuracy(model.predict(x[:, :n_tr]), y_tr)
         out.append((name, h, int(model.n_parameters), correct, acc_train))
@@ -382,5 +393,6 @@ def _run_cross(task: Task, setup: Setup, inputs: dict[str, np.ndarray]) -> TaskO
     info = {"n_circuits": 0, "n_images": 0, "n_inferences": 0, "simulate_s": 0.0,
             "fit_s": time.perf_counter() - t0,
             "n_fits": len(patterns) * len(keys) + (len(keys) if study.cross_defect.mixture else 0),
-            "fit_flops": sum(m.fit_flops_ for m in made if m.is_fitted)}
+            "fit_flops": sum(m.fit_flops_ for m in made if m.is_fitted),
+            "fits": fits_backend([m.backend_ for m in made if m.is_fitted])}
     return TaskOutput(table=table, arrays=None, info=info)
