@@ -196,11 +196,18 @@ def fit(kind: str, activation: str, x: np.ndarray, labels: np.ndarray, theta0: n
     iterations, stopped, final = np.zeros(k, np.int64), np.zeros(k, np.int64), np.zeros(k)
 
     def run(lo: int, hi: int) -> float:
-        return lib.neurodtco_fit(KINDS[kind], ACTIVATIONS[activation], hi - lo, f1, n, hidden, n_classes,
-                                 _pointer(x[lo:hi]), _pointer(y[lo:hi], _L), _pointer(theta[lo:hi]),
-                                 None if m is None else _pointer(m), weight_decay, max_iter, tol, memory,
-                                 _pointer(history[lo:hi]), slots, _pointer(iterations[lo:hi], _L),
-                                 _pointer(stopped[lo:hi], _L), _pointer(final[lo:hi]))
+        # One model per call: Python looks at its signals between calls, so Ctrl-C stops a long batch promptly.
+        total = 0.0
+        for i in range(lo, hi):
+            spent = lib.neurodtco_fit(KINDS[kind], ACTIVATIONS[activation], 1, f1, n, hidden, n_classes,
+                                      _pointer(x[i]), _pointer(y[i], _L), _pointer(theta[i]),
+                                      None if m is None else _pointer(m), weight_decay, max_iter, tol, memory,
+                                      _pointer(history[i]), slots, _pointer(iterations[i:], _L),
+                                      _pointer(stopped[i:], _L), _pointer(final[i:]))
+            if spent < 0:
+                return spent
+            total += spent
+        return total
 
     bounds = np.linspace(0, k, max(1, min(threads, k)) + 1).astype(int)
     if len(bounds) == 2:
