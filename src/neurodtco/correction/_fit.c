@@ -1,5 +1,5 @@
 /* Corrector fits in one pass per model: the loss and gradient of a small classifier, fused over
- * blocks of images that stay in the core's first-level cache, inside the same L-BFGS as
+ * blocks of 64 images whose intermediates stay in the core's caches, inside the same L-BFGS as
  * neurodtco.correction.solvers.lbfgs.
  *
  * Built by neurodtco.correction.native with the system's C compiler (-O3 -march=native); the
@@ -8,7 +8,7 @@
  * inputs are features-major [F + 1, N] with a last row of ones, parameters are flat [P].
  *
  * The image axis is the vector axis: every pass runs over NV vectors of VL images, so that a block
- * of intermediates ([h, B] hidden values, [C, B] logits) lives in registers or the L1 cache, and the
+ * of intermediates ([h, B] hidden values, [C, B] logits) lives in registers or cache, and the
  * activation, softmax and cross-entropy cost a few vector instructions per value instead of a
  * sweep over memory each. exp, log and tanh are written here as vector polynomials (within a few
  * ulp of libm) because the C library's scalar calls would cost more than the products.

@@ -108,7 +108,8 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
     one model's trainable numbers. Settings: ``features`` (which voltages it reads), ``seed`` (of
     the initial draw), ``solver`` (``lbfgs`` or ``adam``), ``max_iter`` (None: the class's default),
     ``learning_rate`` (Adam), ``weight_decay`` (L2 on weight matrices), ``tol`` (L-BFGS stops a
-    model when its largest gradient entry is below), ``dtype``, ``n_threads`` (torch threads in fit),
+    model when its largest gradient entry is below), ``dtype``, ``n_threads`` (threads in fit: slices of
+    the batch for the compiled fits, torch's CPU threads otherwise),
     ``device`` (the torch device the fit runs on, e.g. ``"cuda"``; the fitted models live on the CPU).
     After ``fit``, ``backend_`` says how it ran: ``"compiled"`` (the C fits of ``native``, on a CPU in
     float64 with L-BFGS) or ``"torch"``.
@@ -153,7 +154,7 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
                                          "L-BFGS stops a model when its largest gradient entry is below"),
             "dtype": check_choice("dtype", self.dtype, tuple(_DTYPES)),
             "n_threads": check_int("n_threads", self.n_threads, 1,
-                                    "torch CPU threads used inside fit; 1 is reproducible"),
+                                    "threads used inside fit; the compiled fits give the same models on any number"),
             "device": check_device(self.device),
         }
 
@@ -315,7 +316,6 @@ class BatchedCorrector(sklearn.base.BaseEstimator):
                     theta, history, iterations, evaluations = adam(objective, theta0, self.iterations,
                                                                    settings["learning_rate"])
                 self.backend_ = "torch"
-
         finally:
             torch.set_num_threads(threads)
         self.params_ = {name: p.detach().cpu() for name, p in self._params(unflatten(theta, shapes)).items()}

@@ -11,7 +11,7 @@ The source ships with the package and is compiled on first use with the system's
 compiler and the processor. Without a compiler the fits run in torch, with one warning that
 says so; ``NEURODTCO_NATIVE=0`` asks for torch. ``fit`` takes the stacked inputs of
 ``BatchedCorrector.fit`` and returns what ``solvers.lbfgs`` returns, for the same models up to
-rounding (the tests hold it to the torch objective and to autograd).
+rounding (the tests hold its objective to autograd and its L-BFGS to the torch one).
 """
 
 from __future__ import annotations
