@@ -56,6 +56,9 @@ SCRIPTS: dict[str, list[list[str]]] = {
     "reviewed_study": [["-m", "neurodtco", "demo", "--study", "reviewed", "--out", "results/reviewed"],
                        ["examples/study_tables.py", "--results", "results/reviewed", "--prefix", "reviewed-",
                         "--write-docs"]],
+    "fashion_cnn_study": [["-m", "neurodtco", "demo", "--study", "fashion-cnn", "--out", "results/fashion-cnn"],
+                          ["examples/study_tables.py", "--results", "results/fashion-cnn", "--prefix", "cnn-",
+                           "--page", "tiling.md", "--write-docs"]],
     "system_energy": [["examples/system_energy.py", "--ratios", "16", "8", "4", "--jobs", "2", "--write-docs"]],
     # docs/engines.md, tiling.md, networks.md, data.md
     "bench_crossbar": [["bench/crossbar.py", "--both-methods", "--write-docs"]],

@@ -13,8 +13,8 @@ does) and prints three tables:
 * ``throughput``: circuit-inferences, the runs' wall time and the tasks' CPU seconds, and where
   they went (``study.timing.stage_breakdown``).
 
-``--write-docs`` publishes the three blocks into docs/studies.md, with the command and the study's
-name; rerunning a study and then this script refreshes them.
+``--write-docs`` publishes the three blocks into docs/studies.md (or ``--page``, e.g. tiling.md), with
+the command and the study's name; rerunning a study and then this script refreshes them.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Print the tables of the study in ``--results`` and publish them on request."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, required=True, help="a finished study's results folder")
-    parser.add_argument("--write-docs", action="store_true", help="publish the tables into docs/studies.md")
+    parser.add_argument("--write-docs", action="store_true", help="publish the tables into docs/PAGE")
+    parser.add_argument("--page", default=PAGE, help=f"the docs page the blocks go into (default {PAGE})")
     parser.add_argument("--prefix", default="", help="prefix of the block names, so that several studies are shown "
                                                       "(e.g. reviewed- publishes reviewed-findings ...)")
     args = parser.parse_args(argv)
@@ -100,10 +101,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"\n{block} ({name}):\n{body}")
     if args.write_docs:
         command = (f"python examples/study_tables.py --results {args.results}"
-                   f"{f' --prefix {args.prefix}' if args.prefix else ''} --write-docs")
+                   f"{f' --prefix {args.prefix}' if args.prefix else ''}"
+                   f"{f' --page {args.page}' if args.page != PAGE else ''} --write-docs")
         for block, body in tables.items():
-            publish(PAGE, args.prefix + block, f"Study `{name}` ({args.results}).\n\n{body}", command)
-        print(f"published {', '.join(args.prefix + t for t in tables)} into docs/{PAGE}")
+            publish(args.page, args.prefix + block, f"Study `{name}` ({args.results}).\n\n{body}", command)
+        print(f"published {', '.join(args.prefix + t for t in tables)} into docs/{args.page}")
 
 
 if __name__ == "__main__":

@@ -64,3 +64,19 @@ def test_prefixed_blocks_publish_a_second_study_beside_the_first(finished, tmp_p
     assert all(blocks[n] == "" for n in names)  # the unprefixed blocks are untouched
     assert all("--prefix other- --write-docs" in blocks["other-" + n] for n in names)
     assert "| Defective circuits simulated | 4 |" in blocks["other-findings"]
+
+
+def test_page_publishes_a_study_into_another_page(finished, tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    names = ("findings", "by_array", "throughput")
+    (docs / "tiling.md").write_text("".join(f"<!-- cnn-{n}:start -->\n<!-- cnn-{n}:end -->\n" for n in names))
+    (docs / "studies.md").write_text("no blocks here\n")
+    import _docblocks
+
+    monkeypatch.setattr(example, "publish", lambda page, name, body, command: _docblocks.publish(
+        page, name, body, command, docs=docs))
+    example.main(["--results", str(finished), "--prefix", "cnn-", "--page", "tiling.md", "--write-docs"])
+    blocks = _docblocks.blocks((docs / "tiling.md").read_text())
+    assert all("--prefix cnn- --page tiling.md --write-docs" in blocks["cnn-" + n] for n in names)
+    assert (docs / "studies.md").read_text() == "no blocks here\n"
