@@ -260,10 +260,9 @@ typedef struct {
 static double evaluate(const Model *m, const double *theta, double *grad) {
     const int f1 = m->f1, c = m->c, h = m->h, stride = m->nb * BLOCK;
     const int rows = m->kind == KIND_MLP ? h : 0;
-    const int gcols = m->kind == KIND_AFFINE ? 2 : (m->kind == KIND_LINEAR ? f1 : h + 1);
     const double *w1 = theta, *w2 = theta + rows * f1;  /* MLP: [h, f1], [c, h + 1]; else w2 is the only layer */
     vd *acc1 = (vd *)m->acc, *acc2 = acc1 + rows * f1;   /* lanes of the gradients, summed at the end */
-    memset(m->acc, 0, sizeof(vd) * (size_t)(rows * f1 + c * gcols));
+    memset(m->acc, 0, sizeof(vd) * (size_t)m->p);
     vd loss = splat(0.0);
     vd *logit = (vd *)m->logit, *glog = (vd *)m->glog;
     for (int b = 0; b < m->nb; b++) {
@@ -296,14 +295,13 @@ static double evaluate(const Model *m, const double *theta, double *grad) {
             for (int v = 0; v < NV; v++) softmax_vector(c, logit + v, glog + v, yv[v], wb[v], &loss, &prod);
         }
         loss += splat(m->inv_n) * vlog_atleast1(prod);
-        const vd *gl = glog;
         /* gradient of the last (or only) layer */
         if (m->kind == KIND_MLP) {
             const vd *hid = (const vd *)m->hid;
-            accumulate_block(c, h, gl, hid, NV, acc2);
+            accumulate_block(c, h, glog, hid, NV, acc2);
             /* back through the activation: dz [h, BLOCK] takes pre's memory, da = W2^T dlogits passes through dz first */
             vd *pre = (vd *)m->pre, *dz = (vd *)m->dz;
-            rows_times_block(h, c, w2, 1, h + 1, -1, gl, NV, dz);
+            rows_times_block(h, c, w2, 1, h + 1, -1, glog, NV, dz);
             const vd zero = splat(0.0);
             for (int i = 0; i < h * NV; i++) {
                 const vd hv = hid[i], pv = pre[i], da = dz[i];
@@ -313,14 +311,14 @@ static double evaluate(const Model *m, const double *theta, double *grad) {
             }
             accumulate_block(h, f1 - 1, pre, (const vd *)xb, stride / VL, acc1);
         } else if (m->kind == KIND_LINEAR) {
-            accumulate_block(c, f1 - 1, gl, (const vd *)xb, stride / VL, acc2);
+            accumulate_block(c, f1 - 1, glog, (const vd *)xb, stride / VL, acc2);
         } else {
             for (int k = 0; k < c; k++) {
                 const vd *xr = (const vd *)(xb + (size_t)k * stride);
                 vd sg = acc2[2 * k], so = acc2[2 * k + 1];
                 for (int v = 0; v < NV; v++) {
-                    sg += gl[k * NV + v] * xr[v];
-                    so += gl[k * NV + v];
+                    sg += glog[k * NV + v] * xr[v];
+                    so += glog[k * NV + v];
                 }
                 acc2[2 * k] = sg;
                 acc2[2 * k + 1] = so;
@@ -441,12 +439,18 @@ static int lbfgs(const Model *m, double *theta, int max_iter, double tol, int me
     return stopped;
 }
 
+/* Parameters of one model, in the layout above: an MLP's [h, f1] then [c, h + 1]; one linear layer
+ * [c, f1]; or an affine calibration's [c, 2]. */
+static int n_params(int kind, int f1, int h, int c) {
+    return (kind == KIND_MLP ? h * f1 : 0) + c * (kind == KIND_AFFINE ? 2 : (kind == KIND_LINEAR ? f1 : h + 1));
+}
+
 /* A model's buffers: its inputs padded to whole blocks, labels, weights, the block's intermediates
  * and the gradient lanes, then `extra` doubles for the caller. Returns the memory to free (NULL if
  * none could be had); load_model fills in one model's inputs. */
 static double *new_model(Model *m, int kind, int act, int f1, int n, int h, int c, size_t extra, double **rest) {
     const int nb = (n + BLOCK - 1) / BLOCK, np = nb * BLOCK, hh = h > 0 ? h : 1;
-    const int p = (kind == KIND_MLP ? h * f1 : 0) + c * (kind == KIND_AFFINE ? 2 : (kind == KIND_LINEAR ? f1 : h + 1));
+    const int p = n_params(kind, f1, h, c);
     const size_t doubles = (size_t)f1 * np + 2 * (size_t)np + 3 * (size_t)hh * BLOCK + 2 * (size_t)c * BLOCK
                            + (size_t)VL * p + extra;
     double *mem = aligned_alloc(64, ((doubles * sizeof(double) + 63) / 64) * 64);
@@ -478,7 +482,7 @@ double neurodtco_fit(int kind, int act, int k, int f1, int n, int h, int c, cons
                      double *history, int n_history, int64_t *iterations, int64_t *stopped, double *final_loss) {
     Model m;
     double *scratch;
-    const int p = (kind == KIND_MLP ? h * f1 : 0) + c * (kind == KIND_AFFINE ? 2 : (kind == KIND_LINEAR ? f1 : h + 1));
+    const int p = n_params(kind, f1, h, c);
     double *mem = new_model(&m, kind, act, f1, n, h, c, 4 * (size_t)p + 2 * (size_t)memory * p + 2 * (size_t)memory,
                             &scratch);
     if (!mem) return -1.0;
