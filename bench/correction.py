@@ -82,11 +82,9 @@ def main() -> None:
     print(body)
     if args.write_docs:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-        from _docblocks import publish
+        from _docblocks import command_line, publish
 
-        command = "python bench/correction.py --write-docs" + (
-            f" --chips {args.chips}" if args.chips != 40 else "") + (f" --loop {args.loop}" if args.loop != 8 else "")
-        publish("correction.md", "batched-bench", body, command)
+        publish("correction.md", "batched-bench", body, command_line(__file__))
 
 
 if __name__ == "__main__":

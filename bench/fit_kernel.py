@@ -73,11 +73,9 @@ def main(argv: list[str] | None = None) -> str:
     print(body)
     if args.write_docs:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-        from _docblocks import publish
+        from _docblocks import command_line, publish
 
-        command = "python bench/fit_kernel.py --write-docs" + (
-            f" --images {args.images}" if args.images != 1437 else "")
-        publish("studies.md", "fit_kernel", body, command)
+        publish("studies.md", "fit_kernel", body, command_line(__file__, argv))
     return body
 
 

@@ -34,10 +34,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from neurodtco.correction import native
 from neurodtco.correction.base import check_device
 from neurodtco.store import load_task_info
 from neurodtco.study import DaskExecutor, LocalExecutor, Study, load_study, run_study
+from neurodtco.study.compute import fits_backend
 from neurodtco.study.floor import gemm_rate, study_floor
 
 
@@ -77,7 +77,9 @@ def bench_demo(study_name: str, workers: int, root: Path, device: str) -> dict:
     info = load_task_info(out)
     rate = _rate(study, info)
     floor = study_floor(info.to_dict("records"), rate, workers)
-    return {"study": study.name, "workers": workers, "device": device,
+    # How the workers fitted the correctors, as every task recorded it (compiled C, torch, or both).
+    fits = fits_backend(list(info["fits"].dropna())) if "fits" in info else "unrecorded"
+    return {"study": study.name, "workers": workers, "device": device, "fits": fits,
             "wall_s": run_s, "floor_s": floor["floor_s"], "ratio": run_s / floor["floor_s"],
             "cpu_ratio": float(info["cpu_s"].sum()) / (floor["floor_s"] * workers), "floor": floor, "circuits": summary.n_circuits, "inferences": summary.n_inferences,
             "run_s": run_s, "report_s": report_s, "total_s": run_s + report_s,
@@ -146,16 +148,14 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ.setdefault("NEURODTCO_CACHE", str(Path(__file__).resolve().parents[1] / ".neurodtco-cache"))
     if args.torch_fits:
         os.environ["NEURODTCO_NATIVE"] = "0"  # the workers inherit it
-    # Which fits the workers run: the compiled ones need a CPU, float64 and a C compiler.
-    fits = "compiled" if args.device == "cpu" and native.available() else "torch"
-    result: dict = {"cpu_count": os.cpu_count(), "load_before": _load(), "device": args.device, "fits": fits}
+    result: dict = {"cpu_count": os.cpu_count(), "load_before": _load(), "device": args.device}
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         if not args.skip_demo:
             d = bench_demo(args.study, args.workers, root, args.device)
             result["demo"] = d
             result.update(wall_s=d["wall_s"], floor_s=d["floor_s"], ratio=d["ratio"])
-            print(f"{d['study']} ({fits} corrector fits): {d['circuits']} circuits, {d['inferences']:,} circuit-inferences in {d['run_s']:.1f} s "
+            print(f"{d['study']} ({d['fits']} corrector fits): {d['circuits']} circuits, {d['inferences']:,} circuit-inferences in {d['run_s']:.1f} s "
                   f"on {d['workers']} local workers = {d['throughput_inferences_per_s']:,.0f} inferences/s; report "
                   f"{d['report_s']:.1f} s; total {d['total_s']:.1f} s. Task CPU time {d['task_cpu_s']:.0f} s "
                   f"(simulation {d['simulate_s']:.0f} s, corrector fits {d['fit_s']:.0f} s of task wall time): "

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _docblocks import ROOT, publish  # noqa: E402
+from _docblocks import ROOT, command_line, publish  # noqa: E402
 
 PAGE = "studies.md"
 
@@ -35,7 +35,7 @@ def _load(result: dict) -> str:
 
 def floor_table(results: list[dict]) -> str:
     """Studies' wall times and task CPU seconds against their floors, as bench/study.py measured them, side by side."""
-    head = [f"{r.get('fits', 'torch')} corrector fits" for r in results]
+    head = [f"{r['demo'].get('fits', 'torch')} corrector fits" for r in results]
     rows = [("study; local workers", lambda r, d, f: f"{d['study']}; {d['workers']}"),
             ("circuits; circuit-inferences", lambda r, d, f: f"{d['circuits']:,}; {d['inferences']:,}"),
             ("wall time: run + report", lambda r, d, f: f"{d['run_s']:.0f} s + {d['report_s']:.0f} s "
@@ -97,10 +97,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for name, body in tables.items():
         print(f"\n{name}:\n{body}")
     if write:
-        command = " ".join(["python examples/study_bench_tables.py", *bench_args,
-                            *(["--compare-torch-fits"] if compare else []), "--write-docs"])
         for name, body in tables.items():
-            publish(PAGE, name, body, command)
+            publish(PAGE, name, body, command_line(__file__, args))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 from neurodtco.report.data import ReportData, correction_by_array, headline_numbers, load_report_data, time_breakdown
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _docblocks import publish  # noqa: E402
+from _docblocks import command_line, publish  # noqa: E402
 
 PAGE = "studies.md"
 
@@ -100,9 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for block, body in tables.items():
         print(f"\n{block} ({name}):\n{body}")
     if args.write_docs:
-        command = (f"python examples/study_tables.py --results {args.results}"
-                   f"{f' --prefix {args.prefix}' if args.prefix else ''}"
-                   f"{f' --page {args.page}' if args.page != PAGE else ''} --write-docs")
+        command = command_line(__file__, argv)
         for block, body in tables.items():
             publish(args.page, args.prefix + block, f"Study `{name}` ({args.results}).\n\n{body}", command)
         print(f"published {', '.join(args.prefix + t for t in tables)} into docs/{args.page}")

@@ -35,8 +35,9 @@ def test_floor_table_shows_the_floor_as_its_parts_over_the_workers():
 
 def test_floor_table_puts_torch_and_compiled_fits_side_by_side():
     torch_run, compiled = _result(), _result()
-    torch_run["fits"], compiled["fits"] = "torch", "compiled"
-    compiled["demo"] = {**compiled["demo"], "run_s": 35.0, "ratio": 35.0 / compiled["demo"]["floor_s"]}
+    torch_run["demo"] = {**torch_run["demo"], "fits": "torch"}
+    compiled["demo"] = {**compiled["demo"], "fits": "compiled", "run_s": 35.0,
+                        "ratio": 35.0 / compiled["demo"]["floor_s"]}
     lines = example.floor_table([torch_run, compiled]).splitlines()
     assert lines[0] == "| measure | torch corrector fits | compiled corrector fits |"
     assert all(line.count("|") == 4 for line in lines)

@@ -157,6 +157,7 @@ def _study_section(d: ReportData) -> tuple[str, str, str]:
     # Wall seconds inside the workers, added over tasks: where a faster study must win its time.
     time_text = "; ".join(f"{name} {value:,.1f} s ({100 * value / spent:.0f}%)" for name, value in breakdown) or "n/a"
     env = read_json(d.root / "environment.json")
+    fits = fits_text(d.info)
     git = env.get("git", {}) if env else {}
     pk = env.get("packages", {}) if env else {}
     versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
@@ -181,7 +182,7 @@ def _study_section(d: ReportData) -> tuple[str, str, str]:
          f"<tr><td>Seeds</td><td>{_e(study['seeds'])}</td></tr>"
          f"<tr><td>Tasks finished</td><td>{n_done}</td></tr>"
          f"<tr><td>Time per stage</td><td>{_e(time_text)}</td></tr>"
-         + (f"<tr><td>Corrector fits</td><td>{_e(fits_text(d.info))}</td></tr>" if fits_text(d.info) else "") +
+         + (f"<tr><td>Corrector fits</td><td>{_e(fits)}</td></tr>" if fits else "") +
          f"<tr><td>Code</td><td>git {_e(git.get('commit') or 'unknown')}{' (uncommitted changes)' if git.get('dirty') else ''}</td></tr>"
          f"<tr><td>Packages</td><td>{_e(versions)}</td></tr>"
          f"<tr><td>Python, platform</td><td>{_e(env.get('python', ''))}, {_e(env.get('platform', ''))}</td></tr>"

@@ -294,8 +294,11 @@ def _run_circuits(task: Task, setup: Setup) -> TaskOutput:
 
 
 def fits_backend(backends: list[str]) -> str:
-    """How a task's correctors were fitted: ``compiled`` (C), ``torch``, both joined by ``+``, or '' if none were."""
-    return "+".join(sorted(set(backends)))
+    """How correctors were fitted: ``compiled`` (C), ``torch``, both joined by ``+``, or '' if none were.
+
+    ``backends`` may hold joined values already (a run's tasks): each part counts once.
+    """
+    return "+".join(sorted({part for b in backends for part in b.split("+") if part}))
 
 
 CIRCUIT_COLUMNS = ["task_id", "circuit_id", "network_seed", "pattern", "kind", "array", "severity", "instance",
